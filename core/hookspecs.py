@@ -1,0 +1,55 @@
+"""The hooks a llmrelay plugin can implement.
+
+A plugin is a module (or object) registered under the ``llmrelay``
+entry-point group::
+
+    # pyproject.toml of your package
+    [project.entry-points.llmrelay]
+    myprovider = "my_package.llmrelay_plugin"
+
+    # my_package/llmrelay_plugin.py
+    from llmrelay.core import hookimpl
+
+    @hookimpl
+    def llmrelay_register_providers(register):
+        register(MyProvider)
+
+llmrelay's own providers and plugins register through these same hooks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .pipeline import LayerSpec
+    from .provider import Provider
+
+__all__ = ["PROJECT_NAME", "hookspec", "hookimpl", "llmrelay_register_providers", "llmrelay_register_layers"]
+
+PROJECT_NAME = "llmrelay"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def llmrelay_register_providers(register: Callable[[type[Provider]], None]) -> None:
+    """Register provider classes: call ``register(ProviderClass)`` for each.
+
+    The class's ``name`` is the name users pass to ``create_provider`` and
+    write in ``[providers.<name>]``.
+    """
+
+
+@hookspec
+def llmrelay_register_layers(register: Callable[[LayerSpec], None]) -> None:
+    """Register layers to wrap around provider calls: ``register(LayerSpec(...))``.
+
+    The spec's ``position`` says where the layer sits (see
+    :class:`~llmrelay.core.pipeline.Position`), its ``settings_model``
+    validates the ``[plugins.<name>]`` section of the config.
+    """

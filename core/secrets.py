@@ -1,0 +1,43 @@
+"""Keeping API keys out of everything llmrelay prints, logs, raises or records.
+
+Keys live in :class:`pydantic.SecretStr` from the moment config is read;
+code that needs the plain value calls ``get_secret_value()`` at the one
+place it builds the ``Authorization`` header. :func:`redact` is the second
+line of defence for text that came from elsewhere (an upstream error body
+that echoes a header, a URL with a ``key=`` parameter).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+__all__ = ["redact", "mask", "KEY_PATTERN"]
+
+# Shapes of bearer keys issued by the services llmrelay talks to
+# (sk-or-v1-..., sk-proj-..., sk-ant-..., gsk_..., long hex or base64 tokens
+# after "Bearer ").
+KEY_PATTERN = re.compile(
+    r"(?:sk-[A-Za-z0-9_\-]{16,}|gsk_[A-Za-z0-9]{16,}|(?<=Bearer )[A-Za-z0-9._\-]{12,})"
+)
+_QUERY_KEY = re.compile(r"(?i)((?:api[_-]?key|key|token|access_token)=)[^&\s\"']+")
+
+REDACTED = "***"
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """Replace known secrets and anything shaped like an API key with ``***``."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, REDACTED)
+    text = KEY_PATTERN.sub(REDACTED, text)
+    return _QUERY_KEY.sub(r"\1" + REDACTED, text)
+
+
+def mask(secret: str | None) -> str:
+    """A display form that tells two keys apart without revealing either."""
+    if not secret:
+        return "<not set>"
+    if len(secret) <= 12:
+        return REDACTED
+    return f"{secret[:6]}...{secret[-3:]}"

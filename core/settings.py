@@ -1,0 +1,101 @@
+"""Settings every provider shares: key, base URL, timeouts, retries, pool, proxies.
+
+A provider declares its settings as a subclass of :class:`ProviderSettings`
+(``OpenRouterSettings`` adds attribution headers, for example). Unknown
+fields are rejected so a typo in a config file is reported, not ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+__all__ = ["TimeoutSettings", "RetrySettings", "PoolSettings", "ProviderSettings"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class TimeoutSettings(_Strict):
+    """Seconds. Every call is bounded: nothing waits forever."""
+
+    connect: float = Field(default=10.0, gt=0, description="to open a TCP/TLS connection")
+    read: float = Field(default=120.0, gt=0, description="for the response to a non-streamed call, between bytes")
+    stream_idle: float = Field(default=60.0, gt=0, description="longest silence allowed inside a stream")
+
+
+class RetrySettings(_Strict):
+    """Full-jitter exponential backoff, bounded by attempts and by total time."""
+
+    max_attempts: int = Field(default=3, ge=1, description="attempts in all, the first included")
+    max_total_seconds: float = Field(default=60.0, gt=0, description="give up once this much time has passed")
+    initial_backoff: float = Field(default=0.5, ge=0, description="backoff scale for the first retry")
+    max_backoff: float = Field(default=8.0, ge=0, description="cap on one backoff")
+    retry_statuses: frozenset[int] = Field(default=frozenset({408, 429, 500, 502, 503, 504}))
+    retry_connection_errors: bool = True
+    respect_retry_after: bool = True
+
+    @field_validator("retry_statuses")
+    @classmethod
+    def _no_client_errors(cls, value: frozenset[int]) -> frozenset[int]:
+        bad = sorted(s for s in value if s in (400, 401, 402, 403, 404))
+        if bad:
+            raise ValueError(f"statuses {bad} are client errors and are never retried")
+        return value
+
+
+class PoolSettings(_Strict):
+    """The urllib3 connection pool behind the provider's one ``requests.Session``."""
+
+    # Sized so that 16 threads sharing one provider never overflow the pool
+    # (overflow makes urllib3 open and then discard extra connections).
+    connections: int = Field(default=4, ge=1, description="hosts whose pools are kept")
+    maxsize: int = Field(default=32, ge=1, description="connections kept per host")
+    block: bool = Field(default=False, description="wait for a free connection instead of opening an extra one")
+
+
+class ProviderSettings(_Strict):
+    """Settings common to HTTP providers. Subclass to add a provider's own."""
+
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+    default_model: str | None = None
+    timeout: TimeoutSettings = Field(default_factory=TimeoutSettings)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    pool: PoolSettings = Field(default_factory=PoolSettings)
+    # Proxies are read once, here, never per call: {"https": "http://proxy:3128"}.
+    # With trust_env the usual HTTPS_PROXY / NO_PROXY variables are read once
+    # when the provider is built.
+    proxies: dict[str, str] = Field(default_factory=dict)
+    trust_env: bool = False
+    headers: dict[str, str] = Field(default_factory=dict, description="extra headers sent on every request")
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("base_url must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("headers")
+    @classmethod
+    def _no_auth_header(cls, value: dict[str, str]) -> dict[str, str]:
+        # The key belongs in api_key (a SecretStr), never in a plain dict
+        # that would show up in reprs and dumps.
+        if any(name.lower() in ("authorization", "x-api-key") for name in value):
+            raise ValueError("put the API key in api_key, not in headers")
+        return value
+
+    def key(self) -> str | None:
+        return self.api_key.get_secret_value() if self.api_key is not None else None
+
+    def public_dict(self) -> dict[str, Any]:
+        """The settings with the key masked, for display."""
+        data = self.model_dump(mode="json")
+        if self.api_key is not None:
+            data["api_key"] = "**********"
+        return data

@@ -1,0 +1,2 @@
+"""Providers shipped with llmrelay. Each registers through the ``llmrelay``
+entry-point group, exactly like a third-party provider."""
