@@ -28,7 +28,14 @@ if TYPE_CHECKING:
     from .pipeline import LayerSpec
     from .provider import Provider
 
-__all__ = ["PROJECT_NAME", "hookspec", "hookimpl", "llmrelay_register_providers", "llmrelay_register_layers"]
+__all__ = [
+    "PROJECT_NAME",
+    "hookspec",
+    "hookimpl",
+    "llmrelay_register_providers",
+    "llmrelay_register_layers",
+    "llmrelay_register_commands",
+]
 
 PROJECT_NAME = "llmrelay"
 
@@ -52,4 +59,16 @@ def llmrelay_register_layers(register: Callable[[LayerSpec], None]) -> None:
     The spec's ``position`` says where the layer sits (see
     :class:`~llmrelay.core.pipeline.Position`), its ``settings_model``
     validates the ``[plugins.<name>]`` section of the config.
+    """
+
+
+@hookspec
+def llmrelay_register_commands(register: Callable[..., None]) -> None:
+    """Add subcommands to the ``llmrelay`` CLI.
+
+    Call ``register(name, help, add_arguments, run)`` where
+    ``add_arguments(parser)`` adds argparse arguments and
+    ``run(args, context) -> int`` runs the command; ``context`` builds
+    providers the way the CLI's global options (``--config``,
+    ``--cassette``, ``--record``) say.
     """

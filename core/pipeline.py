@@ -103,6 +103,14 @@ class Layer(ABC):
     def handle(self, call: Call, proceed: Handler) -> Any:
         """Return the call's result, usually ``proceed(call)`` (possibly observed)."""
 
+    def bind_downstream(self, proceed: Handler) -> None:
+        """Receive the handler for the rest of the chain below this layer.
+
+        Called once when the chain is built. A layer that makes calls of its
+        own (a cache refreshing in the background, warming up at start)
+        keeps it, so those calls pass through the layers beneath it too.
+        """
+
     def close(self) -> None:
         """Stop background work and release resources (called by the provider's close)."""
 
@@ -181,6 +189,7 @@ class LayeredProvider(Provider):
 
         handler: Handler = terminal
         for layer in reversed(self.layers):
+            layer.bind_downstream(handler)
             handler = _bind(layer, handler)
         return handler
 
