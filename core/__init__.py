@@ -48,6 +48,15 @@ _EXPORTS: dict[str, str] = {
     "get_registry": "plugins",
     "reset_registry": "plugins",
     "ENTRY_POINT_GROUP": "plugins",
+    # routing, fallback, tools
+    "Router": "routing",
+    "ModelSuffixRule": "routing",
+    "ModelPrefixRule": "routing",
+    "ContentRule": "routing",
+    "FallbackProvider": "fallback",
+    "ToolRegistry": "tools",
+    "run_agent": "agent",
+    "iter_agent": "agent",
     # domain model
     "ChatRequest": "models",
     "ChatResponse": "models",
@@ -135,7 +144,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         StreamInterruptedError,
         UnknownProviderError,
     )
+    from .agent import iter_agent, run_agent
+    from .fallback import FallbackProvider
     from .hookspecs import hookimpl, hookspec
+    from .routing import ContentRule, ModelPrefixRule, ModelSuffixRule, Router
+    from .tools import ToolRegistry
     from .models import (
         ChatRequest,
         ChatResponse,

@@ -174,14 +174,45 @@ def _describe(value: Any, field: str) -> str:
     return f"{kind} {text}" if len(text) <= 60 else kind
 
 
-def _format_errors(exc: ValidationError, source: str, prefix: str) -> str:
+def _field_model(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The nested settings model a location points into (``("timeout",)`` -> TimeoutSettings)."""
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def _did_you_mean(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> str:
+    import difflib
+
+    if model is None or not loc:
+        return ""
+    parent = _field_model(model, loc[:-1])
+    if parent is None:
+        return ""
+    close = difflib.get_close_matches(str(loc[-1]), list(parent.model_fields), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _format_errors(
+    exc: ValidationError,
+    source: str,
+    prefix: str,
+    model: type[BaseModel] | None = None,
+    origins: Mapping[str, str] | None = None,
+) -> str:
     lines = []
     for error in exc.errors(include_url=False):
         loc = ".".join(str(part) for part in error["loc"])
         field = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
+        if origins and error["loc"] and str(error["loc"][0]) in origins:
+            field += f" (from environment variable {origins[str(error['loc'][0])]})"
         kind = error["type"]
         if kind == "extra_forbidden":
-            lines.append(f"{field}: unknown setting")
+            lines.append(f"{field}: unknown setting{_did_you_mean(model, tuple(error['loc']))}")
             continue
         if kind == "missing":
             lines.append(f"{field}: required, but not set")
@@ -195,26 +226,23 @@ def _format_errors(exc: ValidationError, source: str, prefix: str) -> str:
     return head + "; ".join(lines)
 
 
-def _suggest_unknown(model: type[BaseModel], data: Mapping[str, Any]) -> str:
-    import difflib
+def validate_settings(
+    model: type[M],
+    data: Mapping[str, Any],
+    *,
+    source: str,
+    prefix: str = "",
+    origins: Mapping[str, str] | None = None,
+) -> M:
+    """Validate settings, turning pydantic's error into one readable ConfigurationError.
 
-    names = list(model.model_fields)
-    hints = []
-    for key in data:
-        if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            if close:
-                hints.append(f"did you mean {close[0]!r} instead of {key!r}?")
-    return (" " + " ".join(hints)) if hints else ""
-
-
-def validate_settings(model: type[M], data: Mapping[str, Any], *, source: str, prefix: str = "") -> M:
-    """Validate settings, turning pydantic's error into one readable ConfigurationError."""
+    ``origins`` maps top-level fields to the environment variable they were
+    read from, so the message names the variable to fix.
+    """
     try:
         return model.model_validate(dict(data))
     except ValidationError as exc:
-        message = _format_errors(exc, source, prefix) + _suggest_unknown(model, data)
-        raise ConfigurationError(message) from None
+        raise ConfigurationError(_format_errors(exc, source, prefix, model, origins)) from None
 
 
 def settings_from_env(model: type[BaseModel], prefix: str) -> dict[str, Any]:
@@ -240,6 +268,29 @@ def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, 
         else:
             merged[key] = value
     return merged
+
+
+def _check_plugin_sections(config: RelayConfig, registry: Any) -> None:
+    """A ``[plugins.<name>]`` section must name an installed plugin: a typo is not silently ignored."""
+    if not config.plugins:
+        return
+    known = {spec.name for spec in registry.layer_specs()}
+    # Plugins that failed to load or were disabled keep their sections
+    # quietly: the failure was already reported, the disabling was chosen.
+    known |= {info.name for info in getattr(registry, "loaded", ())}
+    known |= {failed.name for failed in getattr(registry, "failed", ())}
+    known |= set(getattr(registry, "disabled", ()))
+    for name in config.plugins:
+        if name not in known:
+            import difflib
+
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" Did you mean [plugins.{close[0]}]?" if close else ""
+            listed = ", ".join(sorted(known)) or "none"
+            raise ConfigurationError(
+                f"{config.source}: [plugins.{name}] does not match any installed plugin.{hint} "
+                f"Installed plugins: {listed}."
+            )
 
 
 def create_provider(
@@ -274,10 +325,17 @@ def create_provider(
         raise ConfigurationError(f"{relay_config.source}: providers.{instance}.type must be a provider name")
     cls = registry.provider_class(type_name)
 
-    data = _deep_merge(settings_from_env(cls.settings_model, cls.env_prefix), section)
+    _check_plugin_sections(relay_config, registry)
+    from_env = settings_from_env(cls.settings_model, cls.env_prefix)
+    origins = {
+        field: f"{cls.env_prefix}{field.upper()}" for field in from_env if field not in section and field not in settings
+    }
+    data = _deep_merge(from_env, section)
     data = _deep_merge(data, settings)
     source = relay_config.source if section else f"settings for provider {instance!r}"
-    model = validate_settings(cls.settings_model, data, source=source, prefix=f"providers.{instance}")
+    model = validate_settings(
+        cls.settings_model, data, source=source, prefix=f"providers.{instance}", origins=origins
+    )
     if cls.requires_api_key and getattr(model, "api_key", None) is None:
         env_hint = f"set {cls.env_prefix}API_KEY, " if cls.env_prefix else ""
         raise ConfigurationError(

@@ -32,13 +32,16 @@ flag and never on client errors, so a bad request or a bad key is never
 masked by stale data nor retried.
 
 No message, ``repr`` or attribute of these errors contains an API key:
-messages are built from status codes and the service's own error text,
-passed through :func:`llmrelay.core.secrets.redact`.
+messages are built from status codes and the service's own error text, and
+every message (and an :class:`APIStatusError`'s ``body``) is passed through
+:func:`llmrelay.core.secrets.redact` when the error is created.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from .secrets import redact
 
 __all__ = [
     "LLMRelayError",
@@ -79,6 +82,9 @@ class LLMRelayError(Exception):
         request_id: str | None = None,
         generation_id: str | None = None,
     ) -> None:
+        # Second line of defence: a message built from an upstream body or a
+        # URL may carry something shaped like a key.
+        message = redact(message)
         super().__init__(message)
         self.message = message
         self.provider = provider
@@ -205,7 +211,7 @@ class APIStatusError(ProviderError):
 
     def __init__(self, message: str, *, body: Any = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
-        self.body = body
+        self.body = _redact_value(body)
 
 
 class BadRequestError(APIStatusError):
@@ -250,6 +256,17 @@ class ServerError(APIStatusError):
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
+
+
+def _redact_value(value: Any) -> Any:
+    """``redact`` applied to every string inside a decoded JSON body."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: _redact_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redact_value(item) for item in value]
+    return value
 
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {

@@ -29,6 +29,7 @@ from . import hookspecs
 from .errors import ConfigurationError, PluginLoadError
 from .pipeline import LayerSpec
 from .provider import Provider
+from .secrets import redact
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -113,7 +114,7 @@ class PluginRegistry:
                 plugin = ep.load()
                 self.pm.register(plugin, name=ep.name)
             except Exception as exc:
-                reason = f"{type(exc).__name__}: {exc}"
+                reason = redact(f"{type(exc).__name__}: {exc}")
                 self.failed.append(FailedPlugin(ep.name, dist_name, ep.value, reason))
                 message = (
                     f"llmrelay plugin {ep.name!r} from package {dist_name or 'unknown'!r} "
@@ -157,28 +158,56 @@ class PluginRegistry:
         for impl in self.pm.hook.llmrelay_register_providers.get_hookimpls():
             plugin_name = impl.plugin_name
             info = next((p for p in self.loaded if p.name == plugin_name), None)
+            classes: list[type[Provider]] = []
 
-            def register(cls: type[Provider], _plugin: str = plugin_name, _info: Any = info) -> None:
+            def register(cls: type[Provider], _plugin: str = plugin_name) -> None:
                 name = getattr(cls, "name", None)
                 if not isinstance(name, str) or not name:
                     raise ConfigurationError(f"plugin {_plugin!r} registered {cls!r}, which has no `name`")
-                if name in found and found[name].cls is not cls:
+                classes.append(cls)
+
+            # A plugin whose hook raises is skipped like one that fails to
+            # import: its providers are dropped, the others' stay.
+            if not self._run_hook(impl, register):
+                continue
+            for cls in classes:
+                if cls.name in found and found[cls.name].cls is not cls:
                     log.warning(
                         "provider %r from plugin %r replaces the one from plugin %r",
-                        name, _plugin, found[name].plugin,
+                        cls.name, plugin_name, found[cls.name].plugin,
                     )
-                found[name] = ProviderEntry(cls, _plugin, _info.distribution if _info else None)
-
-            impl.function(register=register)
+                found[cls.name] = ProviderEntry(cls, plugin_name, info.distribution if info else None)
         return found
 
     def layer_specs(self) -> list[LayerSpec]:
         with self._lock:
             if self._layers is None:
                 specs: dict[str, LayerSpec] = {}
-                self.pm.hook.llmrelay_register_layers(register=lambda spec: specs.__setitem__(spec.name, spec))
+                for impl in self.pm.hook.llmrelay_register_layers.get_hookimpls():
+                    contributed: list[LayerSpec] = []
+                    if self._run_hook(impl, contributed.append):
+                        specs.update((spec.name, spec) for spec in contributed)
                 self._layers = sorted(specs.values(), key=lambda s: (s.position, s.name))
             return list(self._layers)
+
+    def _run_hook(self, impl: Any, register: Any) -> bool:
+        """Call one plugin's hook; on failure warn (or raise in strict mode) and return False."""
+        try:
+            impl.function(register=register)
+            return True
+        except Exception as exc:
+            plugin_name = impl.plugin_name
+            info = next((p for p in self.loaded if p.name == plugin_name), None)
+            dist_name = info.distribution if info else None
+            hook = getattr(impl.function, "__name__", "hook")
+            reason = redact(f"{type(exc).__name__}: {exc}")
+            if not any(f.name == plugin_name and f.target == hook for f in self.failed):
+                self.failed.append(FailedPlugin(plugin_name, dist_name, hook, reason))
+            message = f"llmrelay plugin {plugin_name!r} from package {dist_name or 'unknown'!r} failed in {hook}: {reason}"
+            if self.strict:
+                raise PluginLoadError(message + f" [strict mode: unset {STRICT_ENV} to skip it]") from exc
+            log.warning("%s; skipping it", message)
+            return False
 
     def provider_class(self, name: str) -> type[Provider]:
         from .errors import UnknownProviderError

@@ -20,7 +20,9 @@ __all__ = ["redact", "mask", "KEY_PATTERN"]
 KEY_PATTERN = re.compile(
     r"(?:sk-[A-Za-z0-9_\-]{16,}|gsk_[A-Za-z0-9]{16,}|(?<=Bearer )[A-Za-z0-9._\-]{12,})"
 )
-_QUERY_KEY = re.compile(r"(?i)((?:api[_-]?key|key|token|access_token)=)[^&\s\"']+")
+# A value must hold a letter or digit: prose such as "pass api_key=..., or"
+# is advice, not a key, and stays readable.
+_QUERY_KEY = re.compile(r"(?i)\b((?:api[_-]?key|key|token|access_token)=)(?=[^&\s\"',]*[A-Za-z0-9])[^&\s\"',]+")
 
 REDACTED = "***"
 

@@ -1,0 +1,145 @@
+"""Import cost of llmrelay against the floor of its own runtime dependencies.
+
+Every measurement runs in a fresh interpreter (nothing cached in
+``sys.modules``), from a scratch directory so the repository is not on
+``sys.path``. Cases are interleaved round by round, in a rotating order, so
+drift in the machine's load hits them all alike; figures are medians.
+
+For each case the child reports the time its snippet took (``perf_counter``
+around ``exec``), its peak RSS (``ru_maxrss``), and the parent measures the
+whole process's wall time (interpreter start-up included).
+
+Cases:
+  floor           import requests, pydantic, pluggy, tenacity, cachetools
+  floor+BaseModel the floor plus ``from pydantic import BaseModel``
+                  (``import pydantic`` alone is lazy and builds no model machinery)
+  llmrelay.core   import llmrelay.core            (public names load on first use)
+  floor+llmrelay API  the floor, then the public names a program uses (builds the domain model)
+  openrouter      from llmrelay.core import create_provider; create_provider("openrouter", api_key="x")
+                  with the default plugins (the cache's start-up warm-up switched off: no network);
+                  the tests' fake provider stands in until providers/openrouter.py exists
+
+    python bench/bench_import.py [--rounds 15] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+FLOOR = "import requests, pydantic, pluggy, tenacity, cachetools"
+
+CHILD = """
+import resource, sys, time
+code = sys.argv[1]
+start = time.perf_counter()
+exec(compile(code, "<bench>", "exec"), {"__name__": "__bench__"})
+elapsed = time.perf_counter() - start
+print(elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def cases() -> dict[str, str]:
+    if importlib.util.find_spec("llmrelay.providers.openrouter") is not None:
+        # The cache's start-up warm-up would try to reach openrouter.ai from a
+        # background thread: switched off, so the figure is the build alone.
+        provider = (
+            "from llmrelay.core import create_provider, get_registry\n"
+            'warm = any(s.name == "cache" for s in get_registry().layer_specs())\n'
+            'config = {"plugins": {"cache": {"warm_up": []}}} if warm else None\n'
+            'create_provider("openrouter", api_key="x", config=config)'
+        )
+    else:
+        root = Path(__file__).resolve().parent.parent
+        provider = (
+            f"import sys; sys.path.insert(0, {str(root)!r})\n"
+            "from llmrelay.core import create_provider, get_registry\n"
+            "from tests.support import fake_provider\n"
+            'get_registry().register(fake_provider, name="fake")\n'
+            'create_provider("fake")'
+        )
+    return {
+        "python -c pass": "pass",
+        "floor": FLOOR,
+        "floor+BaseModel": FLOOR + "\nfrom pydantic import BaseModel",
+        "llmrelay.core": "import llmrelay.core",
+        "floor+llmrelay API": (
+            FLOOR + "\nfrom llmrelay.core import ChatRequest, ChatResponse, ChatStream, Message, Provider, "
+            "ProviderSettings, create_provider, LLMRelayError"
+        ),
+        "openrouter": provider,
+    }
+
+
+def run_once(code: str, cwd: str, env: dict[str, str]) -> tuple[float, float, float]:
+    """(snippet seconds, peak RSS MiB, process wall seconds)."""
+    start = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, code], capture_output=True, text=True, cwd=cwd, env=env, check=False
+    )
+    wall = time.perf_counter() - start
+    if out.returncode != 0:
+        raise SystemExit(f"benchmark case failed:\n{code}\n{out.stderr}")
+    seconds, rss_kib = out.stdout.split()
+    return float(seconds), int(rss_kib) / 1024, wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--json", action="store_true", help="print the medians as JSON too")
+    args = parser.parse_args()
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENROUTER_", "LLMRELAY_", "PYTHON"))}
+    snippets = cases()
+    names = list(snippets)
+    samples: dict[str, list[tuple[float, float, float]]] = {name: [] for name in names}
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in names:  # warm the OS file cache and the .pyc files once
+            run_once(snippets[name], scratch, env)
+        for round_index in range(args.rounds):
+            shift = round_index % len(names)
+            for name in names[shift:] + names[:shift]:
+                samples[name].append(run_once(snippets[name], scratch, env))
+
+    medians = {
+        name: {
+            "import_s": statistics.median(s[0] for s in runs),
+            "rss_mib": statistics.median(s[1] for s in runs),
+            "process_s": statistics.median(s[2] for s in runs),
+        }
+        for name, runs in samples.items()
+    }
+    floor = medians["floor"]
+    floor_model = medians["floor+BaseModel"]
+    print(f"python {sys.version.split()[0]}, {args.rounds} interleaved rounds, medians")
+    print(f"{'case':<20}{'import ms':>10}{'process ms':>12}{'peak RSS MiB':>14}{'x floor':>9}{'x floor+BM':>12}")
+    for name, m in medians.items():
+        print(
+            f"{name:<20}{m['import_s'] * 1000:>10.1f}{m['process_s'] * 1000:>12.1f}{m['rss_mib']:>14.1f}"
+            f"{m['process_s'] / floor['process_s']:>9.2f}{m['process_s'] / floor_model['process_s']:>12.2f}"
+        )
+    print()
+    for name in ("llmrelay.core", "floor+llmrelay API", "openrouter"):
+        m = medians[name]
+        added_time = (m["process_s"] - floor_model["process_s"]) / floor_model["process_s"]
+        added_rss = (m["rss_mib"] - floor_model["rss_mib"]) / floor_model["rss_mib"]
+        print(
+            f"{name:<20} vs floor+BaseModel: process time {added_time:+.1%}, peak RSS {added_rss:+.1%}"
+            f"   (vs bare floor: {m['process_s'] / floor['process_s'] - 1:+.1%}, "
+            f"{m['rss_mib'] / floor['rss_mib'] - 1:+.1%})"
+        )
+    if args.json:
+        print(json.dumps(medians, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Import time and RSS after import, each case in a fresh interpreter, rounds interleaved.
+
+Each child runs from a scratch directory (so the repository is not on
+``sys.path`` and only installed packages load), times its snippet with
+``perf_counter`` around ``exec`` and reads its resident set size from
+``/proc/self/status`` (``ru_maxrss`` where /proc is missing) right after.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+__all__ = ["CASES", "measure_imports"]
+
+DEPENDENCIES = "import requests, pluggy, tenacity, cachetools, pydantic\nfrom pydantic import BaseModel, SecretStr"
+
+CASES: dict[str, tuple[str, str | None]] = {
+    # name: (snippet, module that must be importable or the case is skipped)
+    "python -c pass": ("pass", None),
+    "llmrelay's dependencies": (DEPENDENCIES, None),
+    "llmrelay (import llmrelay.core)": ("import llmrelay.core", "llmrelay.core"),
+    "llmrelay ready (openrouter provider built)": (
+        "from llmrelay.core import create_provider\n"
+        "create_provider('openrouter', api_key='sk-or-v1-x', config={'plugins': {'cache': {'warm_up': []}}})",
+        "llmrelay.providers.openrouter",
+    ),
+    "openai (from openai import OpenAI)": ("from openai import OpenAI", "openai"),
+    "litellm (import litellm)": ("import litellm", "litellm"),
+}
+
+CHILD = """
+import sys, time
+code = sys.argv[1]
+start = time.perf_counter()
+exec(compile(code, "<bench>", "exec"), {"__name__": "__bench__"})
+elapsed = time.perf_counter() - start
+rss = None
+try:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            rss = int(line.split()[1]) / 1024
+except OSError:
+    import resource
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(elapsed, rss)
+"""
+
+
+def _once(code: str, cwd: str, env: dict[str, str]) -> tuple[float, float]:
+    out = subprocess.run([sys.executable, "-c", CHILD, code], capture_output=True, text=True, cwd=cwd, env=env,
+                         check=False, timeout=120)
+    if out.returncode != 0:
+        raise RuntimeError(f"import case failed:\n{code}\n{out.stderr[-2000:]}")
+    seconds, rss = out.stdout.split()[-2:]
+    return float(seconds), float(rss)
+
+
+def measure_imports(rounds: int) -> dict[str, dict[str, float]]:
+    """Median import ms and RSS MiB per case; a case whose package is missing is marked skipped."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENROUTER_", "LLMRELAY_", "PYTHON"))}
+    env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # LiteLLM would otherwise fetch its price list at import
+    results: dict[str, dict[str, float]] = {}
+    runnable: dict[str, str] = {}
+    for name, (code, needs) in CASES.items():
+        if needs is not None and importlib.util.find_spec(needs.split(".")[0]) is None:
+            results[name] = {"skipped": "skipped: not installed"}  # type: ignore[dict-item]
+        else:
+            runnable[name] = code
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in runnable}
+    names = list(runnable)
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in names:  # warm the OS file cache and compile .pyc files once
+            _once(runnable[name], scratch, env)
+        for round_index in range(rounds):
+            shift = round_index % len(names)
+            for name in names[shift:] + names[:shift]:
+                samples[name].append(_once(runnable[name], scratch, env))
+    for name in CASES:
+        if name in samples:
+            results[name] = {
+                "import_ms": statistics.median(s[0] for s in samples[name]) * 1000,
+                "rss_mib": statistics.median(s[1] for s in samples[name]),
+            }
+    return results

@@ -1,0 +1,143 @@
+"""A Server-Sent Events parser that follows the WHATWG spec and is fast on the common case.
+
+Spec points it handles (https://html.spec.whatwg.org/multipage/server-sent-events.html):
+
+* lines end with CRLF, LF or a lone CR, including a CR that is the last byte
+  of one network read with its LF at the start of the next;
+* lines starting with ``:`` are comments (OpenRouter's ``: OPENROUTER
+  PROCESSING`` keep-alives) and are skipped;
+* ``field: value`` drops one space after the colon; a line without a colon
+  is a field with an empty value; unknown fields are ignored;
+* several ``data:`` lines in one event are joined with ``\\n``;
+* an event is dispatched at a blank line, only if it has data; an event not
+  finished by a blank line when the stream ends is discarded;
+* a leading UTF-8 BOM is ignored; ``id`` containing NUL is ignored.
+
+``[DONE]`` is not part of SSE: it is an ordinary data payload that the
+caller (the OpenAI-format stream driver) recognises.
+
+The parser works on bytes and decodes each event's data once, so a
+multi-byte character split across two reads is never torn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+__all__ = ["SSEEvent", "SSEDecoder", "iter_sse"]
+
+
+class SSEEvent:
+    """One dispatched event. ``event`` defaults to ``"message"``."""
+
+    __slots__ = ("data", "event", "id", "retry")
+
+    def __init__(self, data: str, event: str = "message", id: str | None = None, retry: int | None = None) -> None:
+        self.data = data
+        self.event = event
+        self.id = id
+        self.retry = retry
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SSEEvent):
+            return NotImplemented
+        return (self.data, self.event, self.id, self.retry) == (other.data, other.event, other.id, other.retry)
+
+    def __repr__(self) -> str:
+        return f"SSEEvent(data={self.data!r}, event={self.event!r}, id={self.id!r}, retry={self.retry!r})"
+
+
+class SSEDecoder:
+    """Incremental decoder: ``feed(bytes)`` returns the events completed so far."""
+
+    __slots__ = ("_pending", "_skip_lf", "_data", "_event", "_last_id", "_retry", "_started")
+
+    def __init__(self) -> None:
+        self._pending = b""  # an unfinished line, with no CR or LF in it
+        self._skip_lf = False  # the last read ended with a CR: drop an LF that starts the next
+        self._data: list[bytes] = []
+        self._event: bytes | None = None
+        self._last_id: str | None = None  # persists across events, per spec
+        self._retry: int | None = None
+        self._started = False
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        if self._skip_lf:
+            self._skip_lf = False
+            if chunk[:1] == b"\n":
+                chunk = chunk[1:]
+        if not chunk:
+            return []
+        buffer = self._pending + chunk if self._pending else chunk
+        if not self._started:
+            self._started = True
+            if buffer.startswith(b"\xef\xbb\xbf"):
+                buffer = buffer[3:]
+        if b"\r" in buffer:
+            if buffer[-1:] == b"\r":
+                # The CR ends a line now; whether an LF follows is for the next read.
+                self._skip_lf = True
+                buffer = buffer[:-1].replace(b"\r\n", b"\n").replace(b"\r", b"\n") + b"\n"
+            else:
+                buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = buffer.split(b"\n")
+        self._pending = lines.pop()
+        events: list[SSEEvent] = []
+        data = self._data
+        for line in lines:
+            if not line:
+                if data:
+                    events.append(self._dispatch())
+                    data = self._data
+                else:
+                    self._event = None
+                continue
+            if line.startswith(b"data:"):
+                value = line[5:]
+                data.append(value[1:] if value[:1] == b" " else value)
+                continue
+            if line[0] == 0x3A:  # ":" starts a comment
+                continue
+            self._field(line)
+        return events
+
+    def _field(self, line: bytes) -> None:
+        name, colon, value = line.partition(b":")
+        if colon and value[:1] == b" ":
+            value = value[1:]
+        if name == b"data":
+            self._data.append(value)
+        elif name == b"event":
+            self._event = value
+        elif name == b"id":
+            if b"\x00" not in value:
+                self._last_id = value.decode("utf-8", "replace")
+        elif name == b"retry":
+            if value.isdigit():
+                self._retry = int(value)
+
+    def _dispatch(self) -> SSEEvent:
+        data = self._data
+        text = (data[0] if len(data) == 1 else b"\n".join(data)).decode("utf-8", "replace")
+        event = self._event.decode("utf-8", "replace") if self._event else "message"
+        self._data = []
+        self._event = None
+        return SSEEvent(text, event, self._last_id, self._retry)
+
+    def close(self) -> list[SSEEvent]:
+        """End of stream: an unfinished event is discarded, per spec."""
+        self._pending = b""
+        self._skip_lf = False
+        self._data = []
+        self._event = None
+        return []
+
+
+def iter_sse(chunks: Iterable[bytes]) -> Iterator[SSEEvent]:
+    """Events from an iterable of raw byte reads."""
+    decoder = SSEDecoder()
+    feed = decoder.feed
+    for chunk in chunks:
+        if chunk:
+            yield from feed(chunk)
+    decoder.close()

@@ -1,0 +1,536 @@
+"""The HTTP transport seam: one small request/response shape, two transports.
+
+Providers build an :class:`HTTPRequest`, hand it to a :class:`Transport`
+and get an :class:`HTTPResponse` back; nothing above this module sees a
+``requests``, ``urllib3`` or ``socket`` object or exception. Foreign
+exceptions are mapped here to :mod:`llmrelay.core.errors`:
+
+* connect timeout, read timeout (before the body is complete)  -> ``APITimeoutError``
+* refused / reset / DNS / TLS / proxy failures                 -> ``APIConnectionError``
+* a streamed body that breaks or stalls after the headers      -> ``StreamInterruptedError``
+
+:class:`RequestsTransport` is the production transport. It owns one
+``requests.Session`` with one ``HTTPAdapter`` (the connection pool) and sends
+a prepared request straight through that adapter, skipping
+``Session.request``. The decisions this makes are deliberate and visible:
+
+* **Proxies** come from ``settings.proxies``, or, only when
+  ``settings.trust_env`` is on, from ``HTTPS_PROXY`` / ``HTTP_PROXY`` /
+  ``ALL_PROXY`` / ``NO_PROXY`` read **once** when the transport is built.
+  requests re-reads the whole environment on every call, which costs about a
+  quarter of a loopback call.
+* **Redirects are not followed**: an API that redirects is misconfigured
+  (wrong ``base_url``), and following a redirect could send the key elsewhere.
+* **No netrc, no cookies**: credentials come from settings only.
+* Keep-alive and gzip are on; TLS certificates are verified (a CA bundle from
+  ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` is honoured when ``trust_env``).
+
+:class:`MockTransport` answers from a function, for tests.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import urllib.request
+import zlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import APIConnectionError, APITimeoutError, LLMRelayError, StreamInterruptedError
+from .settings import ProviderSettings
+
+__all__ = [
+    "HTTPRequest",
+    "HTTPResponse",
+    "Transport",
+    "RequestsTransport",
+    "MockTransport",
+    "Headers",
+    "USER_AGENT",
+    "STREAM_READ_SIZE",
+]
+
+USER_AGENT = "llmrelay/0.1"
+# read1 returns whatever has arrived, up to this many bytes.
+STREAM_READ_SIZE = 65536
+
+
+class Headers(dict):  # type: ignore[type-arg]
+    """A dict of header names lower-cased, so ``get`` is case-insensitive."""
+
+    def __init__(self, items: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
+        pairs = items.items() if isinstance(items, Mapping) else items
+        super().__init__((name.lower(), value) for name, value in pairs)
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        return super().get(name.lower(), default)
+
+    def __getitem__(self, name: str) -> str:
+        return super().__getitem__(name.lower())  # type: ignore[no-any-return]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and super().__contains__(name.lower())
+
+
+class HTTPRequest:
+    """One HTTP request, as a transport sends it.
+
+    ``timeout`` is ``(connect, read)`` in seconds; ``idle_timeout`` bounds the
+    silence between two reads of a streamed body once the headers are in.
+    """
+
+    __slots__ = ("method", "url", "headers", "body", "stream", "timeout", "idle_timeout")
+
+    def __init__(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str] | None = None,
+        body: bytes | None = None,
+        *,
+        stream: bool = False,
+        timeout: tuple[float, float] = (10.0, 120.0),
+        idle_timeout: float | None = None,
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.headers = headers if headers is not None else {}
+        self.body = body
+        self.stream = stream
+        self.timeout = timeout
+        self.idle_timeout = idle_timeout
+
+    def __repr__(self) -> str:
+        # Never the headers: one of them is the key.
+        return f"<HTTPRequest {self.method} {self.url} stream={self.stream}>"
+
+
+class HTTPResponse:
+    """Status, headers and a body that is either read whole or streamed.
+
+    A non-streamed response has its body in :attr:`content` already. A
+    streamed one is read with :meth:`iter_bytes` (or :meth:`read`) and must be
+    closed, which :meth:`iter_bytes` does when it ends and ``close`` does
+    when the caller stops early.
+    """
+
+    __slots__ = ("status", "headers", "_content", "_chunks", "_on_close", "_on_finish", "closed", "url")
+
+    def __init__(
+        self,
+        status: int,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        *,
+        stream: Iterable[bytes] | None = None,
+        on_close: Callable[[], None] | None = None,
+        on_finish: Callable[[], None] | None = None,
+        url: str = "",
+    ) -> None:
+        self.status = status
+        self.headers: Mapping[str, str] = headers if headers is not None else Headers()
+        self._content = content
+        self._chunks = stream
+        self._on_close = on_close
+        self._on_finish = on_finish
+        self.closed = stream is None
+        self.url = url
+
+    @property
+    def content(self) -> bytes:
+        """The whole body (reads the rest of a stream first)."""
+        if self._content is None:
+            self._content = b"".join(self.iter_bytes())
+        return self._content
+
+    def read(self) -> bytes:
+        return self.content
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        """The body as it arrives. Closes the response at the end or on error."""
+        if self._chunks is None:
+            if self._content:
+                yield self._content
+            return
+        chunks, self._chunks = self._chunks, None
+        try:
+            yield from chunks
+        finally:
+            self.close()
+
+    def finish(self) -> None:
+        """The caller has all it needs (an end marker such as ``[DONE]`` arrived).
+
+        If the rest of the body follows at once (the end of a chunked body),
+        it is read so the connection goes back to the pool; otherwise the
+        connection is dropped. Then the response is closed.
+        """
+        finish, self._on_finish = self._on_finish, None
+        if finish is not None and not self.closed:
+            try:
+                finish()
+            except Exception:
+                pass
+        self.close()
+
+    def close(self) -> None:
+        """Release the connection (discarding it if the body was not read to the end)."""
+        self.closed = True
+        close, self._on_close = self._on_close, None
+        if close is not None:
+            close()
+
+    def __repr__(self) -> str:
+        return f"<HTTPResponse {self.status}>"
+
+
+class Transport(ABC):
+    """Sends :class:`HTTPRequest` objects. Implementations must be thread-safe."""
+
+    @abstractmethod
+    def send(self, request: HTTPRequest) -> HTTPResponse:
+        """Send and return the response; a streamed one is open until read or closed.
+
+        Raises only :class:`~llmrelay.core.errors.LLMRelayError` subclasses.
+        """
+
+    def close(self) -> None:
+        """Release pooled connections."""
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------- requests
+
+
+def _proxies_from_environment() -> tuple[dict[str, str], list[str]]:
+    """``{scheme: proxy}`` and the NO_PROXY entries, read once."""
+    found = urllib.request.getproxies_environment()
+    no_proxy = found.pop("no", "") or ""
+    proxies = {k: v for k, v in found.items() if k in ("http", "https", "all")}
+    return proxies, [entry.strip().lower() for entry in no_proxy.split(",") if entry.strip()]
+
+
+def _bypassed(host: str, no_proxy: list[str]) -> bool:
+    host = host.lower()
+    for entry in no_proxy:
+        if entry == "*":
+            return True
+        entry = entry.lstrip(".")
+        if host == entry or host.endswith("." + entry):
+            return True
+    return False
+
+
+class RequestsTransport(Transport):
+    """A pooled ``requests`` transport: one session and adapter per provider.
+
+    Thread-safe: the adapter's urllib3 pool manager hands each thread its own
+    connection. Pool size comes from ``settings.pool`` (``maxsize`` per host,
+    ``block`` to wait for a free connection rather than open a throwaway one).
+    """
+
+    def __init__(self, settings: ProviderSettings | None = None) -> None:
+        import requests
+        from requests.adapters import HTTPAdapter
+
+        settings = settings or ProviderSettings()
+        pool = settings.pool
+        self._adapter = HTTPAdapter(
+            pool_connections=pool.connections, pool_maxsize=pool.maxsize, pool_block=pool.block, max_retries=0
+        )
+        # The session exists to own the adapter (and for callers who want the
+        # same pool); sends go through the adapter directly.
+        self.session = requests.Session()
+        self.session.trust_env = False
+        self.session.max_redirects = 0
+        self.session.mount("https://", self._adapter)
+        self.session.mount("http://", self._adapter)
+        self.verify: bool | str = True
+        no_proxy: list[str] = []
+        if settings.proxies:
+            self.proxies = dict(settings.proxies)
+        elif settings.trust_env:
+            self.proxies, no_proxy = _proxies_from_environment()
+            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            if bundle:
+                self.verify = bundle
+        else:
+            self.proxies = {}
+        self._no_proxy = no_proxy
+        self._proxies_by_host: dict[str, dict[str, str]] = {}
+        self.session.proxies = dict(self.proxies)
+        self._closed = False
+        self._lock = threading.Lock()
+        # Imported once; the hot path only references them.
+        self._PreparedRequest = requests.PreparedRequest
+        self._CaseInsensitiveDict = requests.structures.CaseInsensitiveDict
+        self._exc = requests.exceptions
+        from urllib3.response import BaseHTTPResponse
+
+        self._native_response = BaseHTTPResponse
+
+    def _proxies_for(self, url: str) -> dict[str, str]:
+        if not self.proxies:
+            return self.proxies
+        host = urlsplit(url).hostname or ""
+        found = self._proxies_by_host.get(host)
+        if found is None:
+            found = {} if _bypassed(host, self._no_proxy) else self.proxies
+            self._proxies_by_host[host] = found
+        return found
+
+    def send(self, request: HTTPRequest) -> HTTPResponse:
+        if self._closed:
+            raise APIConnectionError("the transport is closed; build a new provider")
+        prepared = self._PreparedRequest()
+        prepared.method = request.method
+        prepared.url = request.url
+        headers = self._CaseInsensitiveDict(request.headers)
+        if request.body is not None:
+            headers["Content-Length"] = str(len(request.body))
+        prepared.headers = headers
+        prepared.body = request.body
+        prepared.hooks = {"response": []}
+        exc = self._exc
+        try:
+            response = self._adapter.send(
+                prepared,
+                stream=True,
+                timeout=request.timeout,
+                verify=self.verify,
+                proxies=self._proxies_for(request.url),
+            )
+        except exc.ConnectTimeout as error:
+            raise APITimeoutError(
+                f"could not connect to {_host(request.url)} within {request.timeout[0]}s (connect timeout)"
+            ) from error
+        except exc.ReadTimeout as error:
+            raise APITimeoutError(
+                f"no response from {_host(request.url)} within {request.timeout[1]}s (read timeout)"
+            ) from error
+        except exc.SSLError as error:
+            raise APIConnectionError(f"TLS error talking to {_host(request.url)}: {_reason(error)}") from error
+        except exc.ProxyError as error:
+            raise APIConnectionError(f"proxy refused the connection to {_host(request.url)}: {_reason(error)}") from error
+        except (exc.ConnectionError, OSError) as error:
+            raise APIConnectionError(f"connection to {_host(request.url)} failed: {_reason(error)}") from error
+        except exc.RequestException as error:
+            raise APIConnectionError(f"request to {_host(request.url)} failed: {_reason(error)}") from error
+
+        raw = response.raw
+        if not isinstance(raw, self._native_response):
+            return _foreign_response(response.status_code, raw, request)
+        if request.stream:
+            if request.idle_timeout is not None:
+                _set_socket_timeout(raw, request.idle_timeout)
+            return HTTPResponse(
+                response.status_code,
+                raw.headers,
+                stream=_read_stream(raw, request),
+                on_close=raw.close,
+                on_finish=lambda: _drain(raw),
+                url=request.url,
+            )
+        try:
+            body = raw.read(decode_content=True)
+        except Exception as error:
+            raw.close()
+            raise _body_error(error, request, streaming=False) from error
+        return HTTPResponse(response.status_code, raw.headers, body, url=request.url)
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self.session.close()
+
+    def __repr__(self) -> str:
+        return f"<RequestsTransport proxies={sorted(self.proxies)} closed={self._closed}>"
+
+
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.netloc or url
+
+
+def _reason(error: BaseException) -> str:
+    # requests wraps urllib3's MaxRetryError which wraps the socket error:
+    # report the innermost reason, which is the one a user can act on.
+    seen = 0
+    current: Any = error
+    while seen < 5:
+        seen += 1
+        inner = getattr(current, "reason", None)
+        if inner is None and current.args and isinstance(current.args[0], BaseException):
+            inner = current.args[0]
+        if inner is None or inner is current or not isinstance(inner, BaseException):
+            break
+        current = inner
+    text = str(current) or type(current).__name__
+    return text.split(": ", 1)[-1] if text.startswith("<") else text
+
+
+def _set_socket_timeout(raw: Any, seconds: float) -> None:
+    """Bound every later read of this response's socket by ``seconds``.
+
+    urllib3 resets the socket timeout when the connection is next taken from
+    the pool, so this does not leak into other requests. Under vcrpy (no
+    socket) there is nothing to set.
+    """
+    connection = getattr(raw, "_connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is None:
+        fp = getattr(getattr(raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(fp, "raw", None), "_sock", None)
+    if sock is not None:
+        try:
+            sock.settimeout(seconds)
+        except OSError:
+            pass
+
+
+# After an end marker, wait at most this long for the rest of the body
+# before giving the connection up rather than returning it to the pool.
+DRAIN_GRACE_SECONDS = 0.5
+_DRAIN_LIMIT = 65536
+
+
+def _drain(raw: Any) -> None:
+    """Read what is left of a finished stream so urllib3 returns the connection to the pool."""
+    _set_socket_timeout(raw, DRAIN_GRACE_SECONDS)
+    left = _DRAIN_LIMIT
+    while left > 0:
+        data = raw.read1(left, decode_content=True)
+        if not data:
+            return  # complete: urllib3 has released the connection
+        left -= len(data)
+    raw.close()
+
+
+def _read_stream(raw: Any, request: HTTPRequest) -> Iterator[bytes]:
+    read1 = raw.read1
+    while True:
+        try:
+            data = read1(STREAM_READ_SIZE, decode_content=True)
+        except Exception as error:
+            raise _body_error(error, request, streaming=True) from error
+        if not data:
+            return
+        yield data
+
+
+def _body_error(error: BaseException, request: HTTPRequest, *, streaming: bool) -> LLMRelayError:
+    """Map an error raised while reading a body after the headers arrived."""
+    if isinstance(error, LLMRelayError):
+        return error
+    timed_out = isinstance(error, (socket.timeout, TimeoutError)) or "timed out" in str(error).lower()
+    host = _host(request.url)
+    if streaming:
+        if timed_out:
+            return StreamInterruptedError(
+                f"the stream from {host} went silent for more than {request.idle_timeout}s "
+                "(stream_idle timeout)"
+            )
+        return StreamInterruptedError(f"the stream from {host} broke off: {_reason(error)}")
+    if timed_out:
+        return APITimeoutError(f"the response body from {host} stalled for more than {request.timeout[1]}s (read timeout)")
+    return APIConnectionError(f"the connection to {host} dropped while reading the response: {_reason(error)}")
+
+
+def _decompressor(headers: Any) -> Any:
+    encoding = (headers.get("content-encoding") or "").strip().lower()
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        return zlib.decompressobj()
+    return None
+
+
+def _foreign_response(status: int, raw: Any, request: HTTPRequest) -> HTTPResponse:
+    """A response object that is not urllib3's (vcrpy's replay stub): read it plainly.
+
+    Such stand-ins ignore ``decode_content``, so a gzip / deflate body (the
+    recorded ``/models`` lists are gzipped) is decoded here; vcrpy also records
+    bodies already decoded under a ``Content-Encoding: gzip`` header, so a body
+    that is not compressed after all is passed through as it is.
+    """
+    headers = raw.headers
+    read1 = getattr(raw, "read1", None) or raw.read
+
+    def chunks() -> Iterator[bytes]:
+        decoder = _decompressor(headers)
+        first = True
+        while True:
+            try:
+                data = read1(STREAM_READ_SIZE)
+            except Exception as error:
+                raise _body_error(error, request, streaming=True) from error
+            if not data:
+                if decoder is not None:
+                    tail = decoder.flush()
+                    if tail:
+                        yield tail
+                return
+            if decoder is not None:
+                try:
+                    data = decoder.decompress(data)
+                except zlib.error:
+                    if not first:
+                        raise _body_error(ValueError("corrupt compressed body"), request, streaming=True) from None
+                    decoder = None  # not compressed after all
+            first = False
+            yield data
+
+    if request.stream:
+        return HTTPResponse(status, headers, stream=chunks(), on_close=raw.close, url=request.url)
+    try:
+        body = b"".join(chunks())
+    finally:
+        raw.close()
+    return HTTPResponse(status, headers, body, url=request.url)
+
+
+# --------------------------------------------------------------------------- mock
+
+
+Handler = Callable[[HTTPRequest], HTTPResponse]
+
+
+class MockTransport(Transport):
+    """A transport that answers from ``handler(request) -> HTTPResponse``.
+
+    The handler may raise an llmrelay error to simulate a network failure.
+    Every request is kept in :attr:`requests` (thread-safe).
+    """
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.requests: list[HTTPRequest] = []
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def send(self, request: HTTPRequest) -> HTTPResponse:
+        if self.closed:
+            raise APIConnectionError("the transport is closed; build a new provider")
+        with self._lock:
+            self.requests.append(request)
+        response = self.handler(request)
+        if not isinstance(response, HTTPResponse):
+            raise TypeError(f"MockTransport handler must return an HTTPResponse, not {type(response).__name__}")
+        if not isinstance(response.headers, Headers):
+            response.headers = Headers(response.headers)
+        if not request.stream and response._chunks is not None:
+            response._content = b"".join(response.iter_bytes())
+        return response
+
+    def close(self) -> None:
+        self.closed = True

@@ -1,0 +1,91 @@
+"""The breaker as a pipeline layer (position ``Position.BREAKER``, inside the cache).
+
+What it tells the layers outside it, through ``call.notes``:
+
+- ``"breaker"``: ``"rejected"`` when it failed the call fast, ``"admitted"``
+  or ``"probe"`` otherwise;
+- ``"breaker_state"``: the breaker's state once the call is settled
+  (``"closed"`` / ``"open"`` / ``"half_open"``), with ``"breaker_name"`` and
+  ``"breaker_model"`` saying which breaker;
+- ``"breaker_events"``: state changes since the last call carried them, as
+  the plain dicts listeners get (each change is carried by exactly one call).
+
+For a stream the permit is settled in the stream's done-callback, which
+fires exactly once whether the stream completed, failed or was closed
+early by the caller, so no permit leaks. A failure after the first chunk
+counts; a stream closed early counts as a success when chunks had arrived,
+and as nothing when none had.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmrelay.core.errors import CircuitOpenError
+from llmrelay.core.pipeline import Call, Handler, Layer, Operation
+
+from .board import BreakerBoard
+from .circuit import CircuitBreaker, Permit
+
+__all__ = ["BreakerLayer"]
+
+# validate_config reports reachability itself and never raises for an
+# unreachable service: it must reach the service even with the circuit open.
+_UNGUARDED = frozenset({Operation.VALIDATE})
+
+
+class BreakerLayer(Layer):
+    name = "breaker"
+
+    def __init__(self, board: BreakerBoard) -> None:
+        self.board = board
+
+    def handle(self, call: Call, proceed: Handler) -> Any:
+        if call.operation in _UNGUARDED:
+            return proceed(call)
+        breaker = self.board.get(call.model)
+        try:
+            permit = breaker.acquire()
+        except CircuitOpenError:
+            call.notes["breaker"] = "rejected"
+            self._settle_notes(call, breaker)
+            raise
+        call.notes["breaker"] = "probe" if permit.probe else "admitted"
+        try:
+            result = proceed(call)
+        except BaseException as exc:
+            permit.record(exc)
+            self._settle_notes(call, breaker)
+            raise
+        if call.operation == Operation.STREAM and hasattr(result, "add_done_callback"):
+            result.add_done_callback(lambda stream: self._stream_done(stream, permit, call, breaker))
+        else:
+            permit.record(None)
+            self._settle_notes(call, breaker)
+        return result
+
+    def _stream_done(self, stream: Any, permit: Permit, call: Call, breaker: CircuitBreaker) -> None:
+        if stream.outcome == "cancelled":
+            if stream.first_chunk_at is not None:
+                permit.success()
+            else:
+                permit.release()
+        else:
+            permit.record(stream.error)  # None when completed
+        self._settle_notes(call, breaker)
+
+    def _settle_notes(self, call: Call, breaker: CircuitBreaker) -> None:
+        notes = call.notes
+        notes["breaker_state"] = breaker.state.value
+        notes["breaker_name"] = breaker.name
+        notes["breaker_model"] = breaker.model
+        if self.board.pending:
+            events = self.board.drain_events()
+            if events:
+                call.notes.setdefault("breaker_events", []).extend(events)
+
+    def close(self) -> None:
+        self.board.close()
+
+    def __repr__(self) -> str:
+        return f"<BreakerLayer {self.board.provider!r} breakers={len(self.board.breakers())}>"

@@ -1,0 +1,92 @@
+"""Metrics plugin: per provider, model and operation, around every call.
+
+On by default; configure or switch it off in the config file::
+
+    [plugins.metrics]
+    enabled = true
+    window_size = 1000              # latency samples kept per series
+    window_seconds = 300
+    log_level = "DEBUG"             # per-call event on logger llmrelay.metrics ("OFF" to silence)
+    snapshot_path = "/var/run/llmrelay/metrics-{pid}.json"   # for `llmrelay metrics`
+    [plugins.metrics.grade]
+    latency_seconds = [2, 3, 5]     # A / B / C limits
+    error_rate = [0.01, 0.05, 0.15]
+
+From Python::
+
+    from llmrelay.plugins.metrics import metrics_registry
+    snapshot = metrics_registry().snapshot()        # typed (pydantic); .to_json()
+    print(snapshot.prometheus())
+    print(snapshot.grade().text())                  # A-F with recommendations
+    provider.layer("metrics").collector.reset()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from llmrelay.core.hookspecs import hookimpl
+from llmrelay.core.pipeline import LayerContext, LayerSpec, Position
+
+from .cli import register_command
+from .collector import CallRecord, MetricsCollector
+from .grade import HealthReport, SeriesGrade, grade
+from .layer import MetricsLayer
+from .registry import MetricsRegistry, SnapshotWriter, metrics_registry
+from .settings import LATENCY_BUCKETS, TTFT_BUCKETS, GradeThresholds, MetricsSettings
+from .snapshot import BreakerSnapshot, Histogram, MetricsSnapshot, Quantiles, SeriesSnapshot, Totals
+
+__all__ = [
+    "BreakerSnapshot",
+    "CallRecord",
+    "GradeThresholds",
+    "HealthReport",
+    "Histogram",
+    "LATENCY_BUCKETS",
+    "MetricsCollector",
+    "MetricsLayer",
+    "MetricsRegistry",
+    "MetricsSettings",
+    "MetricsSnapshot",
+    "Quantiles",
+    "SeriesGrade",
+    "SeriesSnapshot",
+    "SnapshotWriter",
+    "TTFT_BUCKETS",
+    "Totals",
+    "build_layer",
+    "grade",
+    "metrics_registry",
+    "llmrelay_register_layers",
+    "llmrelay_register_commands",
+]
+
+
+def build_layer(context: LayerContext) -> MetricsLayer:
+    """The metrics layer for one provider, recording into the process-wide registry."""
+    settings = context.settings if isinstance(context.settings, MetricsSettings) else MetricsSettings.model_validate(context.settings or {})
+    registry = metrics_registry()
+    collector = registry.collector(context.provider_name, settings)
+    writer = None
+    if settings.snapshot_path:
+        writer = registry.snapshot_writer(settings.snapshot_path, settings.snapshot_interval)
+    level = settings.log_level
+    return MetricsLayer(context.provider_name, collector, log_level=level, writer=writer)
+
+
+@hookimpl
+def llmrelay_register_layers(register: Callable[[LayerSpec], None]) -> None:
+    register(
+        LayerSpec(
+            name="metrics",
+            position=Position.METRICS,
+            factory=build_layer,
+            settings_model=MetricsSettings,
+            description="metrics: latency percentiles, errors, tokens, cost, cache and breaker counts; A-F grade",
+        )
+    )
+
+
+@hookimpl
+def llmrelay_register_commands(register: Callable[..., None]) -> None:
+    register_command(register)

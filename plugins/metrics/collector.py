@@ -1,0 +1,306 @@
+"""Counting calls: one lock-guarded table of series per provider.
+
+Each call is recorded once, when its outcome is known (a stream when it
+ends), under one short lock: totals reconcile exactly under any number
+of threads. Latency percentiles come from a rolling window per series,
+a ring buffer of at most ``window_size`` samples no older than
+``window_seconds``, so memory is bounded however long the process runs;
+histograms (for Prometheus) count everything since the last reset.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from bisect import bisect_left
+from collections import deque
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from .settings import MetricsSettings
+from .snapshot import BreakerSnapshot, Histogram, MetricsSnapshot, Quantiles, SeriesSnapshot, Totals
+
+__all__ = ["MetricsCollector", "CallRecord", "percentile"]
+
+SeriesKey = tuple[str, "str | None", str]
+
+
+def percentile(ordered: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of an ascending list (``fraction`` in 0..1)."""
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+class _Series:
+    __slots__ = (
+        "requests", "successes", "errors", "errors_by_type", "cancelled", "retries",
+        "latency", "latency_counts", "latency_sum", "ttft", "ttft_counts", "ttft_sum", "ttft_count",
+        "tps", "prompt_tokens", "completion_tokens", "cost",
+        "cache_hits", "cache_stale", "cache_misses", "cache_bypass", "breaker_rejections",
+    )
+
+    def __init__(self, size: int, latency_buckets: int, ttft_buckets: int) -> None:
+        self.requests = self.successes = self.errors = self.cancelled = self.retries = 0
+        self.errors_by_type: dict[str, int] = {}
+        self.latency: deque[tuple[float, float]] = deque(maxlen=size)
+        self.latency_counts = [0] * (latency_buckets + 1)
+        self.latency_sum = 0.0
+        self.ttft: deque[tuple[float, float]] = deque(maxlen=size)
+        self.ttft_counts = [0] * (ttft_buckets + 1)
+        self.ttft_sum = 0.0
+        self.ttft_count = 0
+        self.tps: deque[tuple[float, float]] = deque(maxlen=size)
+        self.prompt_tokens = self.completion_tokens = 0
+        self.cost = Decimal(0)
+        self.cache_hits = self.cache_stale = self.cache_misses = self.cache_bypass = 0
+        self.breaker_rejections = 0
+
+
+class CallRecord:
+    """What the metrics layer learned about one finished call."""
+
+    __slots__ = (
+        "provider", "model", "operation", "latency", "error_type", "cancelled", "attempts",
+        "ttft", "tokens_per_second", "prompt_tokens", "completion_tokens", "cost", "cache", "breaker",
+    )
+
+    def __init__(
+        self,
+        provider: str,
+        model: str | None,
+        operation: str,
+        latency: float,
+        *,
+        error_type: str | None = None,
+        cancelled: bool = False,
+        attempts: int = 1,
+        ttft: float | None = None,
+        tokens_per_second: float | None = None,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        cost: Decimal | None = None,
+        cache: str | None = None,
+        breaker: str | None = None,
+    ) -> None:
+        self.provider = provider
+        self.model = model
+        self.operation = operation
+        self.latency = latency
+        self.error_type = error_type
+        self.cancelled = cancelled
+        self.attempts = attempts
+        self.ttft = ttft
+        self.tokens_per_second = tokens_per_second
+        self.prompt_tokens = prompt_tokens
+        self.completion_tokens = completion_tokens
+        self.cost = cost
+        self.cache = cache
+        self.breaker = breaker
+
+    def as_event(self) -> dict[str, Any]:
+        """The structured log event: labels and numbers only, never request content or keys."""
+        return {
+            "event": "llmrelay.call",
+            "provider": self.provider,
+            "model": self.model,
+            "operation": self.operation,
+            "outcome": "cancelled" if self.cancelled else ("error" if self.error_type else "ok"),
+            "error_type": self.error_type,
+            "latency_ms": round(self.latency * 1000, 3),
+            "ttft_ms": None if self.ttft is None else round(self.ttft * 1000, 3),
+            "tokens_per_second": self.tokens_per_second,
+            "attempts": self.attempts,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cost": None if self.cost is None else str(self.cost),
+            "cache": self.cache,
+            "breaker": self.breaker,
+        }
+
+
+class MetricsCollector:
+    """Thread-safe metrics for one provider (or any set of series)."""
+
+    def __init__(
+        self,
+        settings: MetricsSettings | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings or MetricsSettings()
+        self.clock = clock
+        self._wall = wall_clock
+        self._bounds = self.settings.latency_buckets
+        self._ttft_bounds = self.settings.ttft_buckets
+        self._lock = threading.Lock()
+        self._series: dict[SeriesKey, _Series] = {}
+        self._breakers: dict[str, BreakerSnapshot] = {}
+        self._since = wall_clock()
+
+    # ------------------------------------------------------------------ recording
+
+    def record(self, rec: CallRecord) -> None:
+        """Count one finished call."""
+        key = (rec.provider, rec.model, rec.operation)
+        now = self.clock()
+        latency_bucket = bisect_left(self._bounds, rec.latency)
+        ttft_bucket = None if rec.ttft is None else bisect_left(self._ttft_bounds, rec.ttft)
+        with self._lock:
+            series = self._series.get(key)
+            if series is None:
+                size = self.settings.window_size
+                series = self._series[key] = _Series(size, len(self._bounds), len(self._ttft_bounds))
+            series.requests += 1
+            if rec.error_type is not None:
+                series.errors += 1
+                series.errors_by_type[rec.error_type] = series.errors_by_type.get(rec.error_type, 0) + 1
+            elif rec.cancelled:
+                series.cancelled += 1
+            else:
+                series.successes += 1
+            if rec.attempts > 1:
+                series.retries += rec.attempts - 1
+            series.latency.append((now, rec.latency))
+            series.latency_counts[latency_bucket] += 1
+            series.latency_sum += rec.latency
+            if ttft_bucket is not None:
+                series.ttft.append((now, rec.ttft))  # type: ignore[arg-type]
+                series.ttft_counts[ttft_bucket] += 1
+                series.ttft_sum += rec.ttft  # type: ignore[operator]
+                series.ttft_count += 1
+            if rec.tokens_per_second is not None:
+                series.tps.append((now, rec.tokens_per_second))
+            series.prompt_tokens += rec.prompt_tokens
+            series.completion_tokens += rec.completion_tokens
+            if rec.cost is not None:
+                series.cost += rec.cost
+            cache = rec.cache
+            if cache is not None:
+                if cache == "hit":
+                    series.cache_hits += 1
+                elif cache == "miss":
+                    series.cache_misses += 1
+                elif cache == "stale":
+                    series.cache_stale += 1
+                elif cache == "bypass":
+                    series.cache_bypass += 1
+            if rec.breaker == "rejected":
+                series.breaker_rejections += 1
+
+    def observe_breaker_event(self, event: Mapping[str, Any]) -> None:
+        """Take a circuit breaker's state change (the plain dict its listeners get)."""
+        name = str(event.get("breaker") or event.get("provider") or "unknown")
+        to = str(event.get("to") or "unknown")
+        with self._lock:
+            known = self._breakers.get(name)
+            if known is None:
+                known = self._breakers[name] = BreakerSnapshot(
+                    breaker=name, provider=str(event.get("provider") or name), model=event.get("model"), state=to
+                )
+            known.state = to
+            known.transitions += 1
+            if to == "open":
+                known.opened += 1
+            reason = event.get("reason")
+            known.last_reason = str(reason) if reason is not None else None
+
+    def observe_breaker_state(self, breaker: str, provider: str, model: str | None, state: str) -> None:
+        """Note a breaker's current state as seen by a call (no transition counted)."""
+        with self._lock:
+            known = self._breakers.get(breaker)
+            if known is None:
+                self._breakers[breaker] = BreakerSnapshot(breaker=breaker, provider=provider, model=model, state=state)
+            elif known.state != state:
+                known.state = state
+
+    # ------------------------------------------------------------------ reading
+
+    def snapshot(self) -> MetricsSnapshot:
+        """A typed copy of everything counted; percentiles over the rolling window."""
+        now = self.clock()
+        max_age = self.settings.window_seconds
+        with self._lock:
+            raw = [(key, self._copy(series)) for key, series in self._series.items()]
+            breakers = [b.model_copy() for b in self._breakers.values()]
+            since = self._since
+        series_list = []
+        for (provider, model, operation), copy in raw:
+            latency_samples, ttft_samples, tps_samples, fields = copy
+            series_list.append(
+                SeriesSnapshot(
+                    provider=provider,
+                    model=model,
+                    operation=operation,
+                    latency=_quantiles(latency_samples, now, max_age),
+                    ttft=_quantiles(ttft_samples, now, max_age),
+                    tokens_per_second=_quantiles(tps_samples, now, max_age),
+                    latency_histogram=Histogram(bounds=list(self._bounds), counts=fields.pop("latency_counts"),
+                                                sum=fields.pop("latency_sum"), count=fields["requests"]),
+                    ttft_histogram=Histogram(bounds=list(self._ttft_bounds), counts=fields.pop("ttft_counts"),
+                                             sum=fields.pop("ttft_sum"), count=fields.pop("ttft_count")),
+                    **fields,
+                )
+            )
+        series_list.sort(key=lambda s: (s.provider, s.model or "", s.operation))
+        return MetricsSnapshot(
+            taken_at=self._wall(),
+            since=since,
+            series=series_list,
+            breakers=sorted(breakers, key=lambda b: b.breaker),
+            totals=Totals.of(series_list),
+        )
+
+    @staticmethod
+    def _copy(series: _Series) -> tuple[list[tuple[float, float]], list[tuple[float, float]], list[tuple[float, float]], dict[str, Any]]:
+        # Under the lock: copy only; sorting and model building happen outside it.
+        fields = {
+            name: getattr(series, name)
+            for name in ("requests", "successes", "errors", "cancelled", "retries", "prompt_tokens",
+                         "completion_tokens", "cost", "cache_hits", "cache_stale", "cache_misses",
+                         "cache_bypass", "breaker_rejections", "latency_sum", "ttft_sum", "ttft_count")
+        }
+        fields["errors_by_type"] = dict(series.errors_by_type)
+        fields["latency_counts"] = list(series.latency_counts)
+        fields["ttft_counts"] = list(series.ttft_counts)
+        return list(series.latency), list(series.ttft), list(series.tps), fields
+
+    def reset(self) -> None:
+        """Forget every count and sample (breaker states are kept: they are still true)."""
+        with self._lock:
+            self._series.clear()
+            for breaker in self._breakers.values():
+                breaker.transitions = 0
+                breaker.opened = 0
+            self._since = self._wall()
+
+    def to_json(self) -> str:
+        return self.snapshot().to_json()
+
+    def prometheus(self) -> str:
+        return self.snapshot().prometheus()
+
+    def grade(self) -> Any:
+        return self.snapshot().grade(self.settings.grade)
+
+
+def _quantiles(samples: list[tuple[float, float]], now: float, max_age: float | None) -> Quantiles:
+    """Percentiles of the samples no older than ``max_age`` seconds."""
+    if max_age is None:
+        values = [v for _, v in samples]
+    else:
+        oldest = now - max_age
+        values = [v for t, v in samples if t >= oldest]
+    if not values:
+        return Quantiles()
+    values.sort()
+    return Quantiles(
+        count=len(values),
+        p50=percentile(values, 0.50),
+        p90=percentile(values, 0.90),
+        p99=percentile(values, 0.99),
+        mean=sum(values) / len(values),
+        max=values[-1],
+    )

@@ -1,0 +1,243 @@
+"""The Anthropic provider: Claude through the Messages API (``POST /v1/messages``).
+
+Requests and responses stay in llmrelay's OpenAI-shaped model; the
+translation to and from Anthropic's format is in
+:mod:`llmrelay.providers.anthropic_format`. The HTTP side is the shared
+machinery (:class:`~llmrelay.core.http.HTTPClient`, the retry policy, the SSE
+parser), with Anthropic's own headers (``x-api-key``,
+``anthropic-version``, ``anthropic-beta``) and its 529 "overloaded" status
+added to the statuses retried by default.
+
+::
+
+    from llmrelay.core import create_provider
+
+    claude = create_provider("anthropic")            # reads ANTHROPIC_API_KEY
+    reply = claude.execute({"model": "claude-3-5-haiku-latest",
+                            "messages": [{"role": "system", "content": "Be brief."},
+                                         {"role": "user", "content": "Hi"}]})
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from llmrelay.core.errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    ConfigurationError,
+    InvalidResponseError,
+    LLMRelayError,
+    PaymentRequiredError,
+    StreamInterruptedError,
+)
+from llmrelay.core.hookspecs import hookimpl
+from llmrelay.core.http import HTTPClient
+from llmrelay.core.models import ChatResponse, ModelInfo, ModelList, ValidationReport
+from llmrelay.core.provider import CallOptions, Capability, Provider, RequestLike
+from llmrelay.core.retry import RetryPolicy
+from llmrelay.core.secrets import mask, redact
+from llmrelay.core.settings import ProviderSettings, RetrySettings
+from llmrelay.core.sse import iter_sse
+from llmrelay.core.stream import ChatStream, StreamChunk
+from llmrelay.core.transport import HTTPResponse, RequestsTransport, Transport
+
+from .anthropic_format import DEFAULT_MAX_TOKENS, StreamDecoder, error_from_anthropic, from_messages_response, to_messages_body
+from .openai_wire import coerce_chat_request
+
+__all__ = ["DEFAULT_BASE_URL", "API_VERSION", "AnthropicSettings", "AnthropicProvider", "llmrelay_register_providers"]
+
+DEFAULT_BASE_URL = "https://api.anthropic.com/v1"
+API_VERSION = "2023-06-01"
+KEYS_PAGE = "https://console.anthropic.com/settings/keys"
+
+
+def _retry_with_overloaded() -> RetrySettings:
+    # 529 is Anthropic's "overloaded": as retryable as a 503.
+    return RetrySettings(retry_statuses=frozenset({408, 429, 500, 502, 503, 504, 529}))
+
+
+class AnthropicSettings(ProviderSettings):
+    base_url: str | None = DEFAULT_BASE_URL
+    retry: RetrySettings = Field(default_factory=_retry_with_overloaded)
+    api_version: str = Field(default=API_VERSION, description="sent as anthropic-version")
+    beta: list[str] = Field(default_factory=list, description="sent as anthropic-beta (comma-separated)")
+    default_max_tokens: int = Field(
+        default=DEFAULT_MAX_TOKENS, gt=0, description="max_tokens when a request sets none (Anthropic requires it)"
+    )
+
+
+class AnthropicProvider(Provider):
+    """Anthropic's Messages API. ``transport``, ``sleep`` and ``clock`` are for tests."""
+
+    name: ClassVar[str] = "anthropic"
+    settings_model: ClassVar[type[ProviderSettings]] = AnthropicSettings
+    env_prefix: ClassVar[str] = "ANTHROPIC_"
+    capabilities: ClassVar[frozenset[str]] = Capability.CORE
+
+    settings: AnthropicSettings
+
+    def __init__(
+        self,
+        settings: ProviderSettings | None = None,
+        *,
+        transport: Transport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        **fields: Any,
+    ) -> None:
+        super().__init__(settings, **fields)
+        s = self.settings
+        if not isinstance(s, AnthropicSettings):
+            s = self.settings = AnthropicSettings.model_validate(
+                {**s.model_dump(exclude={"api_key"}), "api_key": s.api_key, "base_url": s.base_url or DEFAULT_BASE_URL}
+            )
+        headers = {"anthropic-version": s.api_version}
+        if s.beta:
+            headers["anthropic-beta"] = ",".join(s.beta)
+        self.retry = RetryPolicy(s.retry, sleep=sleep, clock=clock, provider=self.name)
+        key = s.key()
+        self._client = HTTPClient(
+            provider=self.name,
+            base_url=s.base_url or DEFAULT_BASE_URL,
+            settings=s,
+            transport=transport or RequestsTransport(s),
+            retry=self.retry,
+            auth_headers={"x-api-key": key} if key else None,
+            headers=headers,
+        )
+
+    @property
+    def transport(self) -> Transport:
+        return self._client.transport
+
+    def _body(self, request: RequestLike, stream: bool) -> tuple[dict[str, Any], str]:
+        if self.settings.api_key is None:
+            raise ConfigurationError(
+                f"[{self.instance_name}] no API key: set ANTHROPIC_API_KEY or pass api_key=... (create one at {KEYS_PAGE})"
+            )
+        chat = coerce_chat_request(request, default_model=self.settings.default_model, provider=self.instance_name)
+        body = to_messages_body(chat, default_max_tokens=self.settings.default_max_tokens, provider=self.instance_name)
+        if stream:
+            body["stream"] = True
+        return body, chat.model or ""
+
+    def _typed(self, error: LLMRelayError, model: str) -> LLMRelayError:
+        # The shared mapping took the status and message; add Anthropic's error type to the message.
+        if isinstance(error, APIStatusError) and isinstance(error.body, dict):
+            kind = (error.body.get("error") or {}).get("type")
+            if kind and kind not in error.message:
+                error.message = f"{error.message} ({kind})"
+                error.args = (error.message,)
+        return error
+
+    # ------------------------------------------------------------------ chat
+
+    def execute(self, request: RequestLike, *, options: CallOptions | None = None) -> ChatResponse:
+        body, model = self._body(request, stream=False)
+        provider = self.instance_name
+
+        def parse(data: Any, response: HTTPResponse) -> ChatResponse:
+            if not isinstance(data, dict) or data.get("type") == "error":
+                raise error_from_anthropic(data, status=response.status, provider=provider, model=model)
+            if not isinstance(data.get("content"), list):
+                raise InvalidResponseError("messages: the response has no content list", provider=provider)
+            return from_messages_response(data, provider=provider)
+
+        try:
+            return self._client.request("POST", "/messages", parse, body=body, model=model, what="messages")
+        except LLMRelayError as error:
+            raise self._typed(error, model) from None
+
+    def stream_execute(self, request: RequestLike, *, options: CallOptions | None = None) -> ChatStream:
+        body, model = self._body(request, stream=True)
+        try:
+            response = self._client.open_stream("/messages", body=body, model=model, what="messages stream")
+        except LLMRelayError as error:
+            raise self._typed(error, model) from None
+        chunks = _stream_chunks(response, StreamDecoder(provider=self.instance_name, model=model))
+        return ChatStream(chunks, provider=self.instance_name, model=model, close=response.close)
+
+    # ------------------------------------------------------------------ models and key
+
+    def list_models(self, *, options: CallOptions | None = None) -> ModelList:
+        provider = self.instance_name
+        models: list[ModelInfo] = []
+        params: dict[str, Any] | None = {"limit": 1000}
+        for _ in range(20):  # pages of 1000; a bound so a looping cursor cannot hang the caller
+            data, _response = self._client.request_json("GET", "/models", params=params, what="list models")
+            entries = data.get("data") if isinstance(data, dict) else None
+            if not isinstance(entries, list):
+                raise InvalidResponseError('/models: expected {"data": [...]}', provider=provider)
+            for entry in entries:
+                if isinstance(entry, dict) and entry.get("id"):
+                    models.append(ModelInfo(id=entry["id"], name=entry.get("display_name"), provider="anthropic",
+                                            input_modalities=["text", "image"], output_modalities=["text"],
+                                            supported_parameters=["tools", "tool_choice", "max_tokens", "temperature",
+                                                                  "top_p", "stop"]))
+            if not data.get("has_more") or not data.get("last_id"):
+                break
+            params = {"limit": 1000, "after_id": data["last_id"]}
+        return ModelList(models=models, provider=provider)
+
+    def validate_config(self) -> ValidationReport:
+        name = self.instance_name
+        key = self.settings.key()
+        if not key:
+            problem = "api_key is not set: set ANTHROPIC_API_KEY or pass api_key=..."
+            return ValidationReport(provider=name, outcome="config_error", message=problem, problems=[problem])
+        try:
+            models = self.list_models()
+        except AuthenticationError as error:
+            return ValidationReport(provider=name, outcome="invalid_key",
+                                    message=f"Anthropic rejected the API key {mask(key)} ({error.message}); "
+                                    f"create one at {KEYS_PAGE}")
+        except PaymentRequiredError as error:
+            return ValidationReport(provider=name, outcome="no_credits", message=f"billing problem: {error.message}")
+        except (APIConnectionError, APITimeoutError) as error:
+            return ValidationReport(provider=name, outcome="unreachable",
+                                    message=f"could not reach {self._client.base_url}: {error.message}")
+        except LLMRelayError as error:
+            return ValidationReport(provider=name, outcome="error", message=f"the key check failed: {error}")
+        return ValidationReport(provider=name, outcome="valid", message=f"the key is valid ({len(models)} models)")
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _stream_chunks(response: HTTPResponse, decoder: StreamDecoder) -> Iterator[StreamChunk]:
+    """Chunks from an open Messages stream; closes the response however it ends."""
+    provider = decoder.provider
+    try:
+        for event in iter_sse(response.iter_bytes()):
+            if not event.data:
+                continue
+            try:
+                data = json.loads(event.data)
+            except ValueError:
+                raise InvalidResponseError(f"stream: an event is not JSON: {redact(event.data[:200])!r}",
+                                           provider=provider) from None
+            if not isinstance(data, dict):
+                raise InvalidResponseError("stream: an event is not a JSON object", provider=provider)
+            data.setdefault("type", event.event)
+            chunk = decoder.feed(data)
+            if chunk is not None:
+                yield chunk
+            if decoder.done:
+                response.finish()
+                return
+        raise StreamInterruptedError("the stream ended before message_stop", provider=provider)
+    finally:
+        response.close()
+
+
+@hookimpl
+def llmrelay_register_providers(register: Callable[[type[Provider]], None]) -> None:
+    register(AnthropicProvider)

@@ -1,0 +1,235 @@
+"""OpenAI chat-completions wire format, shared by every OpenAI-compatible service.
+
+* :func:`coerce_chat_request`: a ``ChatRequest`` or dict, validated, with the
+  default model filled in; bad input is a typed error.
+* :func:`parse_chat_response`: a ``/chat/completions`` JSON body into a
+  :class:`ChatResponse` (unknown finish reasons kept, usage with cost, cached
+  and reasoning tokens, the serving upstream).
+* :func:`chunk_from_data`: one decoded SSE ``data:`` object into a
+  :class:`StreamChunk`. This runs once per streamed chunk, so it builds no
+  pydantic object except the :class:`Usage` of the (single) usage chunk.
+* :func:`chat_stream`: an open HTTP stream into a :class:`ChatStream` whose
+  ``close`` releases the connection. A data event carrying an ``error``
+  object (a failure after HTTP 200 was sent) raises
+  :class:`StreamInterruptedError` with the upstream code and message, after
+  every chunk before it was delivered.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from llmrelay.core.errors import (
+    BadRequestError,
+    ConfigurationError,
+    InvalidResponseError,
+    LLMRelayError,
+    StreamInterruptedError,
+)
+from llmrelay.core.models import ChatRequest, ChatResponse, Message, Usage, normalize_finish_reason
+from llmrelay.core.secrets import redact
+from llmrelay.core.sse import iter_sse
+from llmrelay.core.stream import ChatStream, StreamChunk, ToolCallDelta
+from llmrelay.core.transport import HTTPResponse
+
+__all__ = [
+    "coerce_chat_request",
+    "parse_chat_response",
+    "chunk_from_data",
+    "iter_chat_chunks",
+    "chat_stream",
+    "upstream_error_message",
+]
+
+ErrorFactory = Callable[[Mapping[str, Any]], LLMRelayError]
+
+
+def coerce_chat_request(request: Any, *, default_model: str | None, provider: str) -> ChatRequest:
+    """Validate ``request`` and make sure it names a model."""
+    try:
+        chat = ChatRequest.coerce(request)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in exc.errors(include_url=False)
+        )
+        raise BadRequestError(f"invalid chat request: {problems}", provider=provider) from None
+    except TypeError as exc:
+        raise BadRequestError(str(exc), provider=provider) from None
+    if chat.model is None:
+        if not default_model:
+            raise ConfigurationError(
+                f"[{provider}] the request names no model: pass model=... or set default_model in the provider's settings"
+            )
+        chat = chat.model_copy(update={"model": default_model})
+    return chat
+
+
+def upstream_error_message(error: Mapping[str, Any]) -> str:
+    """``message`` of an ``{"code", "message", "metadata"}`` error object, with upstream detail."""
+    message = str(error.get("message") or "unknown error")
+    metadata = error.get("metadata")
+    if isinstance(metadata, Mapping):
+        upstream = metadata.get("provider_name")
+        raw = metadata.get("raw")
+        if raw:
+            raw_text = raw if isinstance(raw, str) else json.dumps(raw)
+            message = f"{message} ({upstream or 'upstream'}: {raw_text[:300]})"
+        elif upstream:
+            message = f"{message} ({upstream})"
+    return redact(message)
+
+
+def parse_chat_response(data: Any, *, provider: str, on_error: ErrorFactory | None = None) -> ChatResponse:
+    """A chat completion body into a :class:`ChatResponse`."""
+    if not isinstance(data, dict):
+        raise InvalidResponseError(
+            f"chat completion: expected a JSON object, got {type(data).__name__}", provider=provider
+        )
+    if isinstance(data.get("error"), Mapping) and not data.get("choices"):
+        if on_error is not None:
+            raise on_error(data)
+        raise InvalidResponseError(
+            f"chat completion failed: {upstream_error_message(data['error'])}", provider=provider
+        )
+    choices = data.get("choices")
+    if not choices or not isinstance(choices, list) or not isinstance(choices[0], dict):
+        raise InvalidResponseError(
+            "chat completion: the response has no choices", provider=provider, generation_id=data.get("id")
+        )
+    choice = choices[0]
+    raw_message = choice.get("message") or {}
+    if "role" not in raw_message:
+        raw_message = dict(raw_message, role="assistant")
+    try:
+        message = Message.model_validate(raw_message)
+    except ValidationError as exc:
+        raise InvalidResponseError(
+            f"chat completion: the message does not have the expected shape ({exc.error_count()} problems: "
+            f"{exc.errors(include_url=False)[0]['msg']})",
+            provider=provider,
+            generation_id=data.get("id"),
+        ) from None
+    return ChatResponse(
+        id=data.get("id"),
+        model=data.get("model"),
+        provider=provider,
+        served_by=data.get("provider"),
+        message=message,
+        finish_reason=normalize_finish_reason(choice.get("finish_reason")),
+        native_finish_reason=choice.get("native_finish_reason"),
+        usage=Usage.from_openai(data.get("usage")),
+        created=data.get("created"),
+    )
+
+
+def _tool_deltas(calls: list[Any]) -> list[ToolCallDelta]:
+    out = []
+    for position, call in enumerate(calls):
+        function = call.get("function") or {}
+        out.append(
+            ToolCallDelta(
+                call.get("index", position),
+                call.get("id"),
+                function.get("name"),
+                function.get("arguments") or "",
+            )
+        )
+    return out
+
+
+def chunk_from_data(obj: dict[str, Any]) -> StreamChunk:
+    """One ``chat.completion.chunk`` object into a :class:`StreamChunk` (no pydantic)."""
+    text = reasoning = ""
+    tool_calls = None
+    finish = native = None
+    choices = obj.get("choices")
+    if choices:
+        choice = choices[0]
+        delta = choice.get("delta")
+        if delta:
+            text = delta.get("content") or ""
+            # "reasoning" is OpenRouter's; "reasoning_content" DeepSeek's and vLLM's.
+            reasoning = delta.get("reasoning") or delta.get("reasoning_content") or ""
+            calls = delta.get("tool_calls")
+            if calls:
+                tool_calls = _tool_deltas(calls)
+        finish = choice.get("finish_reason")
+        if finish is not None:
+            finish = normalize_finish_reason(finish)
+        native = choice.get("native_finish_reason")
+    usage = obj.get("usage")
+    return StreamChunk(
+        text,
+        reasoning,
+        tool_calls,
+        finish,
+        Usage.from_openai(usage) if usage else None,
+        obj.get("id"),
+        obj.get("model"),
+        obj.get("provider"),
+        native,
+        obj,
+    )
+
+
+def iter_chat_chunks(response: HTTPResponse, *, provider: str) -> Iterator[StreamChunk]:
+    """Chunks from an open SSE response; closes it however the iteration ends."""
+    loads = json.loads
+    finished = False
+    try:
+        for event in iter_sse(response.iter_bytes()):
+            data = event.data
+            if data == "[DONE]":
+                response.finish()
+                return
+            if not data:
+                continue
+            try:
+                obj = loads(data)
+            except ValueError:
+                raise InvalidResponseError(
+                    f"stream: an event is not JSON: {redact(data[:200])!r}", provider=provider
+                ) from None
+            if type(obj) is not dict:
+                raise InvalidResponseError(f"stream: an event is a JSON {type(obj).__name__}, not an object", provider=provider)
+            error = obj.get("error")
+            if error is not None:
+                if obj.get("usage"):
+                    # The failed generation's usage (it is billed): deliver it first.
+                    yield chunk_from_data(obj)
+                raise _stream_error(error, obj, provider)
+            chunk = chunk_from_data(obj)
+            if chunk.finish_reason is not None:
+                finished = True
+            yield chunk
+        if not finished:
+            raise StreamInterruptedError(
+                "the stream ended before the service said it was done (no [DONE], no finish_reason)",
+                provider=provider,
+            )
+    finally:
+        response.close()
+
+
+def _stream_error(error: Any, obj: Mapping[str, Any], provider: str) -> StreamInterruptedError:
+    if isinstance(error, Mapping):
+        code = error.get("code")
+        message = upstream_error_message(error)
+    else:
+        code = None
+        message = redact(str(error))
+    return StreamInterruptedError(
+        f"the service reported an error mid-stream: {message}" + (f" (code {code})" if code is not None else ""),
+        upstream_code=code,
+        provider=provider,
+        generation_id=obj.get("id"),
+    )
+
+
+def chat_stream(response: HTTPResponse, *, provider: str, model: str | None) -> ChatStream:
+    """A :class:`ChatStream` over an open SSE response; closing it releases the connection."""
+    return ChatStream(iter_chat_chunks(response, provider=provider), provider=provider, model=model, close=response.close)

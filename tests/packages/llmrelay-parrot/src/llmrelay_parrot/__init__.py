@@ -1,0 +1,1 @@
+"""A third-party llmrelay plugin: it only knows llmrelay's public API."""
