@@ -150,6 +150,18 @@ def llmrelay_bare(server: Server) -> Contender:
     )
 
 
+def llmrelay_default(server: Server) -> Contender:
+    """What ``create_provider("openrouter")`` gives: every plugin on, default config (chat not cached)."""
+    provider = _llmrelay(server, plugins=True, config={"plugins": {"cache": {"warm_up": []}}})
+    return Contender(
+        "llmrelay default plugins (chat not cached)",
+        lambda i: provider.execute(request_body(i)),
+        _stream_of(provider, lambda: request_body(0)),
+        provider.close,
+        group="llmrelay",
+    )
+
+
 def _cache_config(**cache: Any) -> dict[str, Any]:
     section = {
         "warm_up": [],  # no background GET /models racing the measured calls
@@ -215,6 +227,7 @@ def llmrelay_l2_hit(server: Server) -> Contender | Skipped:
         config=_cache_config(backend="redis", redis_url="redis://127.0.0.1:6379/0", namespace=namespace, max_entries=1),
     )
     pair = [request_body(None), request_body(-1)]
+    turns = iter(range(10**12))
     for request in pair * 2:
         provider.execute(request)
         with provider.stream_execute(request) as primed:
@@ -236,10 +249,9 @@ def llmrelay_l2_hit(server: Server) -> Contender | Skipped:
     return Contender(
         name,
         lambda i: provider.execute(pair[i & 1]),
-        _stream_of(provider, lambda: pair[0]),  # alternation is per call; a stream replay hits L1 or L2
+        _stream_of(provider, lambda: pair[next(turns) & 1]),
         close,
         group="llmrelay",
-        note="stream row: L1 may answer",
     )
 
 
@@ -269,11 +281,12 @@ def openai_sdk(server: Server) -> Contender | Skipped:
 
 def litellm_completion(server: Server) -> Contender | Skipped:
     name = "LiteLLM completion()"
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # else it downloads its price list at import
     try:
         import litellm
     except ImportError:
         return Skipped(name, "skipped: not installed (pip install -e \".[bench]\")")
-    litellm.telemetry = False
+    litellm.telemetry = False  # (the suite sets LITELLM_LOCAL_MODEL_COST_MAP: no price-list download)
     litellm.suppress_debug_info = True
     model = f"openrouter/{MODEL}"
 
@@ -296,6 +309,7 @@ BUILDERS: list[Callable[[Server], Contender | Skipped]] = [
     bare_session,
     raw_socket,
     llmrelay_bare,
+    llmrelay_default,
     llmrelay_full_miss,
     llmrelay_l1_hit,
     llmrelay_l2_hit,

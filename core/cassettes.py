@@ -81,8 +81,11 @@ MATCH_ON = ("method", "scheme", "host", "port", "path", "query", "llmrelay_json_
 REQUEST_HEADERS_DROPPED = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key", "cookie"})
 RESPONSE_HEADERS_DROPPED = frozenset({"set-cookie", "set-cookie2"})
 
-# JSON fields whose string value is a credential whatever it looks like.
-_SECRET_FIELDS = re.compile(r"(?i)^(api[_-]?key|apikey|secret|client_secret|password|token|access_token|authorization)$")
+# JSON fields whose string value is a credential whatever it looks like. Not a
+# bare "token": logprobs carry {"token": "Hello", ...} in every entry.
+_SECRET_FIELDS = re.compile(
+    r"(?i)^(api[_-]?key|apikey|secret|client_secret|password|access_token|refresh_token|authorization)$"
+)
 
 
 # --------------------------------------------------------------------------- scrubbing

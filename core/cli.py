@@ -12,7 +12,8 @@
 ``--cassette PATH`` replays recorded traffic and nothing else (a request the
 cassette lacks is an error naming it); with no API key set, replay uses a
 placeholder key, and says so. ``--record PATH`` records the command's
-traffic to a new cassette with keys, cookies and key-shaped values filtered.
+traffic to a cassette (created, or added to) with keys, cookies and
+key-shaped values filtered.
 
 Mistakes print one line, ``llmrelay: error: ...``, and exit with 2 (usage,
 config, unknown provider) or 1 (the service failed, a request missing from
@@ -80,9 +81,10 @@ class _Parser(argparse.ArgumentParser):
         import re
 
         hint = ""
-        wrong = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        # Python 3.12+ may drop the quotes around the choices: accept both.
+        wrong = re.search(r"invalid choice: '?([^' ]*)'? \(choose from (.*)\)", message)
         if wrong:
-            choices = re.findall(r"'([^']*)'", wrong.group(2))
+            choices = re.findall(r"'([^']*)'", wrong.group(2)) or [c.strip() for c in wrong.group(2).split(",")]
             close = difflib.get_close_matches(wrong.group(1), choices, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
         raise UsageError(f"{message}{hint} (see `{self.prog} --help`)")
@@ -348,9 +350,9 @@ def main(argv: list[str] | None = None, *, registry: PluginRegistry | None = Non
 
 def _run(args: argparse.Namespace, registry: PluginRegistry, secrets: set[str]) -> int:
     context = CommandContext(args, registry, secrets)
+    cassette = None
     with ExitStack() as stack:
         stack.callback(context.close)
-        cassette = None
         if args.cassette or args.record:
             from .cassettes import use_cassette
 
@@ -359,10 +361,10 @@ def _run(args: argparse.Namespace, registry: PluginRegistry, secrets: set[str]) 
             else:
                 cassette = stack.enter_context(use_cassette(args.record, "all", secrets=secrets))
         code: int = args.run(args, context)
-        if args.record and cassette is not None:
-            context.stderr.write(f"llmrelay: recorded {len(cassette)} interaction(s) to {args.record} "
-                                 "(keys and cookies filtered)\n")
-        return code
+    if args.record and cassette is not None:  # written when its context closed, just above
+        context.stderr.write(f"llmrelay: recorded to {args.record}, which now holds {len(cassette)} "
+                             "interaction(s) (keys and cookies filtered)\n")
+    return code
 
 
 def _describe(exc: BaseException) -> tuple[int, str]:

@@ -40,7 +40,7 @@ from .secrets import redact
 from .settings import ProviderSettings
 from .transport import USER_AGENT, HTTPRequest, HTTPResponse, Transport
 
-__all__ = ["HTTPClient", "error_from_response", "decode_json", "dumps", "is_status"]
+__all__ = ["HTTPClient", "error_from_response", "upstream_error_message", "decode_json", "dumps", "is_status"]
 
 T = TypeVar("T")
 
@@ -161,6 +161,25 @@ def error_from_response(
     )
 
 
+def upstream_error_message(error: Mapping[str, Any]) -> str:
+    """The ``message`` of an ``{"code", "message", "metadata"}`` error object, with the upstream's detail, redacted.
+
+    OpenRouter puts the serving provider in ``metadata.provider_name`` and its
+    own words in ``metadata.raw``; both are what a user can act on.
+    """
+    message = str(error.get("message") or "no message")
+    metadata = error.get("metadata")
+    if isinstance(metadata, Mapping):
+        raw = metadata.get("raw")
+        upstream = metadata.get("provider_name")
+        if raw:
+            raw_text = raw if isinstance(raw, str) else json.dumps(raw)
+            message = f"{message} ({upstream or 'upstream'}: {raw_text[:_MAX_TEXT]})"
+        elif upstream:
+            message = f"{message} ({upstream})"
+    return redact(message)
+
+
 def _mentions_model(message: str, model: str) -> bool:
     lowered = message.lower()
     return model.lower() in lowered or "model" in lowered or "endpoint" in lowered
@@ -170,17 +189,7 @@ def _message_from_body(parsed: Any, body: bytes, headers: Mapping[str, str], sta
     if isinstance(parsed, dict):
         error = parsed.get("error")
         if isinstance(error, dict):
-            message = str(error.get("message") or "no message")
-            metadata = error.get("metadata")
-            if isinstance(metadata, dict):
-                raw = metadata.get("raw")
-                upstream = metadata.get("provider_name")
-                if raw:
-                    raw_text = raw if isinstance(raw, str) else json.dumps(raw)
-                    message = f"{message} ({upstream or 'upstream'}: {raw_text[:_MAX_TEXT]})"
-                elif upstream:
-                    message = f"{message} ({upstream})"
-            return message, {"error": error}
+            return upstream_error_message(error), {"error": error}
         if isinstance(error, str):
             return error, parsed
         if isinstance(parsed.get("message"), str):

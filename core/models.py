@@ -350,6 +350,7 @@ class Pricing(_Model):
     @field_validator("*", mode="before")
     @classmethod
     def _decimal(cls, value: Any) -> Any:
+        # Unparseable prices become None instead of failing a whole /models list.
         return to_decimal(value) if isinstance(value, (str, int, float)) else value
 
     @staticmethod

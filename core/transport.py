@@ -31,17 +31,29 @@ a prepared request straight through that adapter, skipping
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import urllib.request
-import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import APIConnectionError, APITimeoutError, LLMRelayError, StreamInterruptedError
+from .errors import APIConnectionError, APITimeoutError, LLMRelayError
 from .settings import ProviderSettings
+from .transport_body import (
+    body_error,
+    DRAIN_GRACE_SECONDS,
+    DRAIN_LIMIT,
+    STREAM_READ_SIZE,
+    can_read_in_bulk,
+    drain,
+    foreign_response,
+    host_of,
+    innermost_reason,
+    read_chunked_bulk,
+    read_plain,
+    set_socket_timeout,
+)
 
 __all__ = [
     "HTTPRequest",
@@ -55,8 +67,6 @@ __all__ = [
 ]
 
 USER_AGENT = "llmrelay/0.1"
-# read1 returns whatever has arrived, up to this many bytes.
-STREAM_READ_SIZE = 65536
 
 
 class Headers(dict):  # type: ignore[type-arg]
@@ -311,40 +321,33 @@ class RequestsTransport(Transport):
             )
         except exc.ConnectTimeout as error:
             raise APITimeoutError(
-                f"could not connect to {_host(request.url)} within {request.timeout[0]}s (connect timeout)"
+                f"could not connect to {host_of(request.url)} within {request.timeout[0]}s (connect timeout)"
             ) from error
         except exc.ReadTimeout as error:
             raise APITimeoutError(
-                f"no response from {_host(request.url)} within {request.timeout[1]}s (read timeout)"
+                f"no response from {host_of(request.url)} within {request.timeout[1]}s (read timeout)"
             ) from error
         except exc.SSLError as error:
-            raise APIConnectionError(f"TLS error talking to {_host(request.url)}: {_reason(error)}") from error
+            raise APIConnectionError(f"TLS error talking to {host_of(request.url)}: {innermost_reason(error)}") from error
         except exc.ProxyError as error:
-            raise APIConnectionError(f"proxy refused the connection to {_host(request.url)}: {_reason(error)}") from error
+            raise APIConnectionError(f"proxy refused the connection to {host_of(request.url)}: {innermost_reason(error)}") from error
         except (exc.ConnectionError, OSError) as error:
-            raise APIConnectionError(f"connection to {_host(request.url)} failed: {_reason(error)}") from error
+            raise APIConnectionError(f"connection to {host_of(request.url)} failed: {innermost_reason(error)}") from error
         except exc.RequestException as error:
-            raise APIConnectionError(f"request to {_host(request.url)} failed: {_reason(error)}") from error
+            raise APIConnectionError(f"request to {host_of(request.url)} failed: {innermost_reason(error)}") from error
 
         raw = response.raw
         if not isinstance(raw, self._native_response):
-            return _foreign_response(response.status_code, raw, request)
-        if request.stream:
-            if request.idle_timeout is not None:
-                _set_socket_timeout(raw, request.idle_timeout)
-            return HTTPResponse(
-                response.status_code,
-                raw.headers,
-                stream=_read_stream(raw, request),
-                on_close=raw.close,
-                on_finish=lambda: _drain(raw),
-                url=request.url,
+            return foreign_response(
+                response.status_code, raw, request.url, stream=request.stream, errors=_error_mapper(request, True)
             )
+        if request.stream:
+            return _streamed(response.status_code, raw, request)
         try:
             body = raw.read(decode_content=True)
         except Exception as error:
             raw.close()
-            raise _body_error(error, request, streaming=False) from error
+            raise _error_mapper(request, False)(error) from error
         return HTTPResponse(response.status_code, raw.headers, body, url=request.url)
 
     def close(self) -> None:
@@ -357,146 +360,41 @@ class RequestsTransport(Transport):
         return f"<RequestsTransport proxies={sorted(self.proxies)} closed={self._closed}>"
 
 
-def _host(url: str) -> str:
-    parts = urlsplit(url)
-    return parts.netloc or url
+def _error_mapper(request: HTTPRequest, streaming: bool) -> Callable[[BaseException], LLMRelayError]:
+    def errors(error: BaseException) -> LLMRelayError:
+        return body_error(error, request.url, streaming=streaming, read_timeout=request.timeout[1],
+                          idle_timeout=request.idle_timeout)
+
+    return errors
 
 
-def _reason(error: BaseException) -> str:
-    # requests wraps urllib3's MaxRetryError which wraps the socket error:
-    # report the innermost reason, which is the one a user can act on.
-    seen = 0
-    current: Any = error
-    while seen < 5:
-        seen += 1
-        inner = getattr(current, "reason", None)
-        if inner is None and current.args and isinstance(current.args[0], BaseException):
-            inner = current.args[0]
-        if inner is None or inner is current or not isinstance(inner, BaseException):
-            break
-        current = inner
-    text = str(current) or type(current).__name__
-    return text.split(": ", 1)[-1] if text.startswith("<") else text
+def _streamed(status: int, raw: Any, request: HTTPRequest) -> HTTPResponse:
+    """A streamed urllib3 response: chunked bodies de-chunked in bulk, others read as they arrive."""
+    if request.idle_timeout is not None:
+        set_socket_timeout(raw, request.idle_timeout)
+    errors = _error_mapper(request, True)
+    if can_read_in_bulk(raw):
+        body = read_chunked_bulk(raw, errors)
+        return HTTPResponse(status, raw.headers, stream=body, on_close=raw.close,
+                            on_finish=lambda: _finish_bulk(raw, body), url=request.url)
+    return HTTPResponse(status, raw.headers, stream=read_plain(raw, errors), on_close=raw.close,
+                        on_finish=lambda: drain(raw), url=request.url)
 
 
-def _set_socket_timeout(raw: Any, seconds: float) -> None:
-    """Bound every later read of this response's socket by ``seconds``.
-
-    urllib3 resets the socket timeout when the connection is next taken from
-    the pool, so this does not leak into other requests. Under vcrpy (no
-    socket) there is nothing to set.
-    """
-    connection = getattr(raw, "_connection", None)
-    sock = getattr(connection, "sock", None)
-    if sock is None:
-        fp = getattr(getattr(raw, "_fp", None), "fp", None)
-        sock = getattr(getattr(fp, "raw", None), "_sock", None)
-    if sock is not None:
-        try:
-            sock.settimeout(seconds)
-        except OSError:
-            pass
-
-
-# After an end marker, wait at most this long for the rest of the body
-# before giving the connection up rather than returning it to the pool.
-DRAIN_GRACE_SECONDS = 0.5
-_DRAIN_LIMIT = 65536
-
-
-def _drain(raw: Any) -> None:
-    """Read what is left of a finished stream so urllib3 returns the connection to the pool."""
-    _set_socket_timeout(raw, DRAIN_GRACE_SECONDS)
-    left = _DRAIN_LIMIT
-    while left > 0:
-        data = raw.read1(left, decode_content=True)
-        if not data:
-            return  # complete: urllib3 has released the connection
-        left -= len(data)
-    raw.close()
-
-
-def _read_stream(raw: Any, request: HTTPRequest) -> Iterator[bytes]:
-    read1 = raw.read1
-    while True:
-        try:
-            data = read1(STREAM_READ_SIZE, decode_content=True)
-        except Exception as error:
-            raise _body_error(error, request, streaming=True) from error
-        if not data:
-            return
-        yield data
-
-
-def _body_error(error: BaseException, request: HTTPRequest, *, streaming: bool) -> LLMRelayError:
-    """Map an error raised while reading a body after the headers arrived."""
-    if isinstance(error, LLMRelayError):
-        return error
-    timed_out = isinstance(error, (socket.timeout, TimeoutError)) or "timed out" in str(error).lower()
-    host = _host(request.url)
-    if streaming:
-        if timed_out:
-            return StreamInterruptedError(
-                f"the stream from {host} went silent for more than {request.idle_timeout}s "
-                "(stream_idle timeout)"
-            )
-        return StreamInterruptedError(f"the stream from {host} broke off: {_reason(error)}")
-    if timed_out:
-        return APITimeoutError(f"the response body from {host} stalled for more than {request.timeout[1]}s (read timeout)")
-    return APIConnectionError(f"the connection to {host} dropped while reading the response: {_reason(error)}")
-
-
-def _decompressor(headers: Any) -> Any:
-    encoding = (headers.get("content-encoding") or "").strip().lower()
-    if encoding in ("gzip", "x-gzip"):
-        return zlib.decompressobj(16 + zlib.MAX_WBITS)
-    if encoding == "deflate":
-        return zlib.decompressobj()
-    return None
-
-
-def _foreign_response(status: int, raw: Any, request: HTTPRequest) -> HTTPResponse:
-    """A response object that is not urllib3's (vcrpy's replay stub): read it plainly.
-
-    Such stand-ins ignore ``decode_content``, so a gzip / deflate body (the
-    recorded ``/models`` lists are gzipped) is decoded here; vcrpy also records
-    bodies already decoded under a ``Content-Encoding: gzip`` header, so a body
-    that is not compressed after all is passed through as it is.
-    """
-    headers = raw.headers
-    read1 = getattr(raw, "read1", None) or raw.read
-
-    def chunks() -> Iterator[bytes]:
-        decoder = _decompressor(headers)
-        first = True
-        while True:
-            try:
-                data = read1(STREAM_READ_SIZE)
-            except Exception as error:
-                raise _body_error(error, request, streaming=True) from error
-            if not data:
-                if decoder is not None:
-                    tail = decoder.flush()
-                    if tail:
-                        yield tail
-                return
-            if decoder is not None:
-                try:
-                    data = decoder.decompress(data)
-                except zlib.error:
-                    if not first:
-                        raise _body_error(ValueError("corrupt compressed body"), request, streaming=True) from None
-                    decoder = None  # not compressed after all
-            first = False
-            yield data
-
-    if request.stream:
-        return HTTPResponse(status, headers, stream=chunks(), on_close=raw.close, url=request.url)
+def _finish_bulk(raw: Any, body: Iterator[bytes]) -> None:
+    """Read the rest of a bulk-read chunked body (usually already buffered) so its connection is pooled."""
+    set_socket_timeout(raw, DRAIN_GRACE_SECONDS)
+    left = DRAIN_LIMIT
     try:
-        body = b"".join(chunks())
-    finally:
-        raw.close()
-    return HTTPResponse(status, headers, body, url=request.url)
+        for piece in body:
+            left -= len(piece)
+            if left < 0:
+                break
+        else:
+            return  # the reader released the connection at the last chunk
+    except LLMRelayError:
+        pass
+    raw.close()
 
 
 # --------------------------------------------------------------------------- mock

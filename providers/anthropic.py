@@ -3,8 +3,8 @@
 Requests and responses stay in llmrelay's OpenAI-shaped model; the
 translation to and from Anthropic's format is in
 :mod:`llmrelay.providers.anthropic_format`. The HTTP side is the shared
-machinery (:class:`~llmrelay.core.http.HTTPClient`, the retry policy, the SSE
-parser), with Anthropic's own headers (``x-api-key``,
+:class:`~llmrelay.providers.http_provider.HTTPProvider` (pooled client, retry
+policy, key rules and key check) and the SSE parser, with Anthropic's own headers (``x-api-key``,
 ``anthropic-version``, ``anthropic-beta``) and its 529 "overloaded" status
 added to the statuses retried by default.
 
@@ -21,35 +21,23 @@ added to the statuses retried by default.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 from pydantic import Field
 
-from llmrelay.core.errors import (
-    APIConnectionError,
-    APIStatusError,
-    APITimeoutError,
-    AuthenticationError,
-    ConfigurationError,
-    InvalidResponseError,
-    LLMRelayError,
-    PaymentRequiredError,
-    StreamInterruptedError,
-)
+from llmrelay.core.errors import APIStatusError, InvalidResponseError, LLMRelayError, StreamInterruptedError
 from llmrelay.core.hookspecs import hookimpl
-from llmrelay.core.http import HTTPClient
-from llmrelay.core.models import ChatResponse, ModelInfo, ModelList, ValidationReport
+from llmrelay.core.models import ChatResponse, ModelInfo, ModelList
 from llmrelay.core.provider import CallOptions, Capability, Provider, RequestLike
-from llmrelay.core.retry import RetryPolicy
-from llmrelay.core.secrets import mask, redact
+from llmrelay.core.secrets import redact
 from llmrelay.core.settings import ProviderSettings, RetrySettings
 from llmrelay.core.sse import iter_sse
 from llmrelay.core.stream import ChatStream, StreamChunk
-from llmrelay.core.transport import HTTPResponse, RequestsTransport, Transport
+from llmrelay.core.transport import HTTPResponse
 
 from .anthropic_format import DEFAULT_MAX_TOKENS, StreamDecoder, error_from_anthropic, from_messages_response, to_messages_body
+from .http_provider import HTTPProvider
 from .openai_wire import coerce_chat_request
 
 __all__ = ["DEFAULT_BASE_URL", "API_VERSION", "AnthropicSettings", "AnthropicProvider", "llmrelay_register_providers"]
@@ -74,55 +62,33 @@ class AnthropicSettings(ProviderSettings):
     )
 
 
-class AnthropicProvider(Provider):
+class AnthropicProvider(HTTPProvider):
     """Anthropic's Messages API. ``transport``, ``sleep`` and ``clock`` are for tests."""
 
     name: ClassVar[str] = "anthropic"
     settings_model: ClassVar[type[ProviderSettings]] = AnthropicSettings
     env_prefix: ClassVar[str] = "ANTHROPIC_"
     capabilities: ClassVar[frozenset[str]] = Capability.CORE
+    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
+    service_title: ClassVar[str | None] = "Anthropic"
+    keys_page: ClassVar[str | None] = KEYS_PAGE
+    credits_hint: ClassVar[str] = "Check the plan and billing at https://console.anthropic.com/settings/billing"
 
     settings: AnthropicSettings
 
-    def __init__(
-        self,
-        settings: ProviderSettings | None = None,
-        *,
-        transport: Transport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        **fields: Any,
-    ) -> None:
-        super().__init__(settings, **fields)
-        s = self.settings
-        if not isinstance(s, AnthropicSettings):
-            s = self.settings = AnthropicSettings.model_validate(
-                {**s.model_dump(exclude={"api_key"}), "api_key": s.api_key, "base_url": s.base_url or DEFAULT_BASE_URL}
-            )
-        headers = {"anthropic-version": s.api_version}
-        if s.beta:
-            headers["anthropic-beta"] = ",".join(s.beta)
-        self.retry = RetryPolicy(s.retry, sleep=sleep, clock=clock, provider=self.name)
-        key = s.key()
-        self._client = HTTPClient(
-            provider=self.name,
-            base_url=s.base_url or DEFAULT_BASE_URL,
-            settings=s,
-            transport=transport or RequestsTransport(s),
-            retry=self.retry,
-            auth_headers={"x-api-key": key} if key else None,
-            headers=headers,
-        )
+    def auth_headers(self, key: str) -> dict[str, str]:
+        return {"x-api-key": key}
 
-    @property
-    def transport(self) -> Transport:
-        return self._client.transport
+    def service_headers(self, settings: ProviderSettings) -> dict[str, str]:
+        """``anthropic-version`` and, when configured, ``anthropic-beta``."""
+        headers = {"anthropic-version": getattr(settings, "api_version", API_VERSION)}
+        beta = getattr(settings, "beta", None)
+        if beta:
+            headers["anthropic-beta"] = ",".join(beta)
+        return headers
 
     def _body(self, request: RequestLike, stream: bool) -> tuple[dict[str, Any], str]:
-        if self.settings.api_key is None:
-            raise ConfigurationError(
-                f"[{self.instance_name}] no API key: set ANTHROPIC_API_KEY or pass api_key=... (create one at {KEYS_PAGE})"
-            )
+        self.require_key()
         chat = coerce_chat_request(request, default_model=self.settings.default_model, provider=self.instance_name)
         body = to_messages_body(chat, default_max_tokens=self.settings.default_max_tokens, provider=self.instance_name)
         if stream:
@@ -186,30 +152,6 @@ class AnthropicProvider(Provider):
                 break
             params = {"limit": 1000, "after_id": data["last_id"]}
         return ModelList(models=models, provider=provider)
-
-    def validate_config(self) -> ValidationReport:
-        name = self.instance_name
-        key = self.settings.key()
-        if not key:
-            problem = "api_key is not set: set ANTHROPIC_API_KEY or pass api_key=..."
-            return ValidationReport(provider=name, outcome="config_error", message=problem, problems=[problem])
-        try:
-            models = self.list_models()
-        except AuthenticationError as error:
-            return ValidationReport(provider=name, outcome="invalid_key",
-                                    message=f"Anthropic rejected the API key {mask(key)} ({error.message}); "
-                                    f"create one at {KEYS_PAGE}")
-        except PaymentRequiredError as error:
-            return ValidationReport(provider=name, outcome="no_credits", message=f"billing problem: {error.message}")
-        except (APIConnectionError, APITimeoutError) as error:
-            return ValidationReport(provider=name, outcome="unreachable",
-                                    message=f"could not reach {self._client.base_url}: {error.message}")
-        except LLMRelayError as error:
-            return ValidationReport(provider=name, outcome="error", message=f"the key check failed: {error}")
-        return ValidationReport(provider=name, outcome="valid", message=f"the key is valid ({len(models)} models)")
-
-    def close(self) -> None:
-        self._client.close()
 
 
 def _stream_chunks(response: HTTPResponse, decoder: StreamDecoder) -> Iterator[StreamChunk]:

@@ -1,11 +1,10 @@
 """Any OpenAI-compatible chat service: OpenAI, vLLM, Ollama, llama.cpp server, LM Studio, Groq, Together...
 
-It speaks the OpenAI chat-completions wire format through the same
-machinery as the OpenRouter provider: :class:`~llmrelay.core.http.HTTPClient`
-(one pooled transport, the retry policy, typed errors) and
-:mod:`llmrelay.providers.openai_wire` (request coercion, response parsing,
-the SSE stream driver). Only the service's address, key and a few headers
-are its own.
+It is an :class:`~llmrelay.providers.http_provider.HTTPProvider` (one pooled
+transport, the retry policy, typed errors, the key check) speaking the
+OpenAI chat-completions wire format of :mod:`llmrelay.providers.openai_wire`
+(request coercion, response parsing, the SSE stream driver). The OpenRouter
+provider is a subclass.
 
 One provider type, many instances::
 
@@ -29,25 +28,14 @@ Subclasses adapt a service by overriding :meth:`prepare_body` and
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from pydantic import Field
 
-from llmrelay.core.errors import (
-    APIConnectionError,
-    APITimeoutError,
-    AuthenticationError,
-    ConfigurationError,
-    InvalidResponseError,
-    LLMRelayError,
-    PaymentRequiredError,
-    RateLimitError,
-)
+from llmrelay.core.errors import ConfigurationError, InvalidResponseError, RateLimitError
 from llmrelay.core.hookspecs import hookimpl
-from llmrelay.core.http import HTTPClient
 from llmrelay.core.models import (
     ChatRequest,
     ChatResponse,
@@ -59,12 +47,11 @@ from llmrelay.core.models import (
     ValidationReport,
 )
 from llmrelay.core.provider import CallOptions, Capability, Provider, RequestLike
-from llmrelay.core.retry import RetryPolicy
-from llmrelay.core.secrets import mask
 from llmrelay.core.settings import ProviderSettings
 from llmrelay.core.stream import ChatStream
-from llmrelay.core.transport import HTTPResponse, RequestsTransport, Transport
+from llmrelay.core.transport import HTTPResponse
 
+from .http_provider import HTTPProvider
 from .openai_wire import chat_stream, coerce_chat_request, parse_chat_response
 
 __all__ = [
@@ -104,7 +91,7 @@ def model_info_from_openai(entry: dict[str, Any]) -> ModelInfo:
     )
 
 
-class OpenAICompatibleProvider(Provider):
+class OpenAICompatibleProvider(HTTPProvider):
     """A service that speaks OpenAI's ``/chat/completions``, ``/models`` and ``/embeddings``.
 
     ``transport`` replaces the pooled HTTP transport (tests pass a
@@ -117,43 +104,20 @@ class OpenAICompatibleProvider(Provider):
     requires_api_key: ClassVar[bool] = False
     capabilities: ClassVar[frozenset[str]] = Capability.CORE | {Capability.EMBEDDINGS}
     default_base_url: ClassVar[str] = DEFAULT_BASE_URL
+    credits_hint: ClassVar[str] = "Check the account's plan and billing"
+    unreachable_hint: ClassVar[str] = "Is the server running, and is base_url right (it usually ends in /v1)?"
 
-    def __init__(
-        self,
-        settings: ProviderSettings | None = None,
-        *,
-        transport: Transport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        **fields: Any,
-    ) -> None:
-        super().__init__(settings, **fields)
-        s = self.settings
-        if not isinstance(s, self.settings_model):
-            # A plain ProviderSettings: keep its values, add this provider's defaults.
-            s = self.settings = self.settings_model.model_validate({**s.model_dump(exclude={"api_key"}), "api_key": s.api_key})
-        base_url = (s.base_url or self.default_base_url).rstrip("/")
-        if s.api_key is None and urlsplit(base_url).hostname in _KEY_REQUIRED_HOSTS:
+    # ------------------------------------------------------------------ hooks for subclasses
+
+    def check_settings(self, settings: ProviderSettings, base_url: str) -> None:
+        if settings.api_key is None and urlsplit(base_url).hostname in _KEY_REQUIRED_HOSTS:
             raise ConfigurationError(
                 f"{type(self).__name__}: {base_url} needs an API key: set {self.env_prefix}API_KEY or pass api_key=... "
                 "(local servers such as Ollama or vLLM need none: set base_url to theirs)"
             )
-        self.retry = RetryPolicy(s.retry, sleep=sleep, clock=clock, provider=self.name)
-        key = s.key()
-        self._client = HTTPClient(
-            provider=self.name,
-            base_url=base_url,
-            settings=s,
-            transport=transport or RequestsTransport(s),
-            retry=self.retry,
-            auth_headers={"Authorization": f"Bearer {key}"} if key else None,
-            headers=self.service_headers(s),
-        )
-
-    # ------------------------------------------------------------------ hooks for subclasses
 
     def service_headers(self, settings: ProviderSettings) -> dict[str, str]:
-        """Headers this service wants on every request, besides auth."""
+        """OpenAI's ``OpenAI-Organization`` / ``OpenAI-Project`` when configured."""
         headers = {}
         organization = getattr(settings, "organization", None)
         project = getattr(settings, "project", None)
@@ -169,17 +133,10 @@ class OpenAICompatibleProvider(Provider):
             body["stream_options"] = {"include_usage": True}
         return body
 
-    @property
-    def transport(self) -> Transport:
-        return self._client.transport
-
-    @property
-    def base_url(self) -> str:
-        return self._client.base_url
-
     # ------------------------------------------------------------------ chat
 
     def _chat_body(self, request: RequestLike, stream: bool) -> tuple[dict[str, Any], str]:
+        self.require_key()
         chat = coerce_chat_request(request, default_model=self.settings.default_model, provider=self.instance_name)
         body = chat.to_wire()
         if stream:
@@ -220,38 +177,25 @@ class OpenAICompatibleProvider(Provider):
 
         return self._client.request("GET", "/models", parse, what="list models")
 
-    def validate_config(self) -> ValidationReport:
-        """Check the key (if any) and the address with ``GET /models``; never raises for a bad key."""
-        name = self.instance_name
-        base_url = self._client.base_url
-        key = self.settings.key()
-        if key is not None and (key != key.strip() or key.lower().startswith("bearer ")):
-            problem = "api_key has surrounding whitespace or a 'Bearer ' prefix: give the key alone"
-            return ValidationReport(provider=name, outcome="config_error", message=problem, problems=[problem])
+    def probe_key(self) -> ValidationReport:
+        """``GET /models``; a 429 that speaks of quota means the key has none left."""
         try:
-            models = self.list_models()
-        except AuthenticationError as error:
-            return ValidationReport(provider=name, outcome="invalid_key",
-                                    message=f"{base_url} rejected the API key {mask(key)} ({error.message})")
-        except (PaymentRequiredError, RateLimitError) as error:
-            if isinstance(error, RateLimitError) and "quota" not in error.message.lower():
-                return ValidationReport(provider=name, outcome="error", message=f"the key check was rate limited: {error}")
-            return ValidationReport(provider=name, outcome="no_credits",
+            return super().probe_key()
+        except RateLimitError as error:
+            if "quota" not in error.message.lower():
+                return ValidationReport(provider=self.instance_name, outcome="error",
+                                        message=f"the key check was rate limited: {error}")
+            return ValidationReport(provider=self.instance_name, outcome="no_credits",
                                     message=f"the key is valid but has no quota left ({error.message})")
-        except (APIConnectionError, APITimeoutError) as error:
-            return ValidationReport(provider=name, outcome="unreachable",
-                                    message=f"could not reach {base_url}: {error.message}. Is the server running, "
-                                    "and is base_url right (it usually ends in /v1)?")
-        except LLMRelayError as error:
-            return ValidationReport(provider=name, outcome="error", message=f"the check failed: {error}")
-        return ValidationReport(provider=name, outcome="valid",
-                                message=f"{base_url} answered with {len(models)} models")
 
     def embed(self, request: EmbeddingRequest | dict[str, Any], *, options: CallOptions | None = None) -> EmbeddingResponse:
+        if Capability.EMBEDDINGS not in self.capabilities:  # a subclass for a service without /embeddings
+            return super().embed(request, options=options)
         embedding = request if isinstance(request, EmbeddingRequest) else EmbeddingRequest.model_validate(request)
         model = embedding.model or self.settings.default_model
         if not model:
             raise ConfigurationError(f"[{self.instance_name}] the embedding request names no model")
+        self.require_key()
         body = {"model": model, "input": embedding.input, **embedding.extra_body}
         provider = self.instance_name
 
@@ -264,9 +208,6 @@ class OpenAICompatibleProvider(Provider):
                                      embeddings=[e["embedding"] for e in ordered], usage=Usage.from_openai(data.get("usage")))
 
         return self._client.request("POST", "/embeddings", parse, body=body, model=model, what="embeddings")
-
-    def close(self) -> None:
-        self._client.close()
 
 
 @hookimpl

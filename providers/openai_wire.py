@@ -30,6 +30,7 @@ from llmrelay.core.errors import (
     LLMRelayError,
     StreamInterruptedError,
 )
+from llmrelay.core.http import upstream_error_message
 from llmrelay.core.models import ChatRequest, ChatResponse, Message, Usage, normalize_finish_reason
 from llmrelay.core.secrets import redact
 from llmrelay.core.sse import iter_sse
@@ -66,21 +67,6 @@ def coerce_chat_request(request: Any, *, default_model: str | None, provider: st
             )
         chat = chat.model_copy(update={"model": default_model})
     return chat
-
-
-def upstream_error_message(error: Mapping[str, Any]) -> str:
-    """``message`` of an ``{"code", "message", "metadata"}`` error object, with upstream detail."""
-    message = str(error.get("message") or "unknown error")
-    metadata = error.get("metadata")
-    if isinstance(metadata, Mapping):
-        upstream = metadata.get("provider_name")
-        raw = metadata.get("raw")
-        if raw:
-            raw_text = raw if isinstance(raw, str) else json.dumps(raw)
-            message = f"{message} ({upstream or 'upstream'}: {raw_text[:300]})"
-        elif upstream:
-            message = f"{message} ({upstream})"
-    return redact(message)
 
 
 def parse_chat_response(data: Any, *, provider: str, on_error: ErrorFactory | None = None) -> ChatResponse:

@@ -1,8 +1,9 @@
 """The OpenRouter provider: chat, streaming, models with pricing, key check, credits, generation stats.
 
-Built on the shared HTTP machinery (:mod:`llmrelay.core.http`: one pooled
-session, one retry policy, typed errors) and the OpenAI wire format
-(:mod:`llmrelay.providers.openai_wire`). What is OpenRouter's own:
+OpenRouter is an OpenAI-compatible service, so :class:`OpenRouterProvider`
+is an :class:`~llmrelay.providers.openai_compat.OpenAICompatibleProvider`
+(one pooled session, one retry policy, typed errors, the OpenAI wire format
+and stream driver). What is OpenRouter's own:
 
 * attribution headers ``HTTP-Referer`` (``app_url``) and
   ``X-OpenRouter-Title`` / ``X-Title`` (``app_title``);
@@ -26,28 +27,24 @@ Usage::
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 
 from llmrelay.core.errors import (
-    APIConnectionError,
-    APITimeoutError,
-    AuthenticationError,
     CapabilityNotSupportedError,
     ConfigurationError,
     InvalidResponseError,
     LLMRelayError,
-    PaymentRequiredError,
     PermissionDeniedError,
 )
 from llmrelay.core.hookspecs import hookimpl
-from llmrelay.core.http import HTTPClient, is_status
+from llmrelay.core.http import is_status
 from llmrelay.core.models import (
-    ChatResponse,
+    ChatRequest,
     Credits,
     GenerationStats,
     ModelInfo,
@@ -56,14 +53,11 @@ from llmrelay.core.models import (
     ValidationReport,
     to_decimal,
 )
-from llmrelay.core.provider import CallOptions, Capability, Provider, RequestLike
+from llmrelay.core.provider import CallOptions, Capability, Provider
 from llmrelay.core.retry import RetryPolicy
-from llmrelay.core.secrets import mask
 from llmrelay.core.settings import ProviderSettings, RetrySettings
-from llmrelay.core.stream import ChatStream
-from llmrelay.core.transport import HTTPResponse, RequestsTransport, Transport
 
-from .openai_wire import chat_stream, coerce_chat_request, parse_chat_response
+from .openai_compat import OpenAICompatibleProvider
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -203,9 +197,11 @@ def parse_model_list(payload: Any, *, provider: str) -> tuple[list[ModelInfo], d
 # --------------------------------------------------------------------------- provider
 
 
-class OpenRouterProvider(Provider):
+class OpenRouterProvider(OpenAICompatibleProvider):
     """OpenRouter (https://openrouter.ai): every model behind one OpenAI-compatible API.
 
+    An :class:`~llmrelay.providers.openai_compat.OpenAICompatibleProvider`
+    (chat, streaming, the pooled client) with OpenRouter's own parts added.
     ``transport`` replaces the pooled HTTP transport (tests pass a
     :class:`~llmrelay.core.transport.MockTransport`); ``sleep`` and ``clock``
     replace the retry policy's ``time.sleep`` / ``time.monotonic``.
@@ -214,29 +210,21 @@ class OpenRouterProvider(Provider):
     name = "openrouter"
     settings_model = OpenRouterSettings
     env_prefix = "OPENROUTER_"
+    requires_api_key = True
     capabilities = Capability.CORE | {Capability.CREDITS, Capability.GENERATION_STATS}
+    default_base_url = DEFAULT_BASE_URL
+    service_title = "OpenRouter"
+    keys_page = KEYS_PAGE
+    credits_hint = f"Add credits at {CREDITS_PAGE}"
+    unreachable_hint = "Check the network, the proxy settings (proxies / trust_env) and base_url"
 
     settings: OpenRouterSettings
 
-    def __init__(
-        self,
-        settings: OpenRouterSettings | None = None,
-        *,
-        transport: Transport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        **fields: Any,
-    ) -> None:
-        super().__init__(settings, **fields)
-        s = self.settings
-        if not isinstance(s, OpenRouterSettings):
-            # A plain ProviderSettings: keep its values, add OpenRouter's defaults.
-            s = self.settings = OpenRouterSettings.model_validate(
-                {**s.model_dump(exclude={"api_key"}), "api_key": s.api_key, "base_url": s.base_url or DEFAULT_BASE_URL}
-            )
-        self.retry = RetryPolicy(s.retry, sleep=sleep, clock=clock, provider=self.name)
+    @cached_property
+    def _generation_retry(self) -> RetryPolicy:
         # /generation 404s right after a call: retry it briefly, on top of the usual statuses.
-        self._generation_retry = RetryPolicy(
+        s = self.settings
+        return RetryPolicy(
             RetrySettings(
                 max_attempts=max(s.retry.max_attempts, 8),
                 max_total_seconds=s.generation_wait_seconds,
@@ -245,77 +233,33 @@ class OpenRouterProvider(Provider):
                 retry_statuses=s.retry.retry_statuses,
                 retry_connection_errors=s.retry.retry_connection_errors,
             ),
-            sleep=sleep,
-            clock=clock,
+            sleep=self.retry.sleep,
+            clock=self.retry.clock,
             provider=self.name,
-        )
-        self._client = HTTPClient(
-            provider=self.name,
-            base_url=s.base_url or DEFAULT_BASE_URL,
-            settings=s,
-            transport=transport or RequestsTransport(s),
-            retry=self.retry,
-            auth_headers={"Authorization": f"Bearer {s.key()}"} if s.key() else None,
-            headers=self._attribution_headers(s),
         )
 
-    @staticmethod
-    def _attribution_headers(s: OpenRouterSettings) -> dict[str, str]:
+    def service_headers(self, settings: ProviderSettings) -> dict[str, str]:
+        """The attribution headers: ``HTTP-Referer``, ``X-OpenRouter-Title`` / ``X-Title``, categories."""
         headers = {}
-        if s.app_url:
-            headers["HTTP-Referer"] = s.app_url
-        if s.app_title:
-            headers["X-OpenRouter-Title"] = s.app_title
-            headers["X-Title"] = s.app_title  # the older name, still read
-        if s.app_categories:
-            headers["X-OpenRouter-Categories"] = ",".join(s.app_categories)
+        if not isinstance(settings, OpenRouterSettings):
+            return headers
+        if settings.app_url:
+            headers["HTTP-Referer"] = settings.app_url
+        if settings.app_title:
+            headers["X-OpenRouter-Title"] = settings.app_title
+            headers["X-Title"] = settings.app_title  # the older name, still read
+        if settings.app_categories:
+            headers["X-OpenRouter-Categories"] = ",".join(settings.app_categories)
         return headers
 
-    @property
-    def transport(self) -> Transport:
-        return self._client.transport
-
-    def _need_key(self) -> None:
-        if self.settings.api_key is None:
-            raise ConfigurationError(
-                f"[{self.instance_name}] no API key: set OPENROUTER_API_KEY or pass api_key=... "
-                f"(create one at {KEYS_PAGE})"
-            )
-
-    # ------------------------------------------------------------------ chat
-
-    def _chat_body(self, request: RequestLike, stream: bool) -> tuple[dict[str, Any], str]:
-        self._need_key()
-        chat = coerce_chat_request(request, default_model=self.settings.default_model, provider=self.instance_name)
-        body = chat.to_wire()
+    def prepare_body(self, body: dict[str, Any], request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        """``usage: {"include": true}`` on every chat call (2025 traffic left out ``cost`` without it)."""
         usage = body.get("usage")
         if usage is None:
             body["usage"] = {"include": True}
         elif isinstance(usage, dict) and "include" not in usage:
             body["usage"] = {**usage, "include": True}
-        if stream:
-            body["stream"] = True
-        return body, chat.model or ""
-
-    def execute(self, request: RequestLike, *, options: CallOptions | None = None) -> ChatResponse:
-        body, model = self._chat_body(request, stream=False)
-        client = self._client
-        provider = self.instance_name
-
-        def parse(data: Any, response: HTTPResponse) -> ChatResponse:
-            reply = parse_chat_response(
-                data, provider=provider, on_error=lambda payload: client.error_from_payload(payload, response)
-            )
-            if reply.id is None:
-                reply.id = response.headers.get("x-generation-id")
-            return reply
-
-        return client.request("POST", "/chat/completions", parse, body=body, model=model, what="chat completion")
-
-    def stream_execute(self, request: RequestLike, *, options: CallOptions | None = None) -> ChatStream:
-        body, model = self._chat_body(request, stream=True)
-        response = self._client.open_stream("/chat/completions", body=body, model=model, what="chat stream")
-        return chat_stream(response, provider=self.instance_name, model=model)
+        return body
 
     # ------------------------------------------------------------------ models
 
@@ -351,51 +295,10 @@ class OpenRouterProvider(Provider):
 
     # ------------------------------------------------------------------ key, credits, generations
 
-    def _config_problems(self) -> list[str]:
-        problems = []
-        key = self.settings.key()
-        if not key:
-            problems.append(f"api_key is not set: set OPENROUTER_API_KEY or pass api_key=... (create one at {KEYS_PAGE})")
-        elif key != key.strip() or any(c.isspace() for c in key):
-            problems.append("api_key contains whitespace: check how it was copied into the config or environment")
-        elif key.lower().startswith("bearer "):
-            problems.append("api_key starts with 'Bearer ': give the key alone; llmrelay adds the prefix")
-        return problems
-
-    def validate_config(self) -> ValidationReport:
-        """Check settings first (no network), then the key against ``GET /key``.
-
-        Never raises for a bad key, no credits or an unreachable service:
-        each is its own ``outcome`` with a message saying what to do.
-        """
+    def probe_key(self) -> ValidationReport:
+        """``GET /key``: label, limit and usage; a used-up limit is ``no_credits``."""
         name = self.instance_name
-        problems = self._config_problems()
-        if problems:
-            return ValidationReport(
-                provider=name, outcome="config_error", message="the configuration has problems: " + "; ".join(problems),
-                problems=problems,
-            )
-        try:
-            data, _ = self._client.request_json("GET", "/key", what="key check")
-        except AuthenticationError as error:
-            return ValidationReport(
-                provider=name, outcome="invalid_key",
-                message=f"OpenRouter rejected the API key {mask(self.settings.key())} ({error.message}). "
-                f"Check OPENROUTER_API_KEY, or create a key at {KEYS_PAGE}",
-            )
-        except PaymentRequiredError as error:
-            return ValidationReport(
-                provider=name, outcome="no_credits",
-                message=f"the key is valid but out of credits ({error.message}). Add credits at {CREDITS_PAGE}",
-            )
-        except (APIConnectionError, APITimeoutError) as error:
-            return ValidationReport(
-                provider=name, outcome="unreachable",
-                message=f"could not reach OpenRouter at {self._client.base_url}: {error.message}. "
-                "Check the network, the proxy settings (proxies / trust_env) and base_url",
-            )
-        except LLMRelayError as error:
-            return ValidationReport(provider=name, outcome="error", message=f"the key check failed: {error}")
+        data, _ = self._client.request_json("GET", "/key", what="key check")
         info = data.get("data") if isinstance(data, dict) else None
         if not isinstance(info, dict):
             return ValidationReport(provider=name, outcome="error", message="the key check failed: /key returned no data")
@@ -425,7 +328,7 @@ class OpenRouterProvider(Provider):
 
     def get_credits(self, *, options: CallOptions | None = None) -> Credits:
         """Total credits bought and used. Raises :class:`CreditsNotAvailableError` for keys that may not ask."""
-        self._need_key()
+        self.require_key()
         name = self.instance_name
         try:
             data, _ = self._client.request_json("GET", "/credits", what="credits")
@@ -440,7 +343,7 @@ class OpenRouterProvider(Provider):
 
     def get_generation_stats(self, generation_id: str, *, options: CallOptions | None = None) -> GenerationStats:
         """Stats of one generation; the 404 OpenRouter answers right after a call is retried briefly."""
-        self._need_key()
+        self.require_key()
         name = self.instance_name
         if not isinstance(generation_id, str) or not generation_id.strip():
             raise ConfigurationError(
@@ -464,11 +367,6 @@ class OpenRouterProvider(Provider):
             raise InvalidResponseError(
                 f"/generation: unexpected field values ({exc.errors(include_url=False)[0]['msg']})", provider=name
             ) from None
-
-    # ------------------------------------------------------------------ lifecycle
-
-    def close(self) -> None:
-        self._client.close()
 
 
 @hookimpl

@@ -310,3 +310,13 @@ def test_replayed_streams_read_incrementally_like_urllib3(server: str, tmp_path:
         rest = b"".join(iter(lambda: response.raw.read1(64, decode_content=True), b""))
     assert len(first) == 5
     assert json.loads(first + rest)["got"] == {"stream": True}
+
+
+def test_recording_keeps_ordinary_fields_that_only_sound_secret(server: str, tmp_path: Path) -> None:
+    path = tmp_path / "logprobs.yaml"
+    body = {"logprobs": {"content": [{"token": "Hello", "logprob": -0.1}]}, "max_tokens": 5, "password": "hunter2"}
+    with use_cassette(path, "all"):
+        requests.post(f"{server}/v1/chat", json=body)
+    recorded = json.loads(yaml_load(path)["interactions"][0]["request"]["body"])
+    assert recorded["logprobs"] == body["logprobs"] and recorded["max_tokens"] == 5
+    assert recorded["password"] == "***"

@@ -123,10 +123,10 @@ def test_record_then_replay_offline(run: Callable[..., Any], tmp_path: Path, mon
         config = _config(tmp_path, server)
         monkeypatch.setenv("OPENROUTER_API_KEY", VALID_KEY)
         live = []
-        for command in commands:
+        for number, command in enumerate(commands, 1):
             code, out, err = run("--config", str(config), "--record", str(cassette), *command)
             assert code == EXIT_OK, err
-            assert "recorded" in err and "(keys and cookies filtered)" in err
+            assert f"recorded to {cassette}, which now holds {number} interaction(s) (keys and cookies filtered)" in err
             live.append(out)
         assert server.count() == len(commands)  # one request per command: no warm-up traffic recorded
     assert "Hello" in live[1] and live[2].strip() and "valid" in live[3]

@@ -42,7 +42,10 @@ def _pip_install(package: str, root: Path) -> Path:
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     if result.returncode != 0:
-        raise RuntimeError(f"installing tests/packages/{package} failed:\n{result.stdout}\n{result.stderr}")
+        raise RuntimeError(
+            f"installing tests/packages/{package} failed (it is built with the setuptools of this "
+            f'environment, from the dev extra: pip install -e ".[dev]"):\n{result.stdout}\n{result.stderr}'
+        )
     return target
 
 

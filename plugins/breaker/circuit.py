@@ -128,7 +128,10 @@ class Permit:
 
     def record(self, error: BaseException | None = None) -> str:
         """Record the call's ending (``None`` = success); returns the :class:`Outcome` counted."""
-        outcome = classify(error, count_rate_limits=self.breaker.settings.count_rate_limits)
+        if error is None:
+            outcome = Outcome.SUCCESS
+        else:
+            outcome = classify(error, count_rate_limits=self.breaker.settings.count_rate_limits)
         self.breaker._record(self, outcome)
         return outcome
 
@@ -314,12 +317,12 @@ class CircuitBreaker:
                     self._probes_in_flight -= 1
                 if not current or outcome == Outcome.IGNORED:
                     return
-                now = self._clock()
                 if self._state is CircuitState.CLOSED:
                     if self._count(outcome == Outcome.FAILURE):
-                        self._transition(CircuitState.OPEN, now, self._trip_reason(), events)
+                        self._transition(CircuitState.OPEN, self._clock(), self._trip_reason(), events)
                         publish = "open"
                 elif self._state is CircuitState.HALF_OPEN and permit.probe:
+                    now = self._clock()
                     if outcome == Outcome.FAILURE:
                         self._transition(CircuitState.OPEN, now, "probe call failed", events)
                         publish = "reopen"

@@ -209,6 +209,9 @@ class MetricsCollector:
 
     def observe_breaker_state(self, breaker: str, provider: str, model: str | None, state: str) -> None:
         """Note a breaker's current state as seen by a call (no transition counted)."""
+        known = self._breakers.get(breaker)
+        if known is not None and known.state == state:
+            return  # the common case: nothing changed, no lock needed
         with self._lock:
             known = self._breakers.get(breaker)
             if known is None:
