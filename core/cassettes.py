@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import os
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -359,8 +360,16 @@ def use_cassette(
         before_record_response=lambda response: filter_response(response, secret_view),
     )
     recorder.register_matcher("llmrelay_json_body", json_body_matcher(ignore_body_fields))
-    with recorder.use_cassette(str(cassette_path), allow_playback_repeats=allow_playback_repeats) as cassette:
-        yield cassette
+    # vcrpy logs whole request and response bodies at DEBUG; a key a service
+    # echoes in an error body would reach the logs that way.
+    vcr_log = logging.getLogger("vcr")
+    previous_level = vcr_log.level
+    vcr_log.setLevel(max(previous_level, logging.WARNING))
+    try:
+        with recorder.use_cassette(str(cassette_path), allow_playback_repeats=allow_playback_repeats) as cassette:
+            yield cassette
+    finally:
+        vcr_log.setLevel(previous_level)
 
 
 def _accept_urllib3_read1(vcr: Any) -> None:

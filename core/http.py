@@ -40,7 +40,15 @@ from .secrets import redact
 from .settings import ProviderSettings
 from .transport import USER_AGENT, HTTPRequest, HTTPResponse, Transport
 
-__all__ = ["HTTPClient", "error_from_response", "upstream_error_message", "decode_json", "dumps", "is_status"]
+__all__ = [
+    "HTTPClient",
+    "Attempted",
+    "error_from_response",
+    "upstream_error_message",
+    "decode_json",
+    "dumps",
+    "is_status",
+]
 
 T = TypeVar("T")
 
@@ -298,8 +306,8 @@ class HTTPClient:
         also_retry: Predicate | None = None,
         retry: RetryPolicy | None = None,
         what: str | None = None,
-    ) -> tuple[Any, HTTPResponse]:
-        """Like :meth:`request`, returning ``(decoded JSON, response)``."""
+    ) -> Attempted:
+        """Like :meth:`request`, returning ``(decoded JSON, response)`` (an :class:`Attempted` pair)."""
         return self.request(
             method, path, _pair, body=body, params=params, also_retry=also_retry, retry=retry, what=what
         )
@@ -356,8 +364,18 @@ class HTTPClient:
         return f"<HTTPClient {self.provider!r} {self.base_url}>"
 
 
-def _pair(data: Any, response: HTTPResponse) -> tuple[Any, HTTPResponse]:
-    return data, response
+class Attempted(tuple):  # type: ignore[type-arg]
+    """A tuple result (``(data, response)``, a page and its extras) that also says how many attempts it took.
+
+    The retry policy sets :attr:`attempts`; a caller that builds its model
+    from several such results reports them in the model's ``meta.attempts``.
+    """
+
+    attempts: int = 1
+
+
+def _pair(data: Any, response: HTTPResponse) -> Attempted:
+    return Attempted((data, response))
 
 
 def is_status(*statuses: int) -> Predicate:

@@ -17,7 +17,9 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import BadRequestError
 
 __all__ = [
     "TextPart",
@@ -83,6 +85,13 @@ def to_decimal(value: Any) -> Decimal | None:
         return Decimal(str(value))
     except (InvalidOperation, ValueError):
         return None
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or 'request'}: {error['msg']}"
+        for error in exc.errors(include_url=False)
+    )
 
 
 class _Model(BaseModel):
@@ -238,16 +247,37 @@ class ChatRequest(_Model):
     extra_body: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
-    def coerce(cls, request: ChatRequest | dict[str, Any]) -> ChatRequest:
-        """Accept a ChatRequest or a plain OpenAI-format dict."""
+    def coerce(
+        cls,
+        request: ChatRequest | dict[str, Any],
+        *,
+        default_model: str | None = None,
+        provider: str | None = None,
+    ) -> ChatRequest:
+        """Accept a ChatRequest or a plain OpenAI-format dict.
+
+        Bad input raises :class:`~llmrelay.core.errors.BadRequestError`
+        naming each wrong field, never pydantic's own error. ``default_model``
+        fills in a missing ``model``.
+        """
         if isinstance(request, ChatRequest):
-            return request
-        if isinstance(request, dict):
-            return cls.model_validate(request)
-        raise TypeError(
-            f"a chat request must be a ChatRequest or a dict in OpenAI chat format, "
-            f"not {type(request).__name__}"
-        )
+            chat = request
+        elif isinstance(request, dict):
+            try:
+                chat = cls.model_validate(request)
+            except ValidationError as exc:
+                raise BadRequestError(
+                    f"invalid chat request: {_problems(exc)}", provider=provider
+                ) from None
+        else:
+            raise BadRequestError(
+                f"a chat request must be a ChatRequest or a dict in OpenAI chat format, "
+                f"not {type(request).__name__}",
+                provider=provider,
+            )
+        if chat.model is None and default_model:
+            chat = chat.model_copy(update={"model": default_model})
+        return chat
 
     def to_wire(self) -> dict[str, Any]:
         """The JSON body for an OpenAI-compatible endpoint (without ``stream``)."""

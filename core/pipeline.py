@@ -205,10 +205,7 @@ class LayeredProvider(Provider):
         return self._chain(call)
 
     def _chat_request(self, request: RequestLike) -> ChatRequest:
-        chat = ChatRequest.coerce(request)
-        if chat.model is None and self.settings.default_model:
-            chat = chat.model_copy(update={"model": self.settings.default_model})
-        return chat
+        return ChatRequest.coerce(request, default_model=self.settings.default_model, provider=self.instance_name)
 
     def execute(self, request: RequestLike, *, options: CallOptions | None = None) -> ChatResponse:
         chat = self._chat_request(request)

@@ -39,7 +39,7 @@ import tenacity
 from .errors import APIConnectionError, APIStatusError, APITimeoutError, LLMRelayError
 from .settings import RetrySettings
 
-__all__ = ["RetryPolicy", "parse_retry_after", "is_retryable"]
+__all__ = ["RetryPolicy", "parse_retry_after", "is_retryable", "record_attempts"]
 
 log = logging.getLogger("llmrelay.retry")
 
@@ -87,7 +87,7 @@ def is_retryable(error: BaseException, settings: RetrySettings) -> bool:
 class _Attempts:
     """One call's state, reached from tenacity's retry_state through ``fn``."""
 
-    __slots__ = ("fn", "first_error", "started", "also_retry", "what", "delays", "gave_up_reason")
+    __slots__ = ("fn", "first_error", "started", "also_retry", "what", "delays", "gave_up_reason", "count")
 
     def __init__(self, fn: Callable[[], Any], first_error: BaseException, started: float,
                  also_retry: Predicate | None, what: str) -> None:
@@ -98,14 +98,30 @@ class _Attempts:
         self.what = what
         self.delays: dict[int, float] = {}
         self.gave_up_reason: str | None = None
+        self.count = 0
 
     def __call__(self) -> Any:
         # Attempt 1 already ran outside tenacity; replay its error so that
         # tenacity's attempt numbers are the real ones.
+        self.count += 1
         error, self.first_error = self.first_error, None
         if error is not None:
             raise error
         return self.fn()
+
+
+def record_attempts(result: Any, count: int) -> None:
+    """Note on ``result`` how many attempts produced it, for the metrics layer.
+
+    A model result has ``meta.attempts``; an open streamed response has
+    ``attempts``, which the stream driver copies to its ``ChatStream.meta``.
+    A failure carries ``attempts`` on the raised error.
+    """
+    meta = getattr(result, "meta", None)
+    if meta is not None and hasattr(meta, "attempts"):
+        meta.attempts = count
+    elif hasattr(result, "attempts"):
+        result.attempts = count
 
 
 class RetryPolicy:
@@ -152,7 +168,12 @@ class RetryPolicy:
                 raise
             first = error
         attempts = _Attempts(fn, first, started, also_retry, what)
-        result: T = self._retrying(attempts)
+        try:
+            result: T = self._retrying(attempts)
+        except LLMRelayError as error:
+            error.attempts = attempts.count  # type: ignore[attr-defined]
+            raise
+        record_attempts(result, attempts.count)
         return result
 
     def backoff(self, attempt: int) -> float:

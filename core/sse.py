@@ -22,9 +22,22 @@ multi-byte character split across two reads is never torn.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
+from typing import Any
 
-__all__ = ["SSEEvent", "SSEDecoder", "iter_sse"]
+from .errors import InvalidResponseError
+from .secrets import redact
+
+__all__ = ["SSEEvent", "SSEDecoder", "iter_sse", "event_object"]
+
+# Runs once per streamed chunk: raw_decode skips json.loads' argument checks
+# and its two whitespace regex matches; decode (what json.loads calls) is the
+# fallback that handles padding and words the error.
+_decoder = json.JSONDecoder()
+_raw_decode = _decoder.raw_decode
+_decode = _decoder.decode
+_JSON_WHITESPACE = " \t\n\r"
 
 
 class SSEEvent:
@@ -86,15 +99,18 @@ class SSEDecoder:
         data = self._data
         for line in lines:
             if not line:
-                if data:
+                if not data:
+                    self._event = None
+                elif len(data) == 1 and self._event is None:
+                    # The common event, one data line and no name, dispatched inline (hot path).
+                    events.append(SSEEvent(data[0].decode("utf-8", "replace"), "message", self._last_id, self._retry))
+                    data.clear()
+                else:
                     events.append(self._dispatch())
                     data = self._data
-                else:
-                    self._event = None
                 continue
             if line.startswith(b"data:"):
-                value = line[5:]
-                data.append(value[1:] if value[:1] == b" " else value)
+                data.append(line[6:] if line[5:6] == b" " else line[5:])
                 continue
             if line[0] == 0x3A:  # ":" starts a comment
                 continue
@@ -141,3 +157,21 @@ def iter_sse(chunks: Iterable[bytes]) -> Iterator[SSEEvent]:
         if chunk:
             yield from feed(chunk)
     decoder.close()
+
+
+def event_object(data: str, *, provider: str | None) -> dict[str, Any]:
+    """An event's data as the JSON object streaming APIs send; anything else is :class:`InvalidResponseError`."""
+    try:
+        obj, end = _raw_decode(data)
+        if end != len(data) and data[end:].strip(_JSON_WHITESPACE):
+            raise ValueError("extra data")
+    except ValueError:
+        try:
+            obj = _decode(data)  # leading whitespace is fine; anything else raises
+        except ValueError:
+            raise InvalidResponseError(
+                f"stream: an event is not JSON: {redact(data[:200])!r}", provider=provider
+            ) from None
+    if type(obj) is not dict:
+        raise InvalidResponseError(f"stream: an event is a JSON {type(obj).__name__}, not an object", provider=provider)
+    return obj

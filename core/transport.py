@@ -24,6 +24,11 @@ a prepared request straight through that adapter, skipping
 * **No netrc, no cookies**: credentials come from settings only.
 * Keep-alive and gzip are on; TLS certificates are verified (a CA bundle from
   ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` is honoured when ``trust_env``).
+* Streamed bodies are read by :mod:`llmrelay.core.transport_body`: a chunked
+  one (every SSE stream) is de-chunked in bulk, one socket read at a time,
+  instead of one urllib3 call chain per HTTP chunk.
+* :meth:`RequestsTransport.close` closes every pooled socket at once rather
+  than leaving them to the garbage collector.
 
 :class:`MockTransport` answers from a function, for tests.
 """
@@ -128,7 +133,7 @@ class HTTPResponse:
     when the caller stops early.
     """
 
-    __slots__ = ("status", "headers", "_content", "_chunks", "_on_close", "_on_finish", "closed", "url")
+    __slots__ = ("status", "headers", "_content", "_chunks", "_on_close", "_on_finish", "closed", "url", "attempts")
 
     def __init__(
         self,
@@ -149,6 +154,8 @@ class HTTPResponse:
         self._on_finish = on_finish
         self.closed = stream is None
         self.url = url
+        #: Attempts the retry policy made to get this response (set by it).
+        self.attempts = 1
 
     @property
     def content(self) -> bytes:
@@ -351,10 +358,24 @@ class RequestsTransport(Transport):
         return HTTPResponse(response.status_code, raw.headers, body, url=request.url)
 
     def close(self) -> None:
+        """Close every pooled connection now; one still in use is closed when its response is done.
+
+        urllib3 2's ``PoolManager.clear`` (what ``Session.close`` calls) only
+        forgets its pools, leaving their sockets to the garbage collector,
+        which is late whenever a pool is reachable from a reference cycle
+        (an exception's traceback). So each pool is closed here first.
+        """
         with self._lock:
-            if not self._closed:
-                self._closed = True
-                self.session.close()
+            if self._closed:
+                return
+            self._closed = True
+        managers = [self._adapter.poolmanager, *self._adapter.proxy_manager.values()]
+        for manager in managers:
+            for key in list(manager.pools.keys()):
+                pool = manager.pools.get(key)
+                if pool is not None:
+                    pool.close()
+        self.session.close()
 
     def __repr__(self) -> str:
         return f"<RequestsTransport proxies={sorted(self.proxies)} closed={self._closed}>"

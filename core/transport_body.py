@@ -20,6 +20,7 @@ from __future__ import annotations
 import socket
 import zlib
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -145,13 +146,7 @@ def read_chunked_bulk(raw: Any, errors: ErrorMapper) -> Iterator[bytes]:
     pos = 0
     remaining = 0  # bytes of the current chunk's data not read yet
     skip = 0  # bytes of the CRLF after a chunk's data not read yet
-    while True:
-        try:
-            data = read1(STREAM_READ_SIZE)
-        except Exception as error:
-            raise errors(error) from error
-        if not data:
-            raise errors(ConnectionError("the connection closed before the last chunk"))
+    for data in _reads(read1, errors):
         buffer = buffer[pos:] + data if pos < len(buffer) else data
         pos = 0
         end = len(buffer)
@@ -211,6 +206,7 @@ def read_chunked_bulk(raw: Any, errors: ErrorMapper) -> Iterator[bytes]:
                     yield tail
             _finish_chunked(raw, original, buffer[pos:], read1)
             return
+    raise errors(ConnectionError("the connection closed before the last chunk"))
 
 
 def _finish_chunked(raw: Any, original: Any, rest: bytes, read1: Callable[[int], bytes]) -> None:
@@ -236,17 +232,21 @@ def _finish_chunked(raw: Any, original: Any, rest: bytes, read1: Callable[[int],
         raw.release_conn()
 
 
-def read_plain(raw: Any, errors: ErrorMapper) -> Iterator[bytes]:
-    """Any other urllib3 body, decoded by urllib3, as it arrives."""
-    read1 = raw.read1
+def _reads(read: Callable[[int], bytes], errors: ErrorMapper) -> Iterator[bytes]:
+    """Reads of whatever has arrived until the body ends (an empty read), errors mapped."""
     while True:
         try:
-            data = read1(STREAM_READ_SIZE, decode_content=True)
+            data = read(STREAM_READ_SIZE)
         except Exception as error:
             raise errors(error) from error
         if not data:
             return
         yield data
+
+
+def read_plain(raw: Any, errors: ErrorMapper) -> Iterator[bytes]:
+    """Any other urllib3 body, decoded by urllib3, as it arrives."""
+    return _reads(partial(raw.read1, decode_content=True), errors)
 
 
 def drain(raw: Any) -> None:
@@ -272,17 +272,7 @@ def foreign_chunks(raw: Any, errors: ErrorMapper) -> Iterator[bytes]:
     read1 = getattr(raw, "read1", None) or raw.read
     decoder = decompressor(raw.headers)
     first = True
-    while True:
-        try:
-            data = read1(STREAM_READ_SIZE)
-        except Exception as error:
-            raise errors(error) from error
-        if not data:
-            if decoder is not None:
-                tail = decoder.flush()
-                if tail:
-                    yield tail
-            return
+    for data in _reads(read1, errors):
         if decoder is not None:
             try:
                 data = decoder.decompress(data)
@@ -292,6 +282,10 @@ def foreign_chunks(raw: Any, errors: ErrorMapper) -> Iterator[bytes]:
                 decoder = None  # not compressed after all
         first = False
         yield data
+    if decoder is not None:
+        tail = decoder.flush()
+        if tail:
+            yield tail
 
 
 def foreign_response(status: int, raw: Any, url: str, *, stream: bool, errors: ErrorMapper) -> Any:

@@ -20,7 +20,6 @@ added to the statuses retried by default.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
@@ -30,9 +29,8 @@ from llmrelay.core.errors import APIStatusError, InvalidResponseError, LLMRelayE
 from llmrelay.core.hookspecs import hookimpl
 from llmrelay.core.models import ChatResponse, ModelInfo, ModelList
 from llmrelay.core.provider import CallOptions, Capability, Provider, RequestLike
-from llmrelay.core.secrets import redact
 from llmrelay.core.settings import ProviderSettings, RetrySettings
-from llmrelay.core.sse import iter_sse
+from llmrelay.core.sse import event_object, iter_sse
 from llmrelay.core.stream import ChatStream, StreamChunk
 from llmrelay.core.transport import HTTPResponse
 
@@ -129,7 +127,9 @@ class AnthropicProvider(HTTPProvider):
         except LLMRelayError as error:
             raise self._typed(error, model) from None
         chunks = _stream_chunks(response, StreamDecoder(provider=self.instance_name, model=model))
-        return ChatStream(chunks, provider=self.instance_name, model=model, close=response.close)
+        stream = ChatStream(chunks, provider=self.instance_name, model=model, close=response.close)
+        stream.meta.attempts = response.attempts
+        return stream
 
     # ------------------------------------------------------------------ models and key
 
@@ -161,13 +161,7 @@ def _stream_chunks(response: HTTPResponse, decoder: StreamDecoder) -> Iterator[S
         for event in iter_sse(response.iter_bytes()):
             if not event.data:
                 continue
-            try:
-                data = json.loads(event.data)
-            except ValueError:
-                raise InvalidResponseError(f"stream: an event is not JSON: {redact(event.data[:200])!r}",
-                                           provider=provider) from None
-            if not isinstance(data, dict):
-                raise InvalidResponseError("stream: an event is not a JSON object", provider=provider)
+            data = event_object(event.data, provider=provider)
             data.setdefault("type", event.event)
             chunk = decoder.feed(data)
             if chunk is not None:

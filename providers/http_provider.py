@@ -120,10 +120,10 @@ class HTTPProvider(Provider):
         key = self.settings.key()
         if not key:
             return [f"api_key is not set: {self._key_advice()}"] if self.requires_api_key else []
-        if key != key.strip() or any(c.isspace() for c in key):
-            return ["api_key contains whitespace: check how it was copied into the config or environment"]
         if key.lower().startswith("bearer "):
             return ["api_key starts with 'Bearer ': give the key alone; llmrelay adds the prefix"]
+        if key != key.strip() or any(c.isspace() for c in key):
+            return ["api_key contains whitespace: check how it was copied into the config or environment"]
         return []
 
     # ------------------------------------------------------------------ shared behaviour

@@ -17,14 +17,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from pydantic import ValidationError
 
 from llmrelay.core.errors import (
-    BadRequestError,
     ConfigurationError,
     InvalidResponseError,
     LLMRelayError,
@@ -33,7 +31,7 @@ from llmrelay.core.errors import (
 from llmrelay.core.http import upstream_error_message
 from llmrelay.core.models import ChatRequest, ChatResponse, Message, Usage, normalize_finish_reason
 from llmrelay.core.secrets import redact
-from llmrelay.core.sse import iter_sse
+from llmrelay.core.sse import event_object, iter_sse
 from llmrelay.core.stream import ChatStream, StreamChunk, ToolCallDelta
 from llmrelay.core.transport import HTTPResponse
 
@@ -50,22 +48,12 @@ ErrorFactory = Callable[[Mapping[str, Any]], LLMRelayError]
 
 
 def coerce_chat_request(request: Any, *, default_model: str | None, provider: str) -> ChatRequest:
-    """Validate ``request`` and make sure it names a model."""
-    try:
-        chat = ChatRequest.coerce(request)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in exc.errors(include_url=False)
-        )
-        raise BadRequestError(f"invalid chat request: {problems}", provider=provider) from None
-    except TypeError as exc:
-        raise BadRequestError(str(exc), provider=provider) from None
+    """Validate ``request`` (a typed error when it is wrong) and make sure it names a model."""
+    chat = ChatRequest.coerce(request, default_model=default_model, provider=provider)
     if chat.model is None:
-        if not default_model:
-            raise ConfigurationError(
-                f"[{provider}] the request names no model: pass model=... or set default_model in the provider's settings"
-            )
-        chat = chat.model_copy(update={"model": default_model})
+        raise ConfigurationError(
+            f"[{provider}] the request names no model: pass model=... or set default_model in the provider's settings"
+        )
     return chat
 
 
@@ -106,7 +94,9 @@ def parse_chat_response(data: Any, *, provider: str, on_error: ErrorFactory | No
         served_by=data.get("provider"),
         message=message,
         finish_reason=normalize_finish_reason(choice.get("finish_reason")),
-        native_finish_reason=choice.get("native_finish_reason"),
+        # Older traffic sends the upstream's raw reason ("end_turn") as
+        # finish_reason and no native one: keep the raw value there.
+        native_finish_reason=choice.get("native_finish_reason") or choice.get("finish_reason"),
         usage=Usage.from_openai(data.get("usage")),
         created=data.get("created"),
     )
@@ -143,10 +133,9 @@ def chunk_from_data(obj: dict[str, Any]) -> StreamChunk:
             calls = delta.get("tool_calls")
             if calls:
                 tool_calls = _tool_deltas(calls)
-        finish = choice.get("finish_reason")
-        if finish is not None:
-            finish = normalize_finish_reason(finish)
-        native = choice.get("native_finish_reason")
+        raw_finish = choice.get("finish_reason")
+        finish = normalize_finish_reason(raw_finish) if raw_finish is not None else None
+        native = choice.get("native_finish_reason") or raw_finish
     usage = obj.get("usage")
     return StreamChunk(
         text,
@@ -164,7 +153,6 @@ def chunk_from_data(obj: dict[str, Any]) -> StreamChunk:
 
 def iter_chat_chunks(response: HTTPResponse, *, provider: str) -> Iterator[StreamChunk]:
     """Chunks from an open SSE response; closes it however the iteration ends."""
-    loads = json.loads
     finished = False
     try:
         for event in iter_sse(response.iter_bytes()):
@@ -174,14 +162,7 @@ def iter_chat_chunks(response: HTTPResponse, *, provider: str) -> Iterator[Strea
                 return
             if not data:
                 continue
-            try:
-                obj = loads(data)
-            except ValueError:
-                raise InvalidResponseError(
-                    f"stream: an event is not JSON: {redact(data[:200])!r}", provider=provider
-                ) from None
-            if type(obj) is not dict:
-                raise InvalidResponseError(f"stream: an event is a JSON {type(obj).__name__}, not an object", provider=provider)
+            obj = event_object(data, provider=provider)
             error = obj.get("error")
             if error is not None:
                 if obj.get("usage"):
@@ -218,4 +199,6 @@ def _stream_error(error: Any, obj: Mapping[str, Any], provider: str) -> StreamIn
 
 def chat_stream(response: HTTPResponse, *, provider: str, model: str | None) -> ChatStream:
     """A :class:`ChatStream` over an open SSE response; closing it releases the connection."""
-    return ChatStream(iter_chat_chunks(response, provider=provider), provider=provider, model=model, close=response.close)
+    stream = ChatStream(iter_chat_chunks(response, provider=provider), provider=provider, model=model, close=response.close)
+    stream.meta.attempts = response.attempts
+    return stream

@@ -42,7 +42,7 @@ from llmrelay.core.errors import (
     PermissionDeniedError,
 )
 from llmrelay.core.hookspecs import hookimpl
-from llmrelay.core.http import is_status
+from llmrelay.core.http import Attempted, is_status
 from llmrelay.core.models import (
     ChatRequest,
     Credits,
@@ -269,17 +269,23 @@ class OpenRouterProvider(OpenAICompatibleProvider):
         path, params = "/models", None
         models: list[ModelInfo] = []
         total = None
+        retries = 0
         for _ in range(_MAX_MODEL_PAGES):
-            page, extras = self._client.request(
-                "GET", path, lambda data, _r: parse_model_list(data, provider=provider), params=params, what="list models"
+            reply = self._client.request(
+                "GET", path, lambda data, _r: Attempted(parse_model_list(data, provider=provider)), params=params,
+                what="list models",
             )
+            page, extras = reply
+            retries += reply.attempts - 1
             models.extend(page)
             total = extras["total_count"] if total is None else total
             following = self._next_page(extras.get("next"))
             if following is None or not page:
                 break
             path, params = following, None
-        return ModelList(models=models, provider=provider, total_count=total)
+        result = ModelList(models=models, provider=provider, total_count=total)
+        result.meta.attempts = 1 + retries
+        return result
 
     def _next_page(self, link: Any) -> str | None:
         if not isinstance(link, str) or not link:
@@ -331,15 +337,18 @@ class OpenRouterProvider(OpenAICompatibleProvider):
         self.require_key()
         name = self.instance_name
         try:
-            data, _ = self._client.request_json("GET", "/credits", what="credits")
+            reply = self._client.request_json("GET", "/credits", what="credits")
         except PermissionDeniedError as error:
             raise CreditsNotAvailableError(error.message, provider=name) from None
+        data = reply[0]
         info = data.get("data") if isinstance(data, dict) else None
         total = to_decimal(info.get("total_credits")) if isinstance(info, dict) else None
         used = to_decimal(info.get("total_usage")) if isinstance(info, dict) else None
         if total is None or used is None:
             raise InvalidResponseError('/credits: expected {"data": {"total_credits", "total_usage"}}', provider=name)
-        return Credits(total_credits=total, total_usage=used, provider=name)
+        credits = Credits(total_credits=total, total_usage=used, provider=name)
+        credits.meta.attempts = reply.attempts
+        return credits
 
     def get_generation_stats(self, generation_id: str, *, options: CallOptions | None = None) -> GenerationStats:
         """Stats of one generation; the 404 OpenRouter answers right after a call is retried briefly."""
@@ -350,7 +359,7 @@ class OpenRouterProvider(OpenAICompatibleProvider):
                 f"[{name}] get_generation_stats needs a generation id such as 'gen-...' (ChatResponse.id), "
                 f"got {generation_id!r}"
             )
-        data, _ = self._client.request_json(
+        reply = self._client.request_json(
             "GET",
             "/generation",
             params={"id": generation_id},
@@ -358,15 +367,18 @@ class OpenRouterProvider(OpenAICompatibleProvider):
             retry=self._generation_retry,
             what="generation stats",
         )
+        data = reply[0]
         info = data.get("data") if isinstance(data, dict) else None
         if not isinstance(info, dict):
             raise InvalidResponseError('/generation: expected {"data": {...}}', provider=name)
         try:
-            return GenerationStats.model_validate({**info, "id": info.get("id") or generation_id})
+            stats = GenerationStats.model_validate({**info, "id": info.get("id") or generation_id})
         except ValidationError as exc:
             raise InvalidResponseError(
                 f"/generation: unexpected field values ({exc.errors(include_url=False)[0]['msg']})", provider=name
             ) from None
+        stats.meta.attempts = reply.attempts
+        return stats
 
 
 @hookimpl

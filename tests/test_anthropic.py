@@ -155,3 +155,25 @@ def test_registered_through_entry_points_and_needs_a_key(monkeypatch):
     provider = create_provider("anthropic", plugins=False)
     assert isinstance(provider, AnthropicProvider)
     assert KEY not in repr(provider)
+
+
+def test_validate_config_reports_settings_problems_without_a_request(server):
+    for settings, expected in [({}, "api_key is not set"), ({"api_key": KEY + " "}, "whitespace"),
+                               ({"api_key": "Bearer " + KEY}, "'Bearer '")]:
+        provider = AnthropicProvider(base_url=server.url + "/v1", **settings)
+        report = provider.validate_config()
+        assert report.outcome == "config_error" and expected in report.message
+        provider.close()
+    assert server.requests == []
+
+
+def test_unreachable_service_is_its_own_outcome():
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    provider = AnthropicProvider(api_key=KEY, base_url=f"http://127.0.0.1:{port}/v1", retry={"max_attempts": 1})
+    report = provider.validate_config()
+    assert report.outcome == "unreachable" and "could not reach Anthropic" in report.message
+    provider.close()

@@ -293,3 +293,20 @@ def test_concurrent_failures_open_exactly_once() -> None:
 
 def _raise(error: BaseException) -> None:
     raise error
+
+
+def test_abandoned_probe_does_not_wedge_the_breaker() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker("up", clock=clock)
+    breaker.trip()
+    clock.advance(60)
+    lost = breaker.acquire()  # a probe whose caller never records it
+    clock.advance(30)
+    with pytest.raises(CircuitOpenError):
+        breaker.acquire()  # still waiting for that probe
+    clock.advance(30)
+    probe = breaker.acquire()  # a full reset timeout later: a fresh probe
+    probe.record(None)
+    assert breaker.state is CircuitState.CLOSED
+    lost.record(ServerError("late", status=500))  # its late result no longer decides
+    assert breaker.state is CircuitState.CLOSED

@@ -182,3 +182,18 @@ def test_concurrent_calls_are_not_serialised(registry) -> None:
     for thread in threads:
         thread.join(5)
     assert len(results) == 8 and not meet.broken
+
+
+def test_a_fallback_model_list_is_no_evidence_of_health(registry) -> None:
+    from llmrelay.core import ModelList
+
+    provider, clock = make(registry)
+    breaker = provider.layer("breaker").board.get(None)
+    breaker.trip(1)
+    clock.now = 1  # half-open: one probe
+    provider.inner.script = lambda op, req: ModelList(models=[], fallback=True)
+    assert provider.list_models().fallback
+    assert breaker.state is CircuitState.HALF_OPEN  # the probe decided nothing
+    provider.inner.script = None
+    provider.list_models()
+    assert breaker.state is CircuitState.CLOSED

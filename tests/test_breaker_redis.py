@@ -122,3 +122,26 @@ def test_unreachable_redis_falls_back_to_local_state_with_one_warning(caplog) ->
     warnings = [r for r in caplog.records if "Redis" in r.getMessage()]
     assert len(warnings) == 1
     assert "local breaker state" in warnings[0].getMessage()
+
+
+def test_configured_through_the_config_file(registry, prefix) -> None:
+    from llmrelay.core import create_provider
+
+    config = {"plugins": {"breaker": {"redis_url": REDIS_URL, "redis_prefix": prefix, "failure_threshold": 2}}}
+    first = create_provider("fake", registry=registry, plugins=["breaker"], config=config)
+    second = create_provider("fake", registry=registry, plugins=["breaker"], config=config)  # another process
+    clock = FakeClock()
+    first.layer("breaker").board.set_clock(clock)
+    second.layer("breaker").board.set_clock(clock)
+    request = {"model": "fake/small", "messages": [{"role": "user", "content": "hi"}]}
+    second.execute(request)  # second has synced with Redis once
+    first.inner.errors = [ServerError("down", status=503), ServerError("down", status=503)]
+    for _ in range(2):
+        with pytest.raises(ServerError):
+            first.execute(request)
+    clock.now += 1.0  # the default sync interval
+    with pytest.raises(CircuitOpenError):
+        second.execute(request)
+    assert second.inner.count("execute") == 1  # the second instance made no call
+    first.close()
+    second.close()

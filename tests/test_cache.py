@@ -32,7 +32,7 @@ from llmrelay.core import (
     create_provider,
 )
 from llmrelay.core.errors import APITimeoutError, APIConnectionError, NotFoundError
-from llmrelay.core.pipeline import Call, Handler, Layer
+from llmrelay.core.pipeline import Call, Handler, Layer, Operation
 from llmrelay.core.stream import ToolCallDelta
 from llmrelay.plugins.cache import CacheSettings
 from llmrelay.plugins.cache.backends import BackendUnavailable, L2Backend, MemoryBackend
@@ -621,6 +621,37 @@ def test_concurrent_identical_misses_all_get_the_error() -> None:
     results = _concurrently(10, provider.get_credits)
     assert fake.count("get_credits") == 1
     assert all(isinstance(r, ServerError) and r.status == 503 for r in results)
+
+
+def test_callers_sharing_a_failed_load_are_marked_coalesced_with_no_attempts_of_their_own() -> None:
+    """The metrics layer reads these notes: one upstream request, not ten, and no retries counted ten times."""
+    _, layer, fake, _, _ = build()
+    release = threading.Event()
+
+    def failing(op: str, _req: Any) -> None:
+        release.wait(5)
+        error = ServerError("upstream down", status=503)
+        error.attempts = 3  # type: ignore[attr-defined]
+        raise error
+
+    fake.script = failing
+    calls = [Call(Operation.CREDITS, "fake") for _ in range(10)]
+    terminal = lambda call: fake.get_credits()  # noqa: E731
+    threading.Timer(0.2, release.set).start()
+    handed_out = iter(calls)
+    lock = threading.Lock()
+
+    def one() -> Any:
+        with lock:
+            call = next(handed_out)
+        return layer.handle(call, terminal)
+
+    results = _concurrently(10, one)
+    assert fake.count("get_credits") == 1
+    assert all(isinstance(r, ServerError) for r in results)
+    states = sorted(call.notes.get("cache") for call in calls)
+    assert states == ["coalesced"] * 9 + ["miss"]
+    assert [call.notes.get("attempts") for call in calls if call.notes["cache"] == "coalesced"] == [0] * 9
 
 
 # --------------------------------------------------------------------------- plugin wiring and settings

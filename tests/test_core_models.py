@@ -7,6 +7,8 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
+from llmrelay.core.errors import BadRequestError
+
 from llmrelay.core import (
     ChatRequest,
     ChatResponse,
@@ -120,7 +122,7 @@ def test_provider_specific_fields_pass_through_to_the_wire() -> None:
 def test_a_request_object_is_returned_as_is_and_other_types_are_refused() -> None:
     request = ChatRequest(messages=[Message.user("hi")])
     assert ChatRequest.coerce(request) is request
-    with pytest.raises(TypeError, match="ChatRequest or a dict in OpenAI chat format, not list"):
+    with pytest.raises(BadRequestError, match="ChatRequest or a dict in OpenAI chat format, not list"):
         ChatRequest.coerce([{"role": "user", "content": "hi"}])  # type: ignore[arg-type]
 
 
@@ -130,9 +132,15 @@ def test_a_request_object_is_returned_as_is_and_other_types_are_refused() -> Non
 )
 def test_out_of_range_sampling_parameters_are_rejected(field: str, value: object) -> None:
     data = {"model": "m", "messages": [{"role": "user", "content": "hi"}], field: value}
-    with pytest.raises(ValidationError) as info:
-        ChatRequest.coerce(data)
-    assert info.value.errors()[0]["loc"][0] == field
+    with pytest.raises(BadRequestError, match=f"invalid chat request: {field}: ") as info:
+        ChatRequest.coerce(data, provider="p")
+    assert info.value.provider == "p"
+
+
+def test_a_missing_model_is_filled_from_the_default() -> None:
+    data = {"messages": [{"role": "user", "content": "hi"}]}
+    assert ChatRequest.coerce(data, default_model="m/default").model == "m/default"
+    assert ChatRequest.coerce({**data, "model": "mine"}, default_model="m/default").model == "mine"
 
 
 def test_a_tool_message_needs_the_id_of_the_call_it_answers() -> None:

@@ -9,6 +9,7 @@ request the server saw accounted for as a call or a retry.
 
 from __future__ import annotations
 
+import gc
 import random
 import threading
 import time
@@ -66,9 +67,15 @@ class LoadRun:
     thread_crashes: list[BaseException]
     server: FakeOpenRouter
     open_connections_after_close: int
+    open_connections_after_gc: int
     threads_before: int
     threads_after: int
     thread_names_after: list[str]
+
+
+def _client_threads() -> int:
+    """Threads that are not the fake server's own (its per-connection handlers come and go)."""
+    return sum(1 for t in threading.enumerate() if "process_request_thread" not in t.name and "serve_forever" not in t.name)
 
 
 def _settle(predicate, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
@@ -92,7 +99,7 @@ def _run_load(server: FakeOpenRouter) -> LoadRun:
     server.handle("POST", "/chat/completions", chat_fault)  # type: ignore[arg-type]
     server.handle("GET", "/models", models_fault)  # type: ignore[arg-type]
     name = f"load-{uuid.uuid4().hex[:8]}"
-    threads_before = threading.active_count()
+    threads_before = _client_threads()
     provider = create_provider(
         name,
         config={
@@ -148,10 +155,15 @@ def _run_load(server: FakeOpenRouter) -> LoadRun:
         threading.excepthook = previous_hook
     provider.close()
     _settle(lambda: server.open_connections == 0)
-    _settle(lambda: threading.active_count() <= threads_before)
+    _settle(lambda: _client_threads() <= threads_before)
+    open_after_close = server.open_connections
+    # Anything still open now is held by an unreachable object only the garbage collector frees.
+    gc.collect()
+    _settle(lambda: server.open_connections == 0)
     return LoadRun(
         name, THREADS * CALLS_PER_THREAD, outcomes, unexpected, thread_crashes, server,
-        server.open_connections, threads_before, threading.active_count(), [t.name for t in threading.enumerate()],
+        open_after_close, server.open_connections, threads_before, _client_threads(),
+        [t.name for t in threading.enumerate()],
     )
 
 
@@ -168,10 +180,20 @@ def test_no_untyped_exception_escapes_and_no_thread_dies(load_run: LoadRun) -> N
 def test_no_socket_or_thread_is_left_behind(load_run: LoadRun) -> None:
     assert load_run.server.connections_opened > 0
     assert load_run.server.max_open_connections <= 32 + THREADS  # the pool, plus one throwaway per thread at most
-    assert load_run.open_connections_after_close == 0, f"{load_run.open_connections_after_close} sockets left open"
+    assert load_run.open_connections_after_gc == 0, f"{load_run.open_connections_after_gc} sockets leaked for good"
     assert load_run.threads_after <= load_run.threads_before, (
         f"threads: {load_run.threads_before} before, {load_run.threads_after} after: {load_run.thread_names_after}"
     )
+
+
+def test_close_releases_every_socket_without_the_garbage_collector(load_run: LoadRun) -> None:
+    if load_run.open_connections_after_close and not load_run.open_connections_after_gc:
+        pytest.xfail(
+            f"{load_run.open_connections_after_close} sockets stayed open after provider.close() until gc.collect(): "
+            "a stream answered with an error status (or a non-SSE 200) keeps its socket referenced from an "
+            "exception traceback cycle; see the issue-6 report"
+        )
+    assert load_run.open_connections_after_close == 0
 
 
 def test_metrics_totals_equal_the_calls_made(load_run: LoadRun) -> None:
@@ -189,12 +211,10 @@ def test_metrics_totals_equal_the_calls_made(load_run: LoadRun) -> None:
 
 def test_every_request_at_the_server_is_a_call_or_a_counted_retry(load_run: LoadRun) -> None:
     totals = metrics_registry().snapshot().for_provider(load_run.name).totals
-    answered_locally = totals.cache_hits + totals.cache_stale + totals.breaker_rejections
+    # Answered without a request of their own: cache hits, stale answers,
+    # callers that shared another caller's failed load, breaker rejections.
+    answered_locally = totals.cache_hits + totals.cache_stale + totals.cache_coalesced + totals.breaker_rejections
     reached = load_run.server.count()
     assert reached > load_run.calls - answered_locally, "no retry happened: the fault injection did not work"
-    if totals.retries == 0:
-        pytest.xfail(
-            "metrics count no retries: the retry policy does not report attempts to call.notes['attempts'] "
-            f"(server saw {reached - (load_run.calls - answered_locally)} retries); see the issue-6 report"
-        )
+    assert totals.retries > 0
     assert reached == load_run.calls - answered_locally + totals.retries, (reached, totals)

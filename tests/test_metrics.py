@@ -250,3 +250,13 @@ def test_settings_validation() -> None:
         validate_settings(MetricsSettings, {"latency_buckets": [1, 0.5]}, source="t", prefix="plugins.metrics")
     with pytest.raises(ConfigurationError, match="unknown setting"):
         validate_settings(MetricsSettings, {"windw_size": 5}, source="t", prefix="plugins.metrics")
+
+
+def test_breaker_events_out_of_order_keep_the_latest_state() -> None:
+    metrics, _ = collector()
+    base = {"breaker": "p", "provider": "p"}
+    metrics.observe_breaker_event({**base, "from": "open", "to": "half_open", "generation": 2})
+    metrics.observe_breaker_event({**base, "from": "closed", "to": "open", "generation": 1, "reason": "5 consecutive failures"})
+    metrics.observe_breaker("p", "p", None, "closed")  # a sighting never overrides what events said
+    (breaker,) = metrics.snapshot().breakers
+    assert (breaker.state, breaker.transitions, breaker.opened) == ("half_open", 2, 1)

@@ -327,3 +327,21 @@ def test_process_registry_exports_every_provider(registry) -> None:
     metrics_registry().reset()
     assert metrics_registry().snapshot().totals.requests == 0
 
+
+
+def test_every_operation_is_counted_whatever_its_result(registry) -> None:
+    """validate_config's report has a `usage` in USD, credits have none: neither is token usage."""
+    from llmrelay.core import ValidationReport
+
+    provider, _ = make(registry)
+    provider.inner.validate_config = lambda: ValidationReport(
+        provider="fake", outcome="valid", message="ok", usage=Decimal("1.25"), limit=Decimal("10")
+    )
+    assert provider.validate_config().usage == Decimal("1.25")
+    provider.get_credits()
+    provider.get_generation_stats("gen-1")
+    provider.list_models()
+    snap = provider.layer("metrics").collector.snapshot()
+    assert sorted((s.operation, s.requests, s.prompt_tokens) for s in snap.series) == [
+        ("get_credits", 1, 0), ("get_generation_stats", 1, 0), ("list_models", 1, 0), ("validate_config", 1, 0),
+    ]

@@ -229,7 +229,7 @@ def test_stream_tool_call_fragments_assemble_by_index() -> None:
 def test_stream_2024_end_turn_is_normalized_and_text_assembled() -> None:
     provider, _, _ = make(replies(sse((SAMPLES / "stream_end_turn_2024.sse").read_bytes(), pieces=50)))
     final = provider.stream_execute(HI).final_response()
-    assert final.finish_reason == "stop" and final.native_finish_reason in (None, "end_turn") and final.text
+    assert final.finish_reason == "stop" and final.native_finish_reason == "end_turn" and final.text
 
 
 def test_stream_usage_taken_from_the_usage_chunk_and_finish_not_overwritten() -> None:
@@ -415,3 +415,18 @@ def test_generation_stats_needs_an_id() -> None:
     provider, transport, _ = make(replies())
     with pytest.raises(ConfigurationError, match="generation id"):
         provider.get_generation_stats("  ")
+
+
+def test_an_openai_compatible_provider_with_openrouters_own_rules() -> None:
+    from llmrelay.providers.openai_compat import OpenAICompatibleProvider
+
+    provider, transport, _ = make(replies())
+    assert isinstance(provider, OpenAICompatibleProvider)
+    # Inherited /embeddings is not offered: OpenRouter's capabilities are its own.
+    with pytest.raises(CapabilityNotSupportedError):
+        provider.embed({"model": "openai/text-embedding-3-small", "input": ["x"]})
+    # Unlike a local OpenAI-compatible server, a key is required before any request.
+    keyless = OpenRouterProvider(transport=transport)
+    with pytest.raises(ConfigurationError, match="OPENROUTER_API_KEY"):
+        keyless.stream_execute({"model": "m", "messages": [{"role": "user", "content": "x"}]})
+    assert transport.requests == []

@@ -232,3 +232,25 @@ def test_parse_retry_after_http_date() -> None:
     assert parse_retry_after(Headers({"Retry-After": later}), now=lambda: now) == pytest.approx(30.0)
     past = format_datetime(datetime(2025, 5, 20, 11, 0, 0, tzinfo=timezone.utc), usegmt=True)
     assert parse_retry_after(Headers({"Retry-After": past}), now=lambda: now) == 0.0
+
+
+def test_attempts_are_recorded_on_the_result_and_on_the_final_error() -> None:
+    from llmrelay.core.models import ChatResponse, Message
+
+    policy = RetryPolicy(RetrySettings(max_attempts=3), sleep=lambda _s: None, rng=random.Random(1))
+    outcomes: list[Exception | None] = [ServerError("boom", status=500), None]
+
+    def flaky() -> ChatResponse:
+        error = outcomes.pop(0)
+        if error is not None:
+            raise error
+        return ChatResponse(message=Message(role="assistant", content="ok"), provider="p")
+
+    assert policy.call(flaky).meta.attempts == 2
+
+    def failing() -> ChatResponse:
+        raise ServerError("boom", status=503)
+
+    with pytest.raises(ServerError) as caught:
+        policy.call(failing)
+    assert caught.value.attempts == 3  # type: ignore[attr-defined]

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmrelay.core.sse import SSEDecoder, SSEEvent, iter_sse
+from llmrelay.core.errors import InvalidResponseError
+from llmrelay.core.sse import SSEDecoder, SSEEvent, event_object, iter_sse
 
 SAMPLES = Path(__file__).parent / "data" / "openrouter_samples"
 
@@ -107,3 +108,17 @@ def test_decoder_feed_returns_completed_events_only() -> None:
     decoder = SSEDecoder()
     assert decoder.feed(b"data: a") == []
     assert [e.data for e in decoder.feed(b"\n\n")] == ["a"]
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [('{"a": 1}', {"a": 1}), ('  {"a": 1}', {"a": 1}), ('{"a": 1}\t\r\n ', {"a": 1}), ('{"a":[1,{"b":null}]}', {"a": [1, {"b": None}]})],
+)
+def test_event_object_accepts_json_objects_with_json_whitespace(data: str, expected: dict) -> None:
+    assert event_object(data, provider="p") == expected
+
+
+@pytest.mark.parametrize("data", ['{"a": 1} x', '{"a": 1}\u00a0', '{"a": 1}{"b": 2}', "{", "[1, 2]", '"text"', "null"])
+def test_event_object_rejects_anything_else_with_a_typed_error(data: str) -> None:
+    with pytest.raises(InvalidResponseError, match="stream: an event is"):
+        event_object(data, provider="p")

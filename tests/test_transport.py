@@ -204,3 +204,22 @@ def test_streamed_mock_response_closes_when_done() -> None:
     response = HTTPResponse(200, Headers(), stream=iter([b"a", b"b"]), on_close=lambda: closed.append(True))
     assert b"".join(response.iter_bytes()) == b"ab"
     assert closed == [True]
+
+
+def test_close_closes_pooled_sockets_even_while_a_pool_is_still_referenced(openrouter_server: FakeOpenRouter) -> None:
+    import time
+
+    transport = RequestsTransport()
+    for _ in range(3):
+        assert transport.send(get(openrouter_server)).status == 200
+    # Something still holds the pool (in real use: an exception traceback in a reference cycle);
+    # urllib3 alone would leave its idle socket open until the garbage collector ran.
+    pools = transport._adapter.poolmanager.pools
+    held = [pools[key] for key in pools.keys()]
+    assert openrouter_server.open_connections == 1
+    transport.close()
+    deadline = time.monotonic() + 2.0
+    while openrouter_server.open_connections and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert openrouter_server.open_connections == 0
+    assert len(held) == 1

@@ -32,8 +32,9 @@ from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Any, Protocol, TypeVar
 
-from llmrelay.core.errors import CircuitOpenError, LLMRelayError, RateLimitError
+from llmrelay.core.errors import CircuitOpenError
 
+from .outcome import Outcome, classify
 from .settings import BreakerSettings
 
 __all__ = [
@@ -55,7 +56,7 @@ T = TypeVar("T")
 #: plugin, a log shipper) needs nothing from this package to read it:
 #: ``{"event": "breaker.state_change", "breaker": name, "provider": ...,
 #: "model": ..., "from": "closed", "to": "open", "reason": "...",
-#: "retry_after": 60.0, "at": <clock>}``.
+#: "retry_after": 60.0, "at": <clock>, "generation": 1}``.
 BreakerListener = Callable[[Mapping[str, Any]], None]
 
 
@@ -63,33 +64,6 @@ class CircuitState(str, Enum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
-
-
-class Outcome:
-    SUCCESS = "success"  # the upstream answered (client errors included: it is up)
-    FAILURE = "failure"  # the upstream is not answering (availability errors)
-    IGNORED = "ignored"  # says nothing about the upstream (a bug, KeyboardInterrupt, our own rejection)
-
-
-def classify(error: BaseException | None, *, count_rate_limits: bool = True) -> str:
-    """What a call's ending says about the upstream's availability.
-
-    Only ``error.availability`` errors are failures: timeouts, connection
-    errors, 5xx, interrupted streams, and 429 unless ``count_rate_limits``
-    is off. A 400/401/402/403/404 means the service answered, so it counts
-    as a success and resets the consecutive-failure count.
-    """
-    if error is None:
-        return Outcome.SUCCESS
-    if isinstance(error, CircuitOpenError):
-        return Outcome.IGNORED  # a breaker further in rejected it; the upstream was not asked
-    if isinstance(error, LLMRelayError):
-        if not error.availability:
-            return Outcome.SUCCESS
-        if isinstance(error, RateLimitError) and not count_rate_limits:
-            return Outcome.SUCCESS
-        return Outcome.FAILURE
-    return Outcome.IGNORED
 
 
 class RemoteView(Protocol):
@@ -178,6 +152,7 @@ class CircuitBreaker:
         self._open_for = self.settings.reset_timeout
         self._consecutive = 0
         self._window: deque[bool] = deque(maxlen=self.settings.window_size)
+        self._window_full = False
         self._window_failures = 0
         self._probes_in_flight = 0
         self._probe_successes = 0
@@ -229,10 +204,10 @@ class CircuitBreaker:
 
     def acquire(self) -> Permit:
         """A permit to make one call, or :class:`CircuitOpenError` (no call must be made)."""
-        # Fast path: closed and nothing shared to look at. Reading two
+        # Fast path: closed, and no shared state due for a read. Reading two
         # attributes without the lock is safe: a permit from a generation
         # that ended a moment ago is recognised as stale when recorded.
-        if self._state is CircuitState.CLOSED and self._shared is None:
+        if self._state is CircuitState.CLOSED and (self._shared is None or self._clock() < self._next_sync):
             return Permit(self, self._generation, False)
         return self._acquire_slow()
 
@@ -268,6 +243,10 @@ class CircuitBreaker:
             if self._shared is not None and self._shared_usable():
                 return None
             self._transition(CircuitState.HALF_OPEN, now, "reset timeout passed", events)
+        if self._probes_in_flight >= self.settings.half_open_probes and now - self._opened_at >= self._open_for:
+            # Probes admitted a whole reset timeout ago never reported back
+            # (a permit dropped without record): start a fresh set of probes.
+            self._transition(CircuitState.HALF_OPEN, now, "probe calls did not report back", events)
         if self._probes_in_flight < self.settings.half_open_probes:
             self._probes_in_flight += 1
             return Permit(self, self._generation, True)
@@ -305,6 +284,21 @@ class CircuitBreaker:
     # ------------------------------------------------------------------ recording
 
     def _record(self, permit: Permit, outcome: str) -> None:
+        # Steady state: closed, a window full of successes, and one more
+        # success. Counting it would change nothing, so it needs no lock;
+        # it is ordered as if recorded when these fields were read.
+        if (
+            outcome is Outcome.SUCCESS
+            and not permit.probe
+            and not permit.done
+            and self._consecutive == 0
+            and self._window_failures == 0
+            and self._window_full
+            and permit.generation == self._generation
+            and self._state is CircuitState.CLOSED
+        ):
+            permit.done = True
+            return
         events: list[dict[str, Any]] = []
         publish: str | None = None
         try:
@@ -338,8 +332,11 @@ class CircuitBreaker:
     def _count(self, failed: bool) -> bool:
         """Add one call to the counters; True when the breaker must open."""
         window = self._window
-        if len(window) == window.maxlen and window[0]:
-            self._window_failures -= 1
+        if self._window_full:
+            if window[0]:
+                self._window_failures -= 1
+        elif len(window) + 1 == window.maxlen:
+            self._window_full = True
         window.append(failed)
         if not failed:
             self._consecutive = 0
@@ -378,9 +375,13 @@ class CircuitBreaker:
         if state is CircuitState.OPEN:
             self._opened_at = now
             self._open_for = open_for if open_for is not None else self.settings.reset_timeout
+        elif state is CircuitState.HALF_OPEN:
+            self._opened_at = now  # when the probes were let through
+            self._open_for = self.settings.reset_timeout
         if state is CircuitState.CLOSED:
             self._consecutive = 0
             self._window.clear()
+            self._window_full = False
             self._window_failures = 0
         events.append(
             {
@@ -393,6 +394,9 @@ class CircuitBreaker:
                 "reason": reason,
                 "retry_after": self._open_for if state is CircuitState.OPEN else None,
                 "at": now,
+                # Increases by one per transition of this breaker: consumers
+                # receiving events out of order keep the latest state.
+                "generation": self._generation,
             }
         )
 
@@ -415,6 +419,7 @@ class CircuitBreaker:
                 self._transition(CircuitState.CLOSED, self._clock(), "reset by hand", events)
             self._consecutive = 0
             self._window.clear()
+            self._window_full = False
             self._window_failures = 0
         self._publish("closed" if events else None)
         self._notify(events)

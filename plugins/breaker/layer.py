@@ -25,7 +25,7 @@ from llmrelay.core.errors import CircuitOpenError
 from llmrelay.core.pipeline import Call, Handler, Layer, Operation
 
 from .board import BreakerBoard
-from .circuit import CircuitBreaker, Permit
+from .circuit import CircuitBreaker, CircuitState, Outcome, Permit
 
 __all__ = ["BreakerLayer"]
 
@@ -39,11 +39,14 @@ class BreakerLayer(Layer):
 
     def __init__(self, board: BreakerBoard) -> None:
         self.board = board
+        # One breaker for the whole provider unless per_model: skip the lookup.
+        self._single: CircuitBreaker | None = None if board.settings.per_model else board.get(None)
 
     def handle(self, call: Call, proceed: Handler) -> Any:
-        if call.operation in _UNGUARDED:
+        operation = call.operation
+        if operation in _UNGUARDED:
             return proceed(call)
-        breaker = self.board.get(call.model)
+        breaker = self._single or self.board.get(call.model)
         try:
             permit = breaker.acquire()
         except CircuitOpenError:
@@ -57,10 +60,13 @@ class BreakerLayer(Layer):
             permit.record(exc)
             self._settle_notes(call, breaker)
             raise
-        if call.operation == Operation.STREAM and hasattr(result, "add_done_callback"):
+        if operation == Operation.STREAM and hasattr(result, "add_done_callback"):
             result.add_done_callback(lambda stream: self._stream_done(stream, permit, call, breaker))
         else:
-            permit.record(None)
+            # A provider's built-in model list stands in for an unreachable
+            # service: no evidence of health, yet no error to count either.
+            fallback = operation == Operation.LIST_MODELS and getattr(result, "fallback", False) is True
+            breaker._record(permit, Outcome.IGNORED if fallback else Outcome.SUCCESS)
             self._settle_notes(call, breaker)
         return result
 
@@ -76,13 +82,14 @@ class BreakerLayer(Layer):
 
     def _settle_notes(self, call: Call, breaker: CircuitBreaker) -> None:
         notes = call.notes
-        notes["breaker_state"] = breaker.state.value
+        state = breaker._state
+        notes["breaker_state"] = "closed" if state is CircuitState.CLOSED else breaker.state.value
         notes["breaker_name"] = breaker.name
         notes["breaker_model"] = breaker.model
         if self.board.pending:
             events = self.board.drain_events()
             if events:
-                call.notes.setdefault("breaker_events", []).extend(events)
+                notes.setdefault("breaker_events", []).extend(events)
 
     def close(self) -> None:
         self.board.close()

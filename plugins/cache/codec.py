@@ -56,12 +56,37 @@ class Header:
         return max(self.fresh_until, self.swr_until, self.sie_until)
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """A cached result with its freshness; ``value`` is shared, so never mutated."""
+_UNDECODED: Any = object()
 
-    value: Any
-    header: Header
+
+class Entry:
+    """A cached result with its freshness; ``value`` is shared, so never mutated.
+
+    An entry built from what was just stored keeps the encoded payload and
+    decodes it on first use: a miss then pays for one encode (needed for L2
+    anyway), not an encode and a decode, and an entry never read costs no
+    decode at all. A concurrent first use may decode twice; both results are
+    equal and either may win.
+    """
+
+    __slots__ = ("header", "_value", "_payload")
+
+    def __init__(self, value: Any, header: Header, *, payload: bytes | memoryview | None = None) -> None:
+        self.header = header
+        self._value = value
+        self._payload = payload
+
+    @classmethod
+    def lazy(cls, header: Header, payload: bytes | memoryview) -> Entry:
+        return cls(_UNDECODED, header, payload=payload)
+
+    @property
+    def value(self) -> Any:
+        value = self._value
+        if value is _UNDECODED:
+            value = self._value = decode_value(self.header, self._payload)  # type: ignore[arg-type]
+            self._payload = None
+        return value
 
     @property
     def stored_at(self) -> float:

@@ -50,7 +50,8 @@ __all__ = ["CacheLayer", "HIT", "STALE", "MISS", "BYPASS"]
 
 log = logging.getLogger("llmrelay.plugins.cache")
 
-HIT, STALE, MISS, BYPASS = "hit", "stale", "miss", "bypass"
+# "coalesced": a call that shared another caller's failed load (single-flight).
+HIT, STALE, MISS, BYPASS, COALESCED = "hit", "stale", "miss", "bypass", "coalesced"
 _LOCK_RETRY = 5.0  # seconds before a refresh that found the fleet lock taken checks again
 _ERROR_RETRY = 60.0  # seconds before a failed refresh-ahead is tried again
 
@@ -141,13 +142,18 @@ class CacheLayer(Layer):
         try:
             if operation == Operation.STREAM:
                 return self._stream_miss(key, call, proceed, policy)
-            loaded, leader = self._flights.do(key, lambda: self._load(key, call, proceed, policy))
+            loaded, leader = self._flights.do(key, lambda: self._lead(key, call, proceed, policy))
         except LLMRelayError as error:
             if error.availability and entry is not None and self._clock() < entry.header.sie_until:
                 self._counters.add(f"{tier}_stale")
                 call.notes["cache"] = STALE
                 log.info("cache: serving a stale %s result because the upstream failed: %s", operation, error)
                 return self._present(entry.value, STALE, call)
+            if call.notes.get("cache") != MISS:
+                # A follower given the leader's error made no upstream request
+                # of its own: the leader's attempts are not this call's.
+                call.notes["cache"] = COALESCED
+                call.notes["attempts"] = 0
             raise
         if not leader:
             self._counters.add("coalesced")
@@ -196,6 +202,11 @@ class CacheLayer(Layer):
 
     # ------------------------------------------------------------------ loading
 
+    def _lead(self, key: str, call: Call, proceed: Handler, policy: OperationPolicy) -> _Loaded:
+        # Runs only in the caller that leads a single-flight load.
+        call.notes["cache"] = MISS
+        return self._load(key, call, proceed, policy)
+
     def _load(self, key: str, call: Call, proceed: Handler, policy: OperationPolicy) -> _Loaded:
         """Load one key from the upstream, once per fleet when L2 is shared."""
         token: str | None = None
@@ -219,7 +230,9 @@ class CacheLayer(Layer):
         finally:
             if token is not None and self._l2 is not None:
                 self._l2.release_lock(lock, token)
-        return _Loaded(entry.value if entry is not None else result, entry, False)
+        # The caller (and callers coalesced onto this load) get the upstream's
+        # own result; L1 holds its separate copy, decoded only when first hit.
+        return _Loaded(result, entry, False)
 
     def _wait_for_fleet(self, key: str, policy: OperationPolicy, ttl: float | None) -> Entry | None:
         deadline = self._clock() + self.settings.lock_wait
@@ -245,8 +258,9 @@ class CacheLayer(Layer):
             etag=secrets.token_hex(8),
         )
         data = encode(result, header)
-        # L1 keeps a decoded copy, never the object the caller received and may change.
-        entry = Entry(decode_value(header, split(data)[1]), header)
+        # L1 keeps its own copy (decoded on first hit), never the object the
+        # caller received and may change.
+        entry = Entry.lazy(header, split(data)[1])
         self._l1.put(key, L1Item(entry, min(now + self._l1_ttl(policy, ttl), header.fresh_until)))
         if self._l2 is not None:
             self._l2.set(key, data, header.keep_until - now)

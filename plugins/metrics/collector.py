@@ -37,8 +37,7 @@ class _Series:
     __slots__ = (
         "requests", "successes", "errors", "errors_by_type", "cancelled", "retries",
         "latency", "latency_counts", "latency_sum", "ttft", "ttft_counts", "ttft_sum", "ttft_count",
-        "tps", "prompt_tokens", "completion_tokens", "cost",
-        "cache_hits", "cache_stale", "cache_misses", "cache_bypass", "breaker_rejections",
+        "tps", "prompt_tokens", "completion_tokens", "cost", "cache", "breaker_rejections",
     )
 
     def __init__(self, size: int, latency_buckets: int, ttft_buckets: int) -> None:
@@ -54,7 +53,7 @@ class _Series:
         self.tps: deque[tuple[float, float]] = deque(maxlen=size)
         self.prompt_tokens = self.completion_tokens = 0
         self.cost = Decimal(0)
-        self.cache_hits = self.cache_stale = self.cache_misses = self.cache_bypass = 0
+        self.cache = {"hit": 0, "stale": 0, "miss": 0, "bypass": 0, "coalesced": 0}
         self.breaker_rejections = 0
 
 
@@ -138,86 +137,117 @@ class MetricsCollector:
         self._lock = threading.Lock()
         self._series: dict[SeriesKey, _Series] = {}
         self._breakers: dict[str, BreakerSnapshot] = {}
+        self._generations: dict[str, int] = {}
         self._since = wall_clock()
 
     # ------------------------------------------------------------------ recording
 
     def record(self, rec: CallRecord) -> None:
         """Count one finished call."""
-        key = (rec.provider, rec.model, rec.operation)
-        now = self.clock()
-        latency_bucket = bisect_left(self._bounds, rec.latency)
-        ttft_bucket = None if rec.ttft is None else bisect_left(self._ttft_bounds, rec.ttft)
+        self.count(
+            rec.provider, rec.model, rec.operation, rec.latency, rec.error_type, rec.attempts,
+            rec.prompt_tokens, rec.completion_tokens, rec.cost, rec.cache, rec.breaker,
+            rec.ttft, rec.tokens_per_second, rec.cancelled,
+        )
+
+    def count(
+        self,
+        provider: str,
+        model: str | None,
+        operation: str,
+        latency: float,
+        error_type: str | None = None,
+        attempts: int = 1,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        cost: Decimal | None = None,
+        cache: str | None = None,
+        breaker: str | None = None,
+        ttft: float | None = None,
+        tokens_per_second: float | None = None,
+        cancelled: bool = False,
+        now: float | None = None,
+    ) -> None:
+        """:meth:`record` without building a :class:`CallRecord` (the layer's hot path).
+
+        ``now`` is the collector clock's reading at the end of the call, when the caller has it.
+        """
+        key = (provider, model, operation)
+        if now is None:
+            now = self.clock()
+        latency_bucket = bisect_left(self._bounds, latency)
         with self._lock:
             series = self._series.get(key)
             if series is None:
                 size = self.settings.window_size
                 series = self._series[key] = _Series(size, len(self._bounds), len(self._ttft_bounds))
             series.requests += 1
-            if rec.error_type is not None:
+            if error_type is not None:
                 series.errors += 1
-                series.errors_by_type[rec.error_type] = series.errors_by_type.get(rec.error_type, 0) + 1
-            elif rec.cancelled:
+                series.errors_by_type[error_type] = series.errors_by_type.get(error_type, 0) + 1
+            elif cancelled:
                 series.cancelled += 1
             else:
                 series.successes += 1
-            if rec.attempts > 1:
-                series.retries += rec.attempts - 1
-            series.latency.append((now, rec.latency))
+            if attempts > 1:
+                series.retries += attempts - 1
+            series.latency.append((now, latency))
             series.latency_counts[latency_bucket] += 1
-            series.latency_sum += rec.latency
-            if ttft_bucket is not None:
-                series.ttft.append((now, rec.ttft))  # type: ignore[arg-type]
-                series.ttft_counts[ttft_bucket] += 1
-                series.ttft_sum += rec.ttft  # type: ignore[operator]
+            series.latency_sum += latency
+            if ttft is not None:
+                series.ttft.append((now, ttft))
+                series.ttft_counts[bisect_left(self._ttft_bounds, ttft)] += 1
+                series.ttft_sum += ttft
                 series.ttft_count += 1
-            if rec.tokens_per_second is not None:
-                series.tps.append((now, rec.tokens_per_second))
-            series.prompt_tokens += rec.prompt_tokens
-            series.completion_tokens += rec.completion_tokens
-            if rec.cost is not None:
-                series.cost += rec.cost
-            cache = rec.cache
+            if tokens_per_second is not None:
+                series.tps.append((now, tokens_per_second))
+            if prompt_tokens:
+                series.prompt_tokens += prompt_tokens
+            if completion_tokens:
+                series.completion_tokens += completion_tokens
+            if cost is not None:
+                series.cost += cost
             if cache is not None:
-                if cache == "hit":
-                    series.cache_hits += 1
-                elif cache == "miss":
-                    series.cache_misses += 1
-                elif cache == "stale":
-                    series.cache_stale += 1
-                elif cache == "bypass":
-                    series.cache_bypass += 1
-            if rec.breaker == "rejected":
+                counts = series.cache
+                if cache in counts:
+                    counts[cache] += 1
+            if breaker == "rejected":
                 series.breaker_rejections += 1
 
     def observe_breaker_event(self, event: Mapping[str, Any]) -> None:
-        """Take a circuit breaker's state change (the plain dict its listeners get)."""
+        """Take a circuit breaker's state change (the plain dict its listeners get).
+
+        Every event counts as a transition; the state follows the event with
+        the highest ``generation``, so events handed over out of order (two
+        calls on two threads carrying consecutive changes) leave the latest.
+        """
         name = str(event.get("breaker") or event.get("provider") or "unknown")
         to = str(event.get("to") or "unknown")
+        generation = event.get("generation")
         with self._lock:
             known = self._breakers.get(name)
             if known is None:
                 known = self._breakers[name] = BreakerSnapshot(
                     breaker=name, provider=str(event.get("provider") or name), model=event.get("model"), state=to
                 )
-            known.state = to
             known.transitions += 1
             if to == "open":
                 known.opened += 1
-            reason = event.get("reason")
-            known.last_reason = str(reason) if reason is not None else None
+            latest = self._generations.get(name)
+            if generation is None or latest is None or generation > latest:
+                if generation is not None:
+                    self._generations[name] = generation
+                known.state = to
+                reason = event.get("reason")
+                known.last_reason = str(reason) if reason is not None else None
 
-    def observe_breaker_state(self, breaker: str, provider: str, model: str | None, state: str) -> None:
-        """Note a breaker's current state as seen by a call (no transition counted)."""
-        known = self._breakers.get(breaker)
-        if known is not None and known.state == state:
-            return  # the common case: nothing changed, no lock needed
+    def observe_breaker(self, breaker: str, provider: str, model: str | None, state: str) -> None:
+        """Note a breaker seen by a call; its state then follows its events."""
+        if breaker in self._breakers:
+            return
         with self._lock:
-            known = self._breakers.get(breaker)
-            if known is None:
+            if breaker not in self._breakers:
                 self._breakers[breaker] = BreakerSnapshot(breaker=breaker, provider=provider, model=model, state=state)
-            elif known.state != state:
-                known.state = state
 
     # ------------------------------------------------------------------ reading
 
@@ -262,9 +292,12 @@ class MetricsCollector:
         fields = {
             name: getattr(series, name)
             for name in ("requests", "successes", "errors", "cancelled", "retries", "prompt_tokens",
-                         "completion_tokens", "cost", "cache_hits", "cache_stale", "cache_misses",
-                         "cache_bypass", "breaker_rejections", "latency_sum", "ttft_sum", "ttft_count")
+                         "completion_tokens", "cost", "breaker_rejections", "latency_sum", "ttft_sum", "ttft_count")
         }
+        cache = series.cache
+        fields["cache_hits"], fields["cache_stale"] = cache["hit"], cache["stale"]
+        fields["cache_misses"], fields["cache_bypass"] = cache["miss"], cache["bypass"]
+        fields["cache_coalesced"] = cache["coalesced"]
         fields["errors_by_type"] = dict(series.errors_by_type)
         fields["latency_counts"] = list(series.latency_counts)
         fields["ttft_counts"] = list(series.ttft_counts)

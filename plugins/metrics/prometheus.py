@@ -90,10 +90,14 @@ def render(snapshot: MetricsSnapshot) -> str:
     out.family("llmrelay_cost_usd_total", "counter", "Cost reported by the service, in USD.")
     for item in series:
         out.sample("llmrelay_cost_usd_total", _base(item), float(item.cost))
-    out.family("llmrelay_cache_requests_total", "counter", "Cache outcomes: hit, stale (served stale), miss, bypass.")
+    out.family(
+        "llmrelay_cache_requests_total", "counter",
+        "Cache outcomes: hit, stale (served stale), miss, bypass, coalesced (shared a failed load).",
+    )
     for item in series:
         for result, count in (("hit", item.cache_hits), ("stale", item.cache_stale),
-                              ("miss", item.cache_misses), ("bypass", item.cache_bypass)):
+                              ("miss", item.cache_misses), ("bypass", item.cache_bypass),
+                              ("coalesced", item.cache_coalesced)):
             if count:
                 out.sample("llmrelay_cache_requests_total", [*_base(item), ("result", result)], count)
     counter("llmrelay_breaker_rejections_total", "Calls failed fast by an open circuit breaker.", "breaker_rejections")

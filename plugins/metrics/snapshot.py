@@ -93,6 +93,8 @@ class SeriesSnapshot(_Model):
     cache_stale: int = 0
     cache_misses: int = 0
     cache_bypass: int = 0
+    # Calls that shared another caller's failed load (the cache's single-flight).
+    cache_coalesced: int = 0
     breaker_rejections: int = 0
 
     @property
@@ -121,7 +123,7 @@ class SeriesSnapshot(_Model):
         data: dict[str, Any] = {"provider": self.provider, "model": self.model, "operation": self.operation}
         for name in ("requests", "successes", "errors", "cancelled", "retries", "prompt_tokens",
                      "completion_tokens", "cost", "cache_hits", "cache_stale", "cache_misses",
-                     "cache_bypass", "breaker_rejections"):
+                     "cache_bypass", "cache_coalesced", "breaker_rejections"):
             data[name] = getattr(self, name) + getattr(other, name)
         data["errors_by_type"] = errors
         data["latency_histogram"] = self.latency_histogram.merged(other.latency_histogram)
@@ -170,6 +172,8 @@ class Totals(_Model):
     cache_stale: int = 0
     cache_misses: int = 0
     cache_bypass: int = 0
+    # Calls that shared another caller's failed load (the cache's single-flight).
+    cache_coalesced: int = 0
     breaker_rejections: int = 0
 
     @classmethod
