@@ -23,18 +23,52 @@ From Python::
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from llmrelay.core.hookspecs import hookimpl
 from llmrelay.core.pipeline import LayerContext, LayerSpec, Position
 
-from .cli import register_command
-from .collector import CallRecord, MetricsCollector
-from .grade import HealthReport, SeriesGrade, grade
-from .layer import MetricsLayer
-from .registry import MetricsRegistry, SnapshotWriter, metrics_registry
+if TYPE_CHECKING:
+    from .collector import CallRecord, MetricsCollector
+    from .grade import HealthReport, SeriesGrade, grade
+    from .layer import MetricsLayer
+    from .registry import MetricsRegistry, SnapshotWriter, metrics_registry
+    from .snapshot import BreakerSnapshot, Histogram, MetricsSnapshot, Quantiles, SeriesSnapshot, Totals
+
 from .settings import LATENCY_BUCKETS, TTFT_BUCKETS, GradeThresholds, MetricsSettings
-from .snapshot import BreakerSnapshot, Histogram, MetricsSnapshot, Quantiles, SeriesSnapshot, Totals
+
+# Everything else is imported on first use (PEP 562): building a provider
+# needs only the settings and the layer; snapshots, grading and the CLI
+# command load when a program asks for them.
+_LAZY = {
+    "CallRecord": "collector",
+    "MetricsCollector": "collector",
+    "HealthReport": "grade",
+    "SeriesGrade": "grade",
+    "grade": "grade",
+    "MetricsLayer": "layer",
+    "MetricsRegistry": "registry",
+    "SnapshotWriter": "registry",
+    "metrics_registry": "registry",
+    "BreakerSnapshot": "snapshot",
+    "Histogram": "snapshot",
+    "MetricsSnapshot": "snapshot",
+    "Quantiles": "snapshot",
+    "SeriesSnapshot": "snapshot",
+    "Totals": "snapshot",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BreakerSnapshot",
@@ -64,6 +98,9 @@ __all__ = [
 
 def build_layer(context: LayerContext) -> MetricsLayer:
     """The metrics layer for one provider, recording into the process-wide registry."""
+    from .layer import MetricsLayer
+    from .registry import metrics_registry
+
     settings = context.settings if isinstance(context.settings, MetricsSettings) else MetricsSettings.model_validate(context.settings or {})
     registry = metrics_registry()
     collector = registry.collector(context.provider_name, settings)
@@ -89,4 +126,6 @@ def llmrelay_register_layers(register: Callable[[LayerSpec], None]) -> None:
 
 @hookimpl
 def llmrelay_register_commands(register: Callable[..., None]) -> None:
+    from .cli import register_command
+
     register_command(register)
