@@ -69,23 +69,14 @@ class Histogram(_Model):
         )
 
 
-class SeriesSnapshot(_Model):
-    """Everything counted for one provider, model and operation."""
+class Counters(_Model):
+    """The counts that add up across series, processes and time."""
 
-    provider: str
-    model: str | None = None
-    operation: str
     requests: int = 0
     successes: int = 0
     errors: int = 0
-    errors_by_type: dict[str, int] = Field(default_factory=dict)
     cancelled: int = 0  # streams the caller closed before the end (neither success nor error)
     retries: int = 0
-    latency: Quantiles = Field(default_factory=Quantiles)
-    latency_histogram: Histogram
-    ttft: Quantiles = Field(default_factory=Quantiles)
-    ttft_histogram: Histogram
-    tokens_per_second: Quantiles = Field(default_factory=Quantiles)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: Decimal = Decimal(0)
@@ -98,12 +89,29 @@ class SeriesSnapshot(_Model):
     breaker_rejections: int = 0
 
     @property
-    def key(self) -> tuple[str, str | None, str]:
-        return (self.provider, self.model, self.operation)
-
-    @property
     def error_rate(self) -> float:
         return self.errors / self.requests if self.requests else 0.0
+
+    def _summed(self, other: Counters) -> dict[str, Any]:
+        return {name: getattr(self, name) + getattr(other, name) for name in Counters.model_fields}
+
+
+class SeriesSnapshot(Counters):
+    """Everything counted for one provider, model and operation."""
+
+    provider: str
+    model: str | None = None
+    operation: str
+    errors_by_type: dict[str, int] = Field(default_factory=dict)
+    latency: Quantiles = Field(default_factory=Quantiles)
+    latency_histogram: Histogram
+    ttft: Quantiles = Field(default_factory=Quantiles)
+    ttft_histogram: Histogram
+    tokens_per_second: Quantiles = Field(default_factory=Quantiles)
+
+    @property
+    def key(self) -> tuple[str, str | None, str]:
+        return (self.provider, self.model, self.operation)
 
     @property
     def cache_lookups(self) -> int:
@@ -121,10 +129,7 @@ class SeriesSnapshot(_Model):
         for name, count in other.errors_by_type.items():
             errors[name] = errors.get(name, 0) + count
         data: dict[str, Any] = {"provider": self.provider, "model": self.model, "operation": self.operation}
-        for name in ("requests", "successes", "errors", "cancelled", "retries", "prompt_tokens",
-                     "completion_tokens", "cost", "cache_hits", "cache_stale", "cache_misses",
-                     "cache_bypass", "cache_coalesced", "breaker_rejections"):
-            data[name] = getattr(self, name) + getattr(other, name)
+        data.update(self._summed(other))
         data["errors_by_type"] = errors
         data["latency_histogram"] = self.latency_histogram.merged(other.latency_histogram)
         data["ttft_histogram"] = self.ttft_histogram.merged(other.ttft_histogram)
@@ -159,34 +164,13 @@ class BreakerSnapshot(_Model):
     last_reason: str | None = None
 
 
-class Totals(_Model):
-    requests: int = 0
-    successes: int = 0
-    errors: int = 0
-    cancelled: int = 0
-    retries: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: Decimal = Decimal(0)
-    cache_hits: int = 0
-    cache_stale: int = 0
-    cache_misses: int = 0
-    cache_bypass: int = 0
-    # Calls that shared another caller's failed load (the cache's single-flight).
-    cache_coalesced: int = 0
-    breaker_rejections: int = 0
-
+class Totals(Counters):
     @classmethod
     def of(cls, series: Iterable[SeriesSnapshot]) -> Totals:
         totals = cls()
         for item in series:
-            for name in cls.model_fields:
-                setattr(totals, name, getattr(totals, name) + getattr(item, name))
+            totals = cls(**totals._summed(item))
         return totals
-
-    @property
-    def error_rate(self) -> float:
-        return self.errors / self.requests if self.requests else 0.0
 
 
 class MetricsSnapshot(_Model):
