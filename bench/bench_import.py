@@ -13,6 +13,10 @@ Cases:
   floor           import requests, pydantic, pluggy, tenacity, cachetools
   floor+BaseModel the floor plus ``from pydantic import BaseModel``
                   (``import pydantic`` alone is lazy and builds no model machinery)
+  floor+1 model   the floor plus one small settings model defined and validated
+                  (a ``SecretStr``, a constrained ``Field``, a ``default_factory``):
+                  what the first model of any pydantic program costs, since pydantic
+                  loads its field, constraint and schema machinery on first use
   llmrelay.core   import llmrelay.core            (public names load on first use)
   floor+llmrelay API  the floor, then the public names a program uses (builds the domain model)
   openrouter      from llmrelay.core import create_provider; create_provider("openrouter", api_key="x")
@@ -36,6 +40,15 @@ import time
 from pathlib import Path
 
 FLOOR = "import requests, pydantic, pluggy, tenacity, cachetools"
+
+ONE_MODEL = """
+from pydantic import BaseModel, Field, SecretStr
+class Settings(BaseModel):
+    api_key: SecretStr | None = None
+    timeout: float = Field(default=10.0, gt=0)
+    tags: list[str] = Field(default_factory=list)
+Settings(api_key="x")
+"""
 
 CHILD = """
 import resource, sys, time
@@ -70,6 +83,7 @@ def cases() -> dict[str, str]:
         "python -c pass": "pass",
         "floor": FLOOR,
         "floor+BaseModel": FLOOR + "\nfrom pydantic import BaseModel",
+        "floor+1 model": FLOOR + ONE_MODEL,
         "llmrelay.core": "import llmrelay.core",
         "floor+llmrelay API": (
             FLOOR + "\nfrom llmrelay.core import ChatRequest, ChatResponse, ChatStream, Message, Provider, "
@@ -120,6 +134,7 @@ def main() -> None:
     }
     floor = medians["floor"]
     floor_model = medians["floor+BaseModel"]
+    one_model = medians["floor+1 model"]
     print(f"python {sys.version.split()[0]}, {args.rounds} interleaved rounds, medians")
     print(f"{'case':<20}{'import ms':>10}{'process ms':>12}{'peak RSS MiB':>14}{'x floor':>9}{'x floor+BM':>12}")
     for name, m in medians.items():
@@ -137,6 +152,12 @@ def main() -> None:
             f"   (vs bare floor: {m['process_s'] / floor['process_s'] - 1:+.1%}, "
             f"{m['rss_mib'] / floor['rss_mib'] - 1:+.1%})"
         )
+    m = medians["openrouter"]
+    print(
+        f"{'openrouter':<20} vs floor+1 model:   process time "
+        f"{(m['process_s'] - one_model['process_s']) / one_model['process_s']:+.1%}, "
+        f"peak RSS {(m['rss_mib'] - one_model['rss_mib']) / one_model['rss_mib']:+.1%}"
+    )
     if args.json:
         print(json.dumps(medians, indent=2))
 

@@ -104,12 +104,22 @@ class PluginRegistry:
     # ------------------------------------------------------------------ loading
 
     def load_entry_points(self) -> None:
+        # Reading a distribution's name and version parses its METADATA file
+        # (``dist.version`` parses it again): done once per distribution, not
+        # twice per entry point. The entry points of one distribution share
+        # its ``Distribution`` object.
+        identities: dict[metadata.Distribution, tuple[str | None, str | None]] = {}
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
             if ep.name in self.disabled or self.pm.has_plugin(ep.name):
                 continue
             dist = getattr(ep, "dist", None)
-            dist_name = dist.metadata["Name"] if dist is not None else None
-            version = dist.version if dist is not None else None
+            if dist is None:
+                dist_name, version = None, None
+            else:
+                if dist not in identities:
+                    fields = dist.metadata
+                    identities[dist] = (fields["Name"], fields["Version"])
+                dist_name, version = identities[dist]
             try:
                 plugin = ep.load()
                 self.pm.register(plugin, name=ep.name)

@@ -11,20 +11,38 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 __all__ = ["redact", "mask", "KEY_PATTERN"]
 
 # Shapes of bearer keys issued by the services llmrelay talks to
 # (sk-or-v1-..., sk-proj-..., sk-ant-..., gsk_..., long hex or base64 tokens
 # after "Bearer ").
-KEY_PATTERN = re.compile(
-    r"(?:sk-[A-Za-z0-9_\-]{16,}|gsk_[A-Za-z0-9]{16,}|(?<=Bearer )[A-Za-z0-9._\-]{12,})"
-)
+_KEY_SOURCE = r"(?:sk-[A-Za-z0-9_\-]{16,}|gsk_[A-Za-z0-9]{16,}|(?<=Bearer )[A-Za-z0-9._\-]{12,})"
 # A value must hold a letter or digit: prose such as "pass api_key=..., or"
 # is advice, not a key, and stays readable.
-_QUERY_KEY = re.compile(r"(?i)\b((?:api[_-]?key|key|token|access_token)=)(?=[^&\s\"',]*[A-Za-z0-9])[^&\s\"',]+")
+_QUERY_KEY_SOURCE = r"(?i)\b((?:api[_-]?key|key|token|access_token)=)(?=[^&\s\"',]*[A-Za-z0-9])[^&\s\"',]+"
 
 REDACTED = "***"
+
+
+@cache
+def _patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    # Compiled on first use, not at import: every llmrelay module imports
+    # this one, and a program that never fails never redacts anything.
+    return re.compile(_KEY_SOURCE), re.compile(_QUERY_KEY_SOURCE)
+
+
+if TYPE_CHECKING:
+    KEY_PATTERN: re.Pattern[str]
+    """The compiled key shapes, for callers that scrub text of their own."""
+
+
+def __getattr__(name: str) -> Any:
+    if name == "KEY_PATTERN":
+        return _patterns()[0]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
@@ -32,8 +50,9 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, REDACTED)
-    text = KEY_PATTERN.sub(REDACTED, text)
-    return _QUERY_KEY.sub(r"\1" + REDACTED, text)
+    key_pattern, query_key = _patterns()
+    text = key_pattern.sub(REDACTED, text)
+    return query_key.sub(r"\1" + REDACTED, text)
 
 
 def mask(secret: str | None) -> str:

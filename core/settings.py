@@ -15,7 +15,10 @@ __all__ = ["TimeoutSettings", "RetrySettings", "PoolSettings", "ProviderSettings
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    # defer_build: a settings class builds its validator when it first
+    # validates, so importing every installed provider does not build the
+    # validators of the ones a program never creates. Subclasses inherit it.
+    model_config = ConfigDict(extra="forbid", validate_default=True, defer_build=True)
 
 
 class TimeoutSettings(_Strict):

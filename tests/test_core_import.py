@@ -141,3 +141,27 @@ def test_building_the_openrouter_provider_does_no_network_io() -> None:
     )
     assert network_use(events) == []
     assert not modules & set(HEAVY), sorted(modules & set(HEAVY))
+
+
+def test_importing_the_core_builds_no_pydantic_validator() -> None:
+    # Building a model's validator is most of what a pydantic class costs at
+    # import; llmrelay's models and settings build theirs on first validation
+    # (``defer_build``), so a program pays only for the models it uses.
+    events, modules = run_isolated(
+        """
+        import inspect
+        from pydantic import BaseModel
+        import llmrelay.core.config, llmrelay.core.pipeline, llmrelay.core.plugins
+        from llmrelay.core import models, settings
+        built = [
+            f"{module.__name__}.{name}"
+            for module in (models, settings)
+            for name, value in vars(module).items()
+            if inspect.isclass(value) and issubclass(value, BaseModel) and value.__pydantic_complete__
+        ]
+        assert built == [], built
+        assert settings.ProviderSettings(api_key="sk-test-0000").key() == "sk-test-0000"
+        assert settings.ProviderSettings.__pydantic_complete__
+        """
+    )
+    check_no_io(events)
