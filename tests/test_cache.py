@@ -592,6 +592,22 @@ def _concurrently(count: int, fn: Any) -> list[Any]:
     return results
 
 
+def test_a_miss_keeps_the_attempt_count_of_the_upstream_result() -> None:
+    """Metrics count retries from meta.attempts: the cache must not reset it on the way out."""
+    provider, _, fake, _, _ = build()
+    upstream = FakeProvider.list_models(fake)  # the unscripted answer
+
+    def retried(op: str, _req: Any) -> ModelList:
+        upstream.meta.attempts = 3
+        return upstream
+
+    fake.script = retried
+    first = provider.list_models()
+    assert first.meta.cache == "miss" and first.meta.attempts == 3
+    second = provider.list_models()
+    assert second.meta.cache == "hit" and second.meta.attempts == 1
+
+
 def test_concurrent_identical_misses_make_one_upstream_call() -> None:
     provider, layer, fake, _, _ = build()
     release = threading.Event()

@@ -293,6 +293,9 @@ class CacheLayer(Layer):
 
     def _present(self, value: Any, state: str, call: Call) -> Any:
         meta = ResponseMeta(cache=state, stale=state == STALE)
+        if state == MISS:
+            # The upstream's own result: keep how many attempts it took (metrics counts retries from it).
+            meta.attempts = getattr(getattr(value, "meta", None), "attempts", 1)
         if isinstance(value, tuple):  # a stored stream: replay it
             stream = ChatStream(
                 iter([copy_chunk(chunk) for chunk in value]),
