@@ -19,6 +19,7 @@ import pytest
 
 from llmrelay.core import LayeredProvider
 from llmrelay.plugins.cache import CacheSettings
+from llmrelay.plugins.cache.codec import FORMAT_VERSION
 from llmrelay.plugins.cache.keys import KeyBuilder
 from llmrelay.plugins.cache.layer import CacheLayer
 from llmrelay.plugins.cache.redis_backend import RedisBackend
@@ -71,7 +72,7 @@ def test_an_entry_one_instance_loaded_is_a_hit_for_another(redis_client: Any, re
         key = first_layer.cache_key("list_models")
         raw = redis_client.get(key)
         header = json.loads(raw.split(b"\n", 1)[0])
-        assert header["v"] == 1 and header["type"] == "ModelList"
+        assert header["v"] == FORMAT_VERSION and header["type"] == "ModelList"
         assert API_KEY not in key and API_KEY.encode() not in raw
         ttl_ms = redis_client.pttl(key)
         assert (3600 + 86400 - 5) * 1000 < ttl_ms <= (3600 + 86400) * 1000  # fresh 1 h + stale-if-error 1 day

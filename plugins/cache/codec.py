@@ -29,7 +29,8 @@ from llmrelay.core.stream import StreamChunk, ToolCallDelta
 
 __all__ = ["FORMAT_VERSION", "STREAM_TYPE", "Entry", "Header", "DecodeError", "encode", "split", "decode_value"]
 
-FORMAT_VERSION = 1
+# 2: stream chunks stored as positional rows (version 1 used one object per chunk).
+FORMAT_VERSION = 2
 STREAM_TYPE = "stream"
 
 _MODELS: dict[str, type[BaseModel]] = {
@@ -180,39 +181,38 @@ def decode(data: bytes) -> Entry:
 # --------------------------------------------------------------------------- stream chunks
 
 
-def _chunk_to_json(chunk: StreamChunk) -> dict[str, Any]:
-    # ``raw`` (the service's own event) is not kept: it is large and replay does not need it.
-    out: dict[str, Any] = {}
-    if chunk.text:
-        out["text"] = chunk.text
-    if chunk.reasoning:
-        out["reasoning"] = chunk.reasoning
-    if chunk.tool_calls:
-        out["tool_calls"] = [
-            {"index": d.index, "id": d.id, "name": d.name, "arguments": d.arguments} for d in chunk.tool_calls
-        ]
-    if chunk.usage is not None:
-        out["usage"] = chunk.usage.model_dump(mode="json", exclude_none=True)
-    for name in ("finish_reason", "id", "model", "served_by", "native_finish_reason"):
-        value = getattr(chunk, name)
-        if value is not None:
-            out[name] = value
-    return out
+def _chunk_to_json(chunk: StreamChunk) -> list[Any]:
+    # One positional row per chunk: a stored stream holds thousands of them and
+    # is encoded on the caller's thread when the stream ends, so the row is
+    # built with one tuple read, not a dict and a getattr per field. ``raw``
+    # (the service's own event) is not kept: replay does not need it.
+    tool_calls = chunk.tool_calls
+    usage = chunk.usage
+    return [
+        chunk.text,
+        chunk.reasoning,
+        chunk.finish_reason,
+        chunk.native_finish_reason,
+        chunk.id,
+        chunk.model,
+        chunk.served_by,
+        [[d.index, d.id, d.name, d.arguments] for d in tool_calls] if tool_calls else None,
+        usage.model_dump(mode="json", exclude_none=True) if usage is not None else None,
+    ]
 
 
-def _chunk_from_json(item: dict[str, Any]) -> StreamChunk:
-    tool_calls = item.get("tool_calls")
-    usage = item.get("usage")
+def _chunk_from_json(row: list[Any]) -> StreamChunk:
+    text, reasoning, finish, native, chunk_id, model, served_by, tool_calls, usage = row
     return StreamChunk(
-        text=item.get("text", ""),
-        reasoning=item.get("reasoning", ""),
-        tool_calls=[ToolCallDelta(**delta) for delta in tool_calls] if tool_calls else None,
-        finish_reason=item.get("finish_reason"),
+        text=text,
+        reasoning=reasoning,
+        tool_calls=[ToolCallDelta(*delta) for delta in tool_calls] if tool_calls else None,
+        finish_reason=finish,
         usage=Usage.model_validate(usage) if usage is not None else None,
-        id=item.get("id"),
-        model=item.get("model"),
-        served_by=item.get("served_by"),
-        native_finish_reason=item.get("native_finish_reason"),
+        id=chunk_id,
+        model=model,
+        served_by=served_by,
+        native_finish_reason=native,
     )
 
 
