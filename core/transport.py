@@ -344,15 +344,11 @@ class RequestsTransport(Transport):
         except u3.NewConnectionError as error:
             raise APIConnectionError(f"connection to {host_of(url)} failed: {innermost_reason(error)}") from error
         except u3.ConnectTimeoutError as error:
-            raise APITimeoutError(
-                f"could not connect to {host_of(url)} within {request.timeout[0]}s (connect timeout)"
-            ) from error
+            raise _connect_timeout(request) from error
         except u3.ReadTimeoutError as error:
-            raise APITimeoutError(
-                f"no response from {host_of(url)} within {request.timeout[1]}s (read timeout)"
-            ) from error
+            raise _read_timeout(request) from error
         except u3.SSLError as error:
-            raise APIConnectionError(f"TLS error talking to {host_of(url)}: {innermost_reason(error)}") from error
+            raise _tls_error(request, error) from error
         except (u3.HTTPError, OSError) as error:
             raise APIConnectionError(f"connection to {host_of(url)} failed: {innermost_reason(error)}") from error
         return self._response(raw.status, raw, request)
@@ -408,15 +404,11 @@ class RequestsTransport(Transport):
                 proxies=self._proxies_for(request.url),
             )
         except exc.ConnectTimeout as error:
-            raise APITimeoutError(
-                f"could not connect to {host_of(request.url)} within {request.timeout[0]}s (connect timeout)"
-            ) from error
+            raise _connect_timeout(request) from error
         except exc.ReadTimeout as error:
-            raise APITimeoutError(
-                f"no response from {host_of(request.url)} within {request.timeout[1]}s (read timeout)"
-            ) from error
+            raise _read_timeout(request) from error
         except exc.SSLError as error:
-            raise APIConnectionError(f"TLS error talking to {host_of(request.url)}: {innermost_reason(error)}") from error
+            raise _tls_error(request, error) from error
         except exc.ProxyError as error:
             raise APIConnectionError(f"proxy refused the connection to {host_of(request.url)}: {innermost_reason(error)}") from error
         except (exc.ConnectionError, OSError) as error:
@@ -510,6 +502,19 @@ def _finish_bulk(raw: Any, body: Iterator[bytes]) -> None:
         pass
     raw.close()
 
+
+
+# The same failure reads the same whichever path (direct pool or adapter) sent the request.
+def _connect_timeout(request: HTTPRequest) -> APITimeoutError:
+    return APITimeoutError(f"could not connect to {host_of(request.url)} within {request.timeout[0]}s (connect timeout)")
+
+
+def _read_timeout(request: HTTPRequest) -> APITimeoutError:
+    return APITimeoutError(f"no response from {host_of(request.url)} within {request.timeout[1]}s (read timeout)")
+
+
+def _tls_error(request: HTTPRequest, error: BaseException) -> APIConnectionError:
+    return APIConnectionError(f"TLS error talking to {host_of(request.url)}: {innermost_reason(error)}")
 
 # --------------------------------------------------------------------------- mock
 
