@@ -26,7 +26,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -92,6 +92,7 @@ class Call:
 
 
 Handler = Callable[[Call], Any]
+SettingsT = TypeVar("SettingsT", bound=BaseModel)
 
 
 class Layer(ABC):
@@ -123,6 +124,13 @@ class LayerContext:
     settings: Any  # an instance of the spec's settings_model, or a dict when it has none
     provider_name: str
     base_url: str
+
+    def settings_as(self, model: type[SettingsT]) -> SettingsT:
+        """The settings as ``model``: already validated by ``create_provider``, or
+        validated here when a layer factory is called directly with a dict."""
+        if isinstance(self.settings, model):
+            return self.settings
+        return model.model_validate(self.settings or {})
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,7 +53,7 @@ __all__ = [
 
 def build_layer(context: LayerContext) -> BreakerLayer:
     """The breaker layer for one provider, from its ``[plugins.breaker]`` settings."""
-    settings = context.settings if isinstance(context.settings, BreakerSettings) else BreakerSettings.model_validate(context.settings or {})
+    settings = context.settings_as(BreakerSettings)
     shared = None
     if settings.redis_url is not None:
         from .shared import RedisSharedState

@@ -46,9 +46,7 @@ def build_layer(context: LayerContext) -> CacheLayer:
     from .keys import KeyBuilder
     from .layer import CacheLayer
 
-    settings = context.settings if isinstance(context.settings, CacheSettings) else CacheSettings.model_validate(
-        context.settings or {}
-    )
+    settings = context.settings_as(CacheSettings)
     provider = context.provider
     keys = KeyBuilder(
         namespace=settings.namespace,

@@ -101,7 +101,7 @@ def build_layer(context: LayerContext) -> MetricsLayer:
     from .layer import MetricsLayer
     from .registry import metrics_registry
 
-    settings = context.settings if isinstance(context.settings, MetricsSettings) else MetricsSettings.model_validate(context.settings or {})
+    settings = context.settings_as(MetricsSettings)
     registry = metrics_registry()
     collector = registry.collector(context.provider_name, settings)
     writer = None
