@@ -22,17 +22,7 @@ from llmrelay.core.errors import (
 )
 from llmrelay.core.config import validate_settings
 from llmrelay.plugins.breaker import BreakerSettings, CircuitBreaker, CircuitState, Outcome, classify
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.support.clock import FakeClock
 
 
 def fail(breaker: CircuitBreaker, error: BaseException | None = None) -> None:
@@ -50,7 +40,7 @@ def test_defaults_are_the_reports() -> None:
 
 
 def test_opens_after_five_consecutive_failures_and_fails_fast_with_retry_after() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     breaker = CircuitBreaker("up", BreakerSettings(failure_rate_threshold=None), clock=clock)
     for _ in range(4):
         fail(breaker)
@@ -69,7 +59,7 @@ def test_opens_after_five_consecutive_failures_and_fails_fast_with_retry_after()
 
 
 def test_a_success_resets_the_consecutive_count() -> None:
-    breaker = CircuitBreaker("up", BreakerSettings(failure_rate_threshold=None), clock=FakeClock())
+    breaker = CircuitBreaker("up", BreakerSettings(failure_rate_threshold=None), clock=FakeClock(1000.0))
     for _ in range(4):
         fail(breaker)
     succeed(breaker)
@@ -80,7 +70,7 @@ def test_a_success_resets_the_consecutive_count() -> None:
 
 def test_failure_rate_over_window_opens_once_minimum_calls_reached() -> None:
     settings = BreakerSettings(failure_threshold=100, failure_rate_threshold=0.5, window_size=10, minimum_calls=6)
-    breaker = CircuitBreaker("up", settings, clock=FakeClock())
+    breaker = CircuitBreaker("up", settings, clock=FakeClock(1000.0))
     # alternate: never two failures in a row, 50% failure rate
     fail(breaker)
     succeed(breaker)
@@ -96,7 +86,7 @@ def test_failure_rate_over_window_opens_once_minimum_calls_reached() -> None:
 
 def test_window_slides_old_failures_out() -> None:
     settings = BreakerSettings(failure_threshold=100, failure_rate_threshold=0.5, window_size=4, minimum_calls=4)
-    breaker = CircuitBreaker("up", settings, clock=FakeClock())
+    breaker = CircuitBreaker("up", settings, clock=FakeClock(1000.0))
     fail(breaker)
     succeed(breaker)
     succeed(breaker)
@@ -108,7 +98,7 @@ def test_window_slides_old_failures_out() -> None:
 
 
 def test_half_open_admits_configured_probes_then_closes_on_success() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     breaker = CircuitBreaker("up", BreakerSettings(half_open_probes=2), clock=clock)
     for _ in range(5):
         fail(breaker)
@@ -128,7 +118,7 @@ def test_half_open_admits_configured_probes_then_closes_on_success() -> None:
 
 
 def test_half_open_reopens_on_probe_failure_for_a_full_timeout() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     breaker = CircuitBreaker("up", clock=clock)
     for _ in range(5):
         fail(breaker)
@@ -142,7 +132,7 @@ def test_half_open_reopens_on_probe_failure_for_a_full_timeout() -> None:
 
 
 def test_late_result_of_a_call_from_an_earlier_state_does_not_decide() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     breaker = CircuitBreaker("up", clock=clock)
     slow = breaker.acquire()  # admitted while closed
     for _ in range(5):
@@ -156,7 +146,7 @@ def test_late_result_of_a_call_from_an_earlier_state_does_not_decide() -> None:
 
 
 def test_recording_twice_counts_once() -> None:
-    breaker = CircuitBreaker("up", BreakerSettings(failure_threshold=2, failure_rate_threshold=None), clock=FakeClock())
+    breaker = CircuitBreaker("up", BreakerSettings(failure_threshold=2, failure_rate_threshold=None), clock=FakeClock(1000.0))
     permit = breaker.acquire()
     permit.record(ServerError("x", status=500))
     permit.record(ServerError("x", status=500))
@@ -174,7 +164,7 @@ def test_recording_twice_counts_once() -> None:
     ],
 )
 def test_client_errors_never_open_it(error: BaseException) -> None:
-    breaker = CircuitBreaker("up", clock=FakeClock())
+    breaker = CircuitBreaker("up", clock=FakeClock(1000.0))
     for _ in range(50):
         with pytest.raises(type(error)):
             breaker.call(_raise, error)
@@ -192,7 +182,7 @@ def test_client_errors_never_open_it(error: BaseException) -> None:
     ],
 )
 def test_availability_errors_open_it(error: BaseException) -> None:
-    breaker = CircuitBreaker("up", clock=FakeClock())
+    breaker = CircuitBreaker("up", clock=FakeClock(1000.0))
     for _ in range(5):
         with pytest.raises(type(error)):
             breaker.call(_raise, error)
@@ -200,7 +190,7 @@ def test_availability_errors_open_it(error: BaseException) -> None:
 
 
 def test_rate_limits_can_be_excluded() -> None:
-    breaker = CircuitBreaker("up", BreakerSettings(count_rate_limits=False), clock=FakeClock())
+    breaker = CircuitBreaker("up", BreakerSettings(count_rate_limits=False), clock=FakeClock(1000.0))
     for _ in range(20):
         fail(breaker, RateLimitError("slow down", status=429))
     assert breaker.state is CircuitState.CLOSED
@@ -210,7 +200,7 @@ def test_rate_limits_can_be_excluded() -> None:
 def test_foreign_exceptions_and_nested_rejections_are_ignored() -> None:
     assert classify(ValueError("bug")) == Outcome.IGNORED
     assert classify(CircuitOpenError("inner", retry_after=1)) == Outcome.IGNORED
-    breaker = CircuitBreaker("up", BreakerSettings(failure_threshold=2, failure_rate_threshold=None), clock=FakeClock())
+    breaker = CircuitBreaker("up", BreakerSettings(failure_threshold=2, failure_rate_threshold=None), clock=FakeClock(1000.0))
     fail(breaker)
     fail(breaker, ValueError("bug"))  # neither success nor failure
     fail(breaker)
@@ -218,7 +208,7 @@ def test_foreign_exceptions_and_nested_rejections_are_ignored() -> None:
 
 
 def test_listeners_get_plain_events_for_every_transition() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     events: list[dict] = []
     breaker = CircuitBreaker("up", clock=clock, listeners=[events.append])
     breaker.add_listener(lambda event: (_ for _ in ()).throw(RuntimeError("broken listener")))
@@ -233,7 +223,7 @@ def test_listeners_get_plain_events_for_every_transition() -> None:
 
 
 def test_reset_and_trip_by_hand() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     breaker = CircuitBreaker("up", clock=clock)
     breaker.trip(5)
     with pytest.raises(CircuitOpenError) as info:
@@ -296,7 +286,7 @@ def _raise(error: BaseException) -> None:
 
 
 def test_abandoned_probe_does_not_wedge_the_breaker() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     breaker = CircuitBreaker("up", clock=clock)
     breaker.trip()
     clock.advance(60)

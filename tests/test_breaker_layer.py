@@ -15,16 +15,9 @@ from llmrelay.core.errors import (
     StreamInterruptedError,
 )
 from llmrelay.plugins.breaker import CircuitState, listen, unlisten
+from tests.support.clock import FakeClock
 
 REQUEST = {"model": "fake/small", "messages": [{"role": "user", "content": "hi"}]}
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def make(registry, **section):

@@ -14,6 +14,7 @@ import pytest
 
 from llmrelay.core.errors import CircuitOpenError, ServerError
 from llmrelay.plugins.breaker import BreakerSettings, CircuitBreaker, CircuitState
+from tests.support.clock import FakeClock
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -40,14 +41,6 @@ def prefix(redis_client):
     yield value
     for key in redis_client.scan_iter(f"{value}:*"):
         redis_client.delete(key)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def instance(prefix: str, clock: FakeClock, url: str = REDIS_URL) -> CircuitBreaker:

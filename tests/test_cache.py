@@ -40,19 +40,9 @@ from llmrelay.plugins.cache.codec import FORMAT_VERSION
 from llmrelay.plugins.cache.keys import KeyBuilder
 from llmrelay.plugins.cache.layer import CacheLayer
 from tests.support.fake_provider import FakeProvider, FakeSettings
+from tests.support.clock import FakeClock
 
 CHAT = {"model": "fake/small", "messages": [{"role": "user", "content": "hi"}]}
-
-
-class FakeClock:
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class NotesSpy(Layer):
@@ -78,7 +68,7 @@ def build(
     base_url: str = "http://fake.local/v1",
     upstream: FakeProvider | None = None,
 ) -> tuple[LayeredProvider, CacheLayer, FakeProvider, FakeClock, NotesSpy]:
-    clock = clock or FakeClock()
+    clock = clock or FakeClock(1_700_000_000.0)
     data = {"background": False, "warm_up": [], **(settings or {})}
     cache_settings = CacheSettings.model_validate(data)
     if backend == "memory":
@@ -271,7 +261,7 @@ def test_keys_are_short_stable_and_never_hold_the_api_key() -> None:
 
 def test_different_keys_never_share_cached_results() -> None:
     backend = MemoryBackend()
-    clock = FakeClock()
+    clock = FakeClock(1_700_000_000.0)
     alice, _, alice_fake, _, _ = build(backend=backend, clock=clock, api_key="sk-alice-000000000000000000")
     bob, _, bob_fake, _, _ = build(backend=backend, clock=clock, api_key="sk-bob-00000000000000000000")
     alice.get_credits()
@@ -284,7 +274,7 @@ def test_different_keys_never_share_cached_results() -> None:
 
 def test_l2_hit_fills_l1_and_is_shared_by_providers_of_one_process() -> None:
     backend = MemoryBackend()
-    clock = FakeClock()
+    clock = FakeClock(1_700_000_000.0)
     first, _, first_fake, _, _ = build(backend=backend, clock=clock)
     second, second_layer, second_fake, _, _ = build(backend=backend, clock=clock)
     first.list_models()
@@ -296,7 +286,7 @@ def test_l2_hit_fills_l1_and_is_shared_by_providers_of_one_process() -> None:
 
 
 def test_l2_stores_versioned_json_with_a_ttl() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1_700_000_000.0)
     backend = MemoryBackend(clock=clock)
     provider, layer, _, _, _ = build(backend=backend, clock=clock)
     provider.list_models()
@@ -313,7 +303,7 @@ def test_l2_stores_versioned_json_with_a_ttl() -> None:
 
 
 def test_an_entry_of_another_format_version_is_a_miss() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1_700_000_000.0)
     backend = MemoryBackend(clock=clock)
     provider, layer, fake, _, _ = build(backend=backend, clock=clock)
     key = layer.cache_key("get_credits")
@@ -345,7 +335,7 @@ class FlakyBackend(MemoryBackend):
 
 
 def test_l2_down_calls_still_succeed_with_one_warning_then_l2_recovers(caplog: pytest.LogCaptureFixture) -> None:
-    clock = FakeClock()
+    clock = FakeClock(1_700_000_000.0)
     backend = FlakyBackend(clock)
     provider, layer, fake, _, _ = build({"l2_retry_interval": 10}, backend=backend, clock=clock)
     backend.down = True

@@ -10,14 +10,7 @@ import pytest
 from llmrelay.core import ChatStream, StreamChunk, ToolCallDelta, Usage
 from llmrelay.core.errors import ServerError, StreamInterruptedError
 from llmrelay.core.stream import StreamOutcome
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import FakeClock
 
 
 class Transport:
@@ -200,7 +193,7 @@ def test_an_error_before_the_first_chunk_keeps_its_type() -> None:
 
 
 def test_timing_uses_the_injected_clock() -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
 
     def chunks() -> Iterator[StreamChunk]:
         clock.now += 0.25

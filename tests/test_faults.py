@@ -54,6 +54,7 @@ from llmrelay.plugins.cache.settings import CacheSettings
 from llmrelay.plugins.metrics import MetricsCollector, MetricsLayer
 from llmrelay.providers.openrouter import OpenRouterProvider
 from tests.support.fake_server import VALID_KEY, FakeOpenRouter, Reply, chat_completion, sample_models
+from tests.support.clock import FakeClock
 
 CONNECT, READ, IDLE = 2.0, 0.4, 0.4
 ATTEMPTS = 3
@@ -199,14 +200,6 @@ class Recorder:
 
     def __call__(self, seconds: float) -> None:
         self.waits.append(seconds)
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def build_pipeline(
@@ -385,7 +378,7 @@ NOT_AVAILABILITY = ["malformed_json", "empty_200"]
 @pytest.mark.parametrize("fault", AVAILABILITY_FAULTS + NOT_AVAILABILITY)
 def test_stale_data_is_served_when_the_upstream_fails(server: FakeOpenRouter, operation: str, fault: str) -> None:
     """An expired entry within stale_if_error answers availability failures, never client-side ones."""
-    clock = FakeClock()
+    clock = FakeClock(1_000_000.0)
     sleep = Recorder()
     provider = build_pipeline(server, sleep, cache_clock=clock, cache_chat=True)
     method, path = ROUTES[operation]

@@ -17,18 +17,11 @@ from llmrelay.plugins.metrics import (
     MetricsSettings,
     MetricsSnapshot,
 )
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import FakeClock
 
 
 def collector(**settings) -> tuple[MetricsCollector, FakeClock]:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     return MetricsCollector(MetricsSettings(**settings), clock=clock, wall_clock=lambda: 1_700_000_000.0), clock
 
 

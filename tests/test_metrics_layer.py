@@ -13,6 +13,7 @@ from llmrelay.core import ChatResponse, ChatStream, Message, ResponseMeta, Strea
 from llmrelay.core.errors import APITimeoutError, BadRequestError, CircuitOpenError, ServerError, StreamInterruptedError
 from llmrelay.core.pipeline import Call, Handler, Layer, LayerSpec, Position
 from llmrelay.plugins.metrics import metrics_registry
+from tests.support.clock import FakeClock
 
 REQUEST = {"model": "fake/small", "messages": [{"role": "user", "content": "hi"}]}
 SECRET = "sk-or-v1-0123456789abcdef0123456789abcdef"
@@ -23,14 +24,6 @@ def fresh_metrics():
     metrics_registry().clear()
     yield
     metrics_registry().clear()
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class ScriptedCache(Layer):
@@ -326,7 +319,6 @@ def test_process_registry_exports_every_provider(registry) -> None:
     assert 'llmrelay_requests_total{provider="other",model="fake/small",operation="execute"} 1' in text
     metrics_registry().reset()
     assert metrics_registry().snapshot().totals.requests == 0
-
 
 
 def test_every_operation_is_counted_whatever_its_result(registry) -> None:

@@ -11,19 +11,12 @@ from pydantic import BaseModel
 
 from llmrelay.core import ConfigurationError, FunctionCall, ToolCall
 from llmrelay.core.tools import ToolRegistry, schema_from_function
+from tests.support.clock import FakeClock
 
 
 def call(name: str, arguments: dict | str, call_id: str | None = None) -> ToolCall:
     raw = arguments if isinstance(arguments, str) else json.dumps(arguments)
     return ToolCall(id=call_id or f"call_{name}_{raw}", function=FunctionCall(name=name, arguments=raw))
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Address(BaseModel):
@@ -246,7 +239,7 @@ def test_timeout_gives_an_error_result_and_the_rest_still_answer():
 
 
 def test_cache_ttl_with_a_fake_clock():
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     tools = ToolRegistry(clock=clock)
     runs = []
 
@@ -281,7 +274,7 @@ def test_failures_are_not_cached():
 
 
 def test_breaker_opens_after_consecutive_failures_and_probes_after_cooldown():
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     tools = ToolRegistry(clock=clock)
     healthy = {"value": False}
     runs = []
