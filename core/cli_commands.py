@@ -38,7 +38,7 @@ def cmd_providers(args: argparse.Namespace, context: CommandContext) -> int:
 
         data = {
             "providers": [
-                {"name": n, "class": f"{e.cls.__module__}.{e.cls.__qualname__}", "plugin": e.plugin,
+                {"name": n, "class": e.target, "plugin": e.plugin,
                  "distribution": e.distribution, "version": versions.get(e.plugin)}
                 for n, e in sorted(providers.items())
             ],
@@ -61,7 +61,7 @@ def cmd_providers(args: argparse.Namespace, context: CommandContext) -> int:
 
     out.write("Providers:\n")
     _print_table(out, ["  NAME", "CLASS", "PLUGIN", "DISTRIBUTION"], [
-        [f"  {n}", f"{e.cls.__module__}.{e.cls.__qualname__}", e.plugin, dist(e.distribution, e.plugin)]
+        [f"  {n}", e.target, e.plugin, dist(e.distribution, e.plugin)]
         for n, e in sorted(providers.items())
     ])
     out.write("\nLayers around every call (outermost first):\n")

@@ -26,7 +26,6 @@ import pluggy
 
 if TYPE_CHECKING:
     from .pipeline import LayerSpec
-    from .provider import Provider
 
 __all__ = [
     "PROJECT_NAME",
@@ -44,11 +43,16 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
 @hookspec
-def llmrelay_register_providers(register: Callable[[type[Provider]], None]) -> None:
-    """Register provider classes: call ``register(ProviderClass)`` for each.
+def llmrelay_register_providers(register: Callable[..., None]) -> None:
+    """Register provider classes: ``register(ProviderClass)`` for each, or
+    ``register("package.module:ProviderClass", name="...")`` to import the
+    class only when a program first builds that provider.
 
     The class's ``name`` is the name users pass to ``create_provider`` and
-    write in ``[providers.<name>]``.
+    write in ``[providers.<name>]``; a class registered by path must be
+    registered under that same name. Registering by path keeps a provider
+    that imports a heavy SDK from slowing down every program that has the
+    plugin installed but never uses it.
     """
 
 

@@ -12,8 +12,6 @@ OpenRouter's ``models`` / ``provider`` / ``transforms`` / ``reasoning``
 extensions need no special support from llmrelay.
 """
 
-from __future__ import annotations
-
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, Union
 
@@ -168,17 +166,17 @@ class Message(_Model):
         return value
 
     @model_validator(mode="after")
-    def _check_role(self) -> Message:
+    def _check_role(self) -> "Message":
         if self.role == "tool" and not self.tool_call_id:
             raise ValueError("a tool message needs tool_call_id (the id of the call it answers)")
         return self
 
     @classmethod
-    def system(cls, text: str) -> Message:
+    def system(cls, text: str) -> "Message":
         return cls(role="system", content=text)
 
     @classmethod
-    def user(cls, text: str, *, images: list[str] | None = None) -> Message:
+    def user(cls, text: str, *, images: list[str] | None = None) -> "Message":
         if not images:
             return cls(role="user", content=text)
         parts: list[Any] = [TextPart(text=text)]
@@ -186,11 +184,11 @@ class Message(_Model):
         return cls(role="user", content=parts)
 
     @classmethod
-    def assistant(cls, text: str | None = None, *, tool_calls: list[ToolCall] | None = None) -> Message:
+    def assistant(cls, text: str | None = None, *, tool_calls: list[ToolCall] | None = None) -> "Message":
         return cls(role="assistant", content=text, tool_calls=tool_calls)
 
     @classmethod
-    def tool(cls, content: str, *, tool_call_id: str, name: str | None = None) -> Message:
+    def tool(cls, content: str, *, tool_call_id: str, name: str | None = None) -> "Message":
         return cls(role="tool", content=content, tool_call_id=tool_call_id, name=name)
 
     @property
@@ -249,11 +247,11 @@ class ChatRequest(_Model):
     @classmethod
     def coerce(
         cls,
-        request: ChatRequest | dict[str, Any],
+        request: "ChatRequest | dict[str, Any]",
         *,
         default_model: str | None = None,
         provider: str | None = None,
-    ) -> ChatRequest:
+    ) -> "ChatRequest":
         """Accept a ChatRequest or a plain OpenAI-format dict.
 
         Bad input raises :class:`~llmrelay.core.errors.BadRequestError`
@@ -305,7 +303,7 @@ class Usage(_Model):
     cost: Decimal | None = None
 
     @classmethod
-    def from_openai(cls, data: dict[str, Any] | None) -> Usage | None:
+    def from_openai(cls, data: dict[str, Any] | None) -> "Usage | None":
         """From an OpenAI / OpenRouter ``usage`` object (details flattened)."""
         if not data:
             return None

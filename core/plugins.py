@@ -15,6 +15,7 @@ modules only: no network, no disk beyond the imports.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import threading
@@ -52,12 +53,60 @@ DISABLE_ENV = "LLMRELAY_DISABLE_PLUGINS"
 _TRUE = {"1", "true", "yes", "on"}
 
 
-@dataclass(frozen=True, slots=True)
+class _Identity:
+    """A distribution's name and version, read from its METADATA when first asked.
+
+    Parsing METADATA (the whole long description included) is the slowest
+    step of loading a plugin, and only listings and error messages need it.
+    One object per distribution: its plugins share the parse.
+    """
+
+    __slots__ = ("_dist", "_fields")
+
+    def __init__(self, dist: metadata.Distribution) -> None:
+        self._dist = dist
+        self._fields: tuple[str | None, str | None] | None = None
+
+    def fields(self) -> tuple[str | None, str | None]:
+        if self._fields is None:
+            try:
+                found = self._dist.metadata
+                self._fields = (found["Name"], found["Version"])
+            except Exception:  # a damaged METADATA must not break a listing or an error message
+                self._fields = (None, None)
+        return self._fields
+
+
 class PluginInfo:
-    name: str
-    distribution: str | None
-    version: str | None
-    module: str
+    """A loaded plugin: its entry-point name, distribution, version and module."""
+
+    __slots__ = ("name", "module", "_distribution", "_version", "_identity")
+
+    def __init__(
+        self,
+        name: str,
+        distribution: str | None,
+        version: str | None,
+        module: str,
+        *,
+        identity: _Identity | None = None,
+    ) -> None:
+        self.name = name
+        self.module = module
+        self._distribution = distribution
+        self._version = version
+        self._identity = identity
+
+    @property
+    def distribution(self) -> str | None:
+        return self._identity.fields()[0] if self._identity else self._distribution
+
+    @property
+    def version(self) -> str | None:
+        return self._identity.fields()[1] if self._identity else self._version
+
+    def __repr__(self) -> str:
+        return f"PluginInfo({self.name!r}, {self.distribution!r}, {self.version!r}, {self.module!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +117,71 @@ class FailedPlugin:
     error: str
 
 
-@dataclass(frozen=True, slots=True)
 class ProviderEntry:
-    cls: type[Provider]
-    plugin: str
-    distribution: str | None
+    """A registered provider: its class, or where to import it from when first built.
+
+    A plugin that registers ``"package.module:ClassName"`` instead of the
+    class keeps its module (and whatever SDK that imports) out of every
+    program that never builds that provider. ``target`` names the class
+    either way; :attr:`cls` imports it on first use.
+    """
+
+    __slots__ = ("name", "target", "plugin", "_info", "_cls")
+
+    def __init__(
+        self,
+        name: str,
+        target: str,
+        plugin: str,
+        info: PluginInfo | None = None,
+        cls: type[Provider] | None = None,
+    ) -> None:
+        self.name = name
+        self.target = target
+        self.plugin = plugin
+        self._info = info
+        self._cls = cls
+
+    @property
+    def distribution(self) -> str | None:
+        """The package the registering plugin came from (None when registered in code)."""
+        return self._info.distribution if self._info else None
+
+    @property
+    def loaded(self) -> bool:
+        return self._cls is not None
+
+    @property
+    def cls(self) -> type[Provider]:
+        # Importing twice from two threads is harmless: the import system
+        # serialises the module, and both threads then find the same class.
+        if self._cls is None:
+            self._cls = self._import()
+        return self._cls
+
+    def _import(self) -> type[Provider]:
+        module_name, _, qualname = self.target.partition(":")
+        where = (
+            f"provider {self.name!r} of llmrelay plugin {self.plugin!r} "
+            f"from package {self.distribution or 'unknown'!r} ({self.target})"
+        )
+        try:
+            found: Any = importlib.import_module(module_name)
+            for part in qualname.split("."):
+                found = getattr(found, part)
+        except Exception as exc:
+            raise PluginLoadError(f"{where} failed to import: {redact(f'{type(exc).__name__}: {exc}')}") from exc
+        if not (isinstance(found, type) and issubclass(found, Provider)):
+            raise PluginLoadError(f"{where} is {found!r}, not a Provider subclass")
+        if getattr(found, "name", None) != self.name:
+            raise PluginLoadError(
+                f"{where} has name = {getattr(found, 'name', None)!r}; a provider registered by path "
+                "must be registered under its class's `name`"
+            )
+        return found
+
+    def __repr__(self) -> str:
+        return f"ProviderEntry({self.name!r}, {self.target!r}, plugin={self.plugin!r}, loaded={self.loaded})"
 
 
 def _env_list(name: str) -> list[str]:
@@ -104,26 +213,17 @@ class PluginRegistry:
     # ------------------------------------------------------------------ loading
 
     def load_entry_points(self) -> None:
-        # Reading a distribution's name and version parses its METADATA file
-        # (``dist.version`` parses it again): done once per distribution, not
-        # twice per entry point. The entry points of one distribution share
-        # its ``Distribution`` object.
-        identities: dict[metadata.Distribution, tuple[str | None, str | None]] = {}
+        identities: dict[metadata.Distribution, _Identity] = {}
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
             if ep.name in self.disabled or self.pm.has_plugin(ep.name):
                 continue
             dist = getattr(ep, "dist", None)
-            if dist is None:
-                dist_name, version = None, None
-            else:
-                if dist not in identities:
-                    fields = dist.metadata
-                    identities[dist] = (fields["Name"], fields["Version"])
-                dist_name, version = identities[dist]
+            identity = None if dist is None else identities.setdefault(dist, _Identity(dist))
             try:
                 plugin = ep.load()
                 self.pm.register(plugin, name=ep.name)
             except Exception as exc:
+                dist_name = identity.fields()[0] if identity else None
                 reason = redact(f"{type(exc).__name__}: {exc}")
                 self.failed.append(FailedPlugin(ep.name, dist_name, ep.value, reason))
                 message = (
@@ -134,8 +234,8 @@ class PluginRegistry:
                     raise PluginLoadError(message + f" [strict mode: unset {STRICT_ENV} to skip it]") from exc
                 log.warning("%s; skipping it", message)
                 continue
-            module = plugin.__name__ if isinstance(plugin, ModuleType) else type(plugin).__name__
-            self.loaded.append(PluginInfo(ep.name, dist_name, version, module))
+            module = plugin.__name__ if isinstance(plugin, ModuleType) else f"{type(plugin).__module__}.{type(plugin).__qualname__}"
+            self.loaded.append(PluginInfo(ep.name, None, None, module, identity=identity))
         self._invalidate()
 
     def register(self, plugin: Any, name: str | None = None) -> None:
@@ -168,25 +268,25 @@ class PluginRegistry:
         for impl in self.pm.hook.llmrelay_register_providers.get_hookimpls():
             plugin_name = impl.plugin_name
             info = next((p for p in self.loaded if p.name == plugin_name), None)
-            classes: list[type[Provider]] = []
+            entries: list[ProviderEntry] = []
 
-            def register(cls: type[Provider], _plugin: str = plugin_name) -> None:
-                name = getattr(cls, "name", None)
-                if not isinstance(name, str) or not name:
-                    raise ConfigurationError(f"plugin {_plugin!r} registered {cls!r}, which has no `name`")
-                classes.append(cls)
+            def register(
+                provider: type[Provider] | str, name: str | None = None, _plugin: str = plugin_name
+            ) -> None:
+                entries.append(_entry(provider, name, _plugin, info))
 
             # A plugin whose hook raises is skipped like one that fails to
             # import: its providers are dropped, the others' stay.
             if not self._run_hook(impl, register):
                 continue
-            for cls in classes:
-                if cls.name in found and found[cls.name].cls is not cls:
+            for entry in entries:
+                earlier = found.get(entry.name)
+                if earlier is not None and earlier.target != entry.target:
                     log.warning(
                         "provider %r from plugin %r replaces the one from plugin %r",
-                        cls.name, plugin_name, found[cls.name].plugin,
+                        entry.name, plugin_name, earlier.plugin,
                     )
-                found[cls.name] = ProviderEntry(cls, plugin_name, info.distribution if info else None)
+                found[entry.name] = entry
         return found
 
     def layer_specs(self) -> list[LayerSpec]:
@@ -229,7 +329,38 @@ class PluginRegistry:
 
             close = difflib.get_close_matches(name, list(providers), n=1, cutoff=0.6)
             raise UnknownProviderError(name, list(providers), close[0] if close else None)
-        return entry.cls
+        try:
+            return entry.cls
+        except PluginLoadError as exc:
+            with self._lock:
+                if not any(f.name == entry.plugin and f.target == entry.target for f in self.failed):
+                    self.failed.append(FailedPlugin(entry.plugin, entry.distribution, entry.target, str(exc)))
+            raise
+
+
+def _entry(provider: Any, name: str | None, plugin: str, info: PluginInfo | None) -> ProviderEntry:
+    """Check one ``register(...)`` call of a plugin's ``llmrelay_register_providers``."""
+    if isinstance(provider, str):
+        module_name, colon, qualname = provider.partition(":")
+        if not (colon and module_name and qualname):
+            raise ConfigurationError(
+                f"plugin {plugin!r} registered {provider!r}; a provider path is 'package.module:ClassName'"
+            )
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(
+                f"plugin {plugin!r} registered {provider!r} without a name; "
+                f"call register({provider!r}, name='...') with the class's `name`"
+            )
+        return ProviderEntry(name, provider, plugin, info)
+    cls_name = getattr(provider, "name", None)
+    if not isinstance(cls_name, str) or not cls_name:
+        raise ConfigurationError(f"plugin {plugin!r} registered {provider!r}, which has no `name`")
+    if name is not None and name != cls_name:
+        raise ConfigurationError(
+            f"plugin {plugin!r} registered {provider!r} as {name!r}, but its `name` is {cls_name!r}"
+        )
+    target = f"{provider.__module__}:{provider.__qualname__}"
+    return ProviderEntry(cls_name, target, plugin, info, provider)
 
 
 _default: PluginRegistry | None = None

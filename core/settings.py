@@ -5,8 +5,6 @@ A provider declares its settings as a subclass of :class:`ProviderSettings`
 fields are rejected so a typo in a config file is reported, not ignored.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator

@@ -20,15 +20,14 @@ added to the statuses retried by default.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from pydantic import Field
 
 from llmrelay.core.errors import APIStatusError, InvalidResponseError, LLMRelayError, StreamInterruptedError
-from llmrelay.core.hookspecs import hookimpl
 from llmrelay.core.models import ChatResponse, ModelInfo, ModelList
-from llmrelay.core.provider import CallOptions, Capability, Provider, RequestLike
+from llmrelay.core.provider import CallOptions, Capability, RequestLike
 from llmrelay.core.settings import ProviderSettings, RetrySettings
 from llmrelay.core.sse import event_object, iter_sse
 from llmrelay.core.stream import ChatStream, StreamChunk
@@ -38,7 +37,7 @@ from .anthropic_format import DEFAULT_MAX_TOKENS, StreamDecoder, error_from_anth
 from .http_provider import HTTPProvider
 from .openai_wire import coerce_chat_request
 
-__all__ = ["DEFAULT_BASE_URL", "API_VERSION", "AnthropicSettings", "AnthropicProvider", "llmrelay_register_providers"]
+__all__ = ["DEFAULT_BASE_URL", "API_VERSION", "AnthropicSettings", "AnthropicProvider"]
 
 DEFAULT_BASE_URL = "https://api.anthropic.com/v1"
 API_VERSION = "2023-06-01"
@@ -172,8 +171,3 @@ def _stream_chunks(response: HTTPResponse, decoder: StreamDecoder) -> Iterator[S
         raise StreamInterruptedError("the stream ended before message_stop", provider=provider)
     finally:
         response.close()
-
-
-@hookimpl
-def llmrelay_register_providers(register: Callable[[type[Provider]], None]) -> None:
-    register(AnthropicProvider)

@@ -28,14 +28,12 @@ Subclasses adapt a service by overriding :meth:`prepare_body` and
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from pydantic import Field
 
 from llmrelay.core.errors import ConfigurationError, InvalidResponseError, RateLimitError
-from llmrelay.core.hookspecs import hookimpl
 from llmrelay.core.models import (
     ChatRequest,
     ChatResponse,
@@ -46,7 +44,7 @@ from llmrelay.core.models import (
     Usage,
     ValidationReport,
 )
-from llmrelay.core.provider import CallOptions, Capability, Provider, RequestLike
+from llmrelay.core.provider import CallOptions, Capability, RequestLike
 from llmrelay.core.settings import ProviderSettings
 from llmrelay.core.stream import ChatStream
 from llmrelay.core.transport import HTTPResponse
@@ -59,7 +57,6 @@ __all__ = [
     "OpenAICompatibleSettings",
     "OpenAICompatibleProvider",
     "model_info_from_openai",
-    "llmrelay_register_providers",
 ]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -208,8 +205,3 @@ class OpenAICompatibleProvider(HTTPProvider):
                                      embeddings=[e["embedding"] for e in ordered], usage=Usage.from_openai(data.get("usage")))
 
         return self._client.request("POST", "/embeddings", parse, body=body, model=model, what="embeddings")
-
-
-@hookimpl
-def llmrelay_register_providers(register: Callable[[type[Provider]], None]) -> None:
-    register(OpenAICompatibleProvider)

@@ -27,7 +27,6 @@ Usage::
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
@@ -41,7 +40,6 @@ from llmrelay.core.errors import (
     LLMRelayError,
     PermissionDeniedError,
 )
-from llmrelay.core.hookspecs import hookimpl
 from llmrelay.core.http import Attempted, is_status
 from llmrelay.core.models import (
     ChatRequest,
@@ -53,7 +51,7 @@ from llmrelay.core.models import (
     ValidationReport,
     to_decimal,
 )
-from llmrelay.core.provider import CallOptions, Capability, Provider
+from llmrelay.core.provider import CallOptions, Capability
 from llmrelay.core.retry import RetryPolicy
 from llmrelay.core.settings import ProviderSettings, RetrySettings
 
@@ -66,7 +64,6 @@ __all__ = [
     "CreditsNotAvailableError",
     "model_info_from_openrouter",
     "parse_model_list",
-    "llmrelay_register_providers",
 ]
 
 DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
@@ -379,8 +376,3 @@ class OpenRouterProvider(OpenAICompatibleProvider):
             ) from None
         stats.meta.attempts = reply.attempts
         return stats
-
-
-@hookimpl
-def llmrelay_register_providers(register: Callable[[type[Provider]], None]) -> None:
-    register(OpenRouterProvider)

@@ -84,7 +84,7 @@ def test_providers_lists_providers_layers_and_failed_plugins(run: Callable[..., 
     registry.failed.append(FailedPlugin("broken", "broken-dist", "broken_pkg.plugin", "ImportError: no module x"))
     code, out, _ = run("providers", registry=registry)
     assert code == EXIT_OK
-    assert "fake" in out and "tests.support.fake_provider.FakeProvider" in out
+    assert "fake" in out and "tests.support.fake_provider:FakeProvider" in out
     failed_section = out.split("Plugins that failed to load:")[1]
     assert "broken" in failed_section and "broken-dist" in failed_section and "ImportError: no module x" in failed_section
 

@@ -8,8 +8,6 @@ it too, which catches a flapping upstream that never fails five times in a
 row.
 """
 
-from __future__ import annotations
-
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["BreakerSettings"]
@@ -36,7 +34,7 @@ class BreakerSettings(BaseModel):
     redis_retry_interval: float = Field(default=30.0, gt=0, description="seconds before retrying an unreachable Redis")
 
     @model_validator(mode="after")
-    def _window_holds_minimum(self) -> BreakerSettings:
+    def _window_holds_minimum(self) -> "BreakerSettings":
         if self.minimum_calls > self.window_size:
             raise ValueError(
                 f"minimum_calls ({self.minimum_calls}) cannot exceed window_size ({self.window_size}); "

@@ -19,8 +19,6 @@ TTL, then may be served while it is revalidated in the background for
 unavailable for ``stale_if_error`` seconds.
 """
 
-from __future__ import annotations
-
 import re
 from typing import Any, Literal
 
@@ -157,7 +155,7 @@ class CacheSettings(BaseModel):
         return list(dict.fromkeys(value))
 
     @model_validator(mode="after")
-    def _refresh_before_expiry(self) -> CacheSettings:
+    def _refresh_before_expiry(self) -> "CacheSettings":
         for name, policy in self.operations.items():
             if policy.refresh_every is not None and policy.refresh_every >= policy.l2_ttl + policy.retention:
                 raise ValueError(

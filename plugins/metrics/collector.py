@@ -17,10 +17,12 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .settings import MetricsSettings
-from .snapshot import BreakerSnapshot, Histogram, MetricsSnapshot, Quantiles, SeriesSnapshot, Totals
+
+if TYPE_CHECKING:
+    from .snapshot import MetricsSnapshot, Quantiles
 
 __all__ = ["MetricsCollector", "CallRecord", "percentile"]
 
@@ -31,6 +33,24 @@ def percentile(ordered: list[float], fraction: float) -> float:
     """Nearest-rank percentile of an ascending list (``fraction`` in 0..1)."""
     rank = max(1, math.ceil(fraction * len(ordered)))
     return ordered[rank - 1]
+
+
+class _BreakerState:
+    """A breaker as metrics last heard of it; a BreakerSnapshot when read."""
+
+    __slots__ = ("breaker", "provider", "model", "state", "transitions", "opened", "last_reason")
+
+    def __init__(self, breaker: str, provider: str, model: str | None, state: str) -> None:
+        self.breaker = breaker
+        self.provider = provider
+        self.model = model
+        self.state = state
+        self.transitions = 0
+        self.opened = 0
+        self.last_reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 class _Series:
@@ -136,7 +156,7 @@ class MetricsCollector:
         self._ttft_bounds = self.settings.ttft_buckets
         self._lock = threading.Lock()
         self._series: dict[SeriesKey, _Series] = {}
-        self._breakers: dict[str, BreakerSnapshot] = {}
+        self._breakers: dict[str, _BreakerState] = {}
         self._generations: dict[str, int] = {}
         self._since = wall_clock()
 
@@ -227,8 +247,8 @@ class MetricsCollector:
         with self._lock:
             known = self._breakers.get(name)
             if known is None:
-                known = self._breakers[name] = BreakerSnapshot(
-                    breaker=name, provider=str(event.get("provider") or name), model=event.get("model"), state=to
+                known = self._breakers[name] = _BreakerState(
+                    name, str(event.get("provider") or name), event.get("model"), to
                 )
             known.transitions += 1
             if to == "open":
@@ -247,17 +267,21 @@ class MetricsCollector:
             return
         with self._lock:
             if breaker not in self._breakers:
-                self._breakers[breaker] = BreakerSnapshot(breaker=breaker, provider=provider, model=model, state=state)
+                self._breakers[breaker] = _BreakerState(breaker, provider, model, state)
 
     # ------------------------------------------------------------------ reading
 
     def snapshot(self) -> MetricsSnapshot:
         """A typed copy of everything counted; percentiles over the rolling window."""
+        # The snapshot's pydantic models load on the first read, not with the
+        # layer: many programs count calls and never read them back.
+        from .snapshot import BreakerSnapshot, Histogram, MetricsSnapshot, SeriesSnapshot, Totals
+
         now = self.clock()
         max_age = self.settings.window_seconds
         with self._lock:
             raw = [(key, self._copy(series)) for key, series in self._series.items()]
-            breakers = [b.model_copy() for b in self._breakers.values()]
+            breakers = [b.as_dict() for b in self._breakers.values()]
             since = self._since
         series_list = []
         for (provider, model, operation), copy in raw:
@@ -282,7 +306,7 @@ class MetricsCollector:
             taken_at=self._wall(),
             since=since,
             series=series_list,
-            breakers=sorted(breakers, key=lambda b: b.breaker),
+            breakers=[BreakerSnapshot(**b) for b in sorted(breakers, key=lambda b: b["breaker"])],
             totals=Totals.of(series_list),
         )
 
@@ -324,6 +348,8 @@ class MetricsCollector:
 
 def _quantiles(samples: list[tuple[float, float]], now: float, max_age: float | None) -> Quantiles:
     """Percentiles of the samples no older than ``max_age`` seconds."""
+    from .snapshot import Quantiles
+
     if max_age is None:
         values = [v for _, v in samples]
     else:

@@ -8,8 +8,6 @@ worst of all. Recommendations name the series, the figure that triggered
 them and what to change.
 """
 
-from __future__ import annotations
-
 from pydantic import BaseModel, Field
 
 from .settings import GradeThresholds

@@ -18,11 +18,13 @@ import os
 import threading
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .collector import MetricsCollector
 from .settings import GradeThresholds, MetricsSettings
-from .snapshot import MetricsSnapshot
+
+if TYPE_CHECKING:
+    from .snapshot import MetricsSnapshot
 
 __all__ = ["MetricsRegistry", "SnapshotWriter", "metrics_registry"]
 
@@ -51,6 +53,8 @@ class MetricsRegistry:
 
     def snapshot(self) -> MetricsSnapshot:
         """All providers' metrics in one snapshot."""
+        from .snapshot import MetricsSnapshot
+
         return MetricsSnapshot.merge(c.snapshot() for c in self.collectors().values())
 
     def to_json(self) -> str:

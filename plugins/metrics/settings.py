@@ -1,7 +1,5 @@
 """The ``[plugins.metrics]`` section of the config file, and the health-grade thresholds."""
 
-from __future__ import annotations
-
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -45,7 +43,7 @@ class GradeThresholds(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _failing_above_c(self) -> GradeThresholds:
+    def _failing_above_c(self) -> "GradeThresholds":
         if self.failing_error_rate <= self.error_rate[2]:
             raise ValueError("failing_error_rate must be above the C limit of error_rate")
         return self

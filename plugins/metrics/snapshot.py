@@ -6,8 +6,6 @@ graded there, which is how ``llmrelay metrics`` reports on a service it is
 not part of.
 """
 
-from __future__ import annotations
-
 import json
 from collections.abc import Iterable
 from decimal import Decimal
@@ -58,7 +56,7 @@ class Histogram(_Model):
             out.append(total)
         return out
 
-    def merged(self, other: Histogram) -> Histogram:
+    def merged(self, other: "Histogram") -> "Histogram":
         if other.bounds != self.bounds:
             raise ValueError("cannot merge histograms with different buckets")
         return Histogram(
@@ -92,7 +90,7 @@ class Counters(_Model):
     def error_rate(self) -> float:
         return self.errors / self.requests if self.requests else 0.0
 
-    def _summed(self, other: Counters) -> dict[str, Any]:
+    def _summed(self, other: "Counters") -> dict[str, Any]:
         return {name: getattr(self, name) + getattr(other, name) for name in Counters.model_fields}
 
 
@@ -123,7 +121,7 @@ class SeriesSnapshot(Counters):
         lookups = self.cache_lookups
         return (self.cache_hits + self.cache_stale) / lookups if lookups else None
 
-    def merged(self, other: SeriesSnapshot) -> SeriesSnapshot:
+    def merged(self, other: "SeriesSnapshot") -> "SeriesSnapshot":
         """Counters and histograms add up; window percentiles keep the worse of the two."""
         errors = dict(self.errors_by_type)
         for name, count in other.errors_by_type.items():
@@ -166,7 +164,7 @@ class BreakerSnapshot(_Model):
 
 class Totals(Counters):
     @classmethod
-    def of(cls, series: Iterable[SeriesSnapshot]) -> Totals:
+    def of(cls, series: Iterable[SeriesSnapshot]) -> "Totals":
         totals = cls()
         for item in series:
             totals = cls(**totals._summed(item))
@@ -182,7 +180,7 @@ class MetricsSnapshot(_Model):
     breakers: list[BreakerSnapshot] = Field(default_factory=list)
     totals: Totals = Field(default_factory=Totals)
 
-    def for_provider(self, provider: str) -> MetricsSnapshot:
+    def for_provider(self, provider: str) -> "MetricsSnapshot":
         series = [s for s in self.series if s.provider == provider]
         return MetricsSnapshot(
             taken_at=self.taken_at, since=self.since, series=series,
@@ -199,11 +197,11 @@ class MetricsSnapshot(_Model):
         return self.model_dump_json(indent=indent)
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> MetricsSnapshot:
+    def from_json(cls, text: str | bytes) -> "MetricsSnapshot":
         return cls.model_validate_json(text)
 
     @classmethod
-    def merge(cls, snapshots: Iterable[MetricsSnapshot]) -> MetricsSnapshot:
+    def merge(cls, snapshots: "Iterable[MetricsSnapshot]") -> "MetricsSnapshot":
         """One snapshot of several collectors or processes (same labels add up)."""
         snapshots = list(snapshots)
         by_key: dict[tuple[str, str | None, str], SeriesSnapshot] = {}
