@@ -23,7 +23,16 @@ Cases:
                   with the default plugins (the cache's start-up warm-up switched off: no network);
                   the tests' fake provider stands in until providers/openrouter.py exists
 
-    python bench/bench_import.py [--rounds 15] [--json]
+With ``--instructions`` each case also runs once under valgrind's callgrind,
+which counts the instructions the whole process executed: the same count
+run after run whatever else the machine is doing, so a change of a few
+percent shows even on a loaded machine where wall times swing by 20%.
+The count is also given with the cyclic garbage collector switched off,
+since when a full collection happens depends on how many objects every
+import before it allocated, and one more or fewer moves the total by tens
+of millions of instructions.
+
+    python bench/bench_import.py [--rounds 15] [--json] [--instructions]
 """
 
 from __future__ import annotations
@@ -32,6 +41,8 @@ import argparse
 import importlib.util
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -106,10 +117,40 @@ def run_once(code: str, cwd: str, env: dict[str, str]) -> tuple[float, float, fl
     return float(seconds), int(rss_kib) / 1024, wall
 
 
+def count_instructions(code: str, cwd: str, env: dict[str, str]) -> float:
+    """Millions of instructions the child process executes for ``code`` (callgrind)."""
+    out = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-c", CHILD, code],
+        capture_output=True, text=True, cwd=cwd, env=env, check=False,
+    )
+    match = re.search(r"Collected : (\d+)", out.stderr)
+    if out.returncode != 0 or match is None:
+        raise SystemExit(f"callgrind run failed:\n{code}\n{out.stderr[-2000:]}")
+    return int(match.group(1)) / 1e6
+
+
+def print_instructions(snippets: dict[str, str], scratch: str, env: dict[str, str]) -> None:
+    if shutil.which("valgrind") is None:
+        print("--instructions: valgrind is not installed; skipped")
+        return
+    counts = {
+        name: (count_instructions(code, scratch, env), count_instructions("import gc; gc.disable()\n" + code, scratch, env))
+        for name, code in snippets.items()
+    }
+    floor, one_model = counts["floor"], counts["floor+1 model"]
+    print(f"\n{'case':<20}{'M instr':>10}{'x floor':>9}{'x 1 model':>11}{'M instr, no GC':>16}{'x floor':>9}{'x 1 model':>11}")
+    for name, (with_gc, no_gc) in counts.items():
+        print(
+            f"{name:<20}{with_gc:>10.1f}{with_gc / floor[0]:>9.2f}{with_gc / one_model[0]:>11.2f}"
+            f"{no_gc:>16.1f}{no_gc / floor[1]:>9.2f}{no_gc / one_model[1]:>11.2f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--json", action="store_true", help="print the medians as JSON too")
+    parser.add_argument("--instructions", action="store_true", help="also count instructions with callgrind")
     args = parser.parse_args()
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENROUTER_", "LLMRELAY_", "PYTHON"))}
@@ -160,6 +201,9 @@ def main() -> None:
     )
     if args.json:
         print(json.dumps(medians, indent=2))
+    if args.instructions:
+        with tempfile.TemporaryDirectory() as scratch:
+            print_instructions(snippets, scratch, env)
 
 
 if __name__ == "__main__":
