@@ -18,16 +18,22 @@ part of the data). Stream results are stored as their chunks.
 
 from __future__ import annotations
 
+import itertools
 import json
-from dataclasses import dataclass
-from typing import Any
+import math
+import os
+import secrets
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import SchemaSerializer
 
 from llmrelay.core.models import ChatResponse, Credits, EmbeddingResponse, GenerationStats, ModelList, Usage
 from llmrelay.core.stream import StreamChunk, ToolCallDelta
 
-__all__ = ["FORMAT_VERSION", "STREAM_TYPE", "Entry", "Header", "DecodeError", "encode", "split", "decode_value"]
+__all__ = [
+    "FORMAT_VERSION", "STREAM_TYPE", "Entry", "Header", "DecodeError", "encode", "encode_entry", "new_etag", "new_header", "split", "decode_value",
+]  # fmt: skip
 
 # 2: stream chunks stored as positional rows (version 1 used one object per chunk).
 FORMAT_VERSION = 2
@@ -37,14 +43,18 @@ _MODELS: dict[str, type[BaseModel]] = {
     cls.__name__: cls for cls in (ModelList, Credits, GenerationStats, ChatResponse, EmbeddingResponse)
 }
 _EXCLUDE_META = {"meta"}
+# json.dumps builds a new encoder per call whenever it is given options.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+_quote = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
 
 
 class DecodeError(ValueError):
     """Stored bytes are not an entry this version understands (treated as a miss)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Header:
+class Header(NamedTuple):
+    # A named tuple, not a frozen dataclass: every cache miss builds one, and
+    # a frozen dataclass's __init__ costs one object.__setattr__ per field.
     type: str
     stored_at: float
     fresh_until: float
@@ -58,6 +68,52 @@ class Header:
 
 
 _UNDECODED: Any = object()
+
+
+class _Etags:
+    # secrets.token_hex per store reads os.urandom, which releases the GIL: with
+    # threads waiting for it, every cache miss paid for a hand-off. A random
+    # prefix per process (drawn again in a forked child, which must not repeat
+    # its parent's tags) and a counter are just as unique.
+    def __init__(self) -> None:
+        self.reseed()
+
+    def reseed(self) -> None:
+        self.prefix = secrets.token_hex(8)
+        self.counter = itertools.count()
+
+    def next(self) -> str:
+        return f"{self.prefix}{next(self.counter):x}"
+
+
+_etags = _Etags()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_etags.reseed)
+
+
+def new_etag() -> str:
+    """A tag no other stored version of any entry carries (in this process or another)."""
+    return _etags.next()
+
+
+def new_header(type_tag: str, now: float, fresh: float, swr: float, sie: float) -> Header:
+    """The header of an entry stored at ``now``, fresh for ``fresh`` seconds, then stale for ``swr`` / ``sie``.
+
+    ``now`` is taken down to the microsecond, so :func:`encode_entry` writes the
+    times with integer formatting: the shortest ``repr`` of an arbitrary float
+    (what ``json`` writes) was the costliest part of encoding a small entry.
+    Down, never up: an entry is never stored as younger than it is, so a
+    refresh due at ``stored_at + period`` is due at the clock's ``now + period``.
+    """
+    try:
+        now_us = math.floor(now * 1e6)
+        if now_us / 1e6 > now:  # the product rounded up to the next integer
+            now_us -= 1
+        fresh_us = now_us + round(fresh * 1e6)
+        swr_us, sie_us = fresh_us + round(swr * 1e6), fresh_us + round(sie * 1e6)
+    except (OverflowError, ValueError):  # an infinite (or NaN) time: keep the plain sums
+        return Header(type_tag, now, now + fresh, now + fresh + swr, now + fresh + sie, new_etag())
+    return Header(type_tag, now_us / 1e6, fresh_us / 1e6, swr_us / 1e6, sie_us / 1e6, new_etag())
 
 
 class Entry:
@@ -85,7 +141,10 @@ class Entry:
     def value(self) -> Any:
         value = self._value
         if value is _UNDECODED:
-            value = self._value = decode_value(self.header, self._payload)  # type: ignore[arg-type]
+            payload = self._payload
+            if payload is None:  # another thread decoded it since (it sets _value first)
+                return self._value
+            value = self._value = decode_value(self.header, payload)
             self._payload = None
         return value
 
@@ -112,23 +171,48 @@ def type_tag(value: Any) -> str:
 
 
 def encode(value: Any, header: Header) -> bytes:
-    head = json.dumps(
-        {
-            "v": FORMAT_VERSION,
-            "type": header.type,
-            "stored_at": header.stored_at,
-            "fresh_until": header.fresh_until,
-            "swr_until": header.swr_until,
-            "sie_until": header.sie_until,
-            "etag": header.etag,
-        },
-        separators=(",", ":"),
-    ).encode()
+    return encode_entry(value, header)[0]
+
+
+def encode_entry(value: Any, header: Header) -> tuple[bytes, memoryview]:
+    """The stored bytes, and a view of their payload (what :func:`split` would return, without parsing)."""
+    head = _encode_head(header)
     if header.type == STREAM_TYPE:
-        body = json.dumps([_chunk_to_json(chunk) for chunk in value], separators=(",", ":")).encode()
+        body = _COMPACT.encode([_chunk_to_json(chunk) for chunk in value]).encode()
     else:
-        body = value.model_dump_json(exclude=_EXCLUDE_META).encode()
-    return head + b"\n" + body
+        serializer = type(value).__pydantic_serializer__
+        if isinstance(serializer, SchemaSerializer):
+            # model_dump_json(exclude=...), as bytes, without the overhead of its wrapper.
+            body = serializer.to_json(value, exclude=_EXCLUDE_META)
+        else:  # a model not built yet (defer_build): pydantic builds it
+            body = value.model_dump_json(exclude=_EXCLUDE_META).encode()
+    data = b"\n".join((head, body))
+    return data, memoryview(data)[len(head) + 1 :]
+
+
+def _encode_head(header: Header) -> bytes:
+    _, stored_at, fresh_until, swr_until, sie_until, _ = header
+    try:
+        micros = round(stored_at * 1e6), round(fresh_until * 1e6), round(swr_until * 1e6), round(sie_until * 1e6)
+    except (OverflowError, ValueError):  # not finite
+        micros = None
+    # Each decimal written here reads back as exactly its float: both are the
+    # float nearest to micros / 10**6 (the times of new_header qualify).
+    if (
+        micros is not None
+        and min(micros) >= 0
+        and (micros[0] / 1e6, micros[1] / 1e6, micros[2] / 1e6, micros[3] / 1e6)
+        == (stored_at, fresh_until, swr_until, sie_until)
+    ):
+        seconds = [part for value in micros for part in divmod(value, 1_000_000)]
+        return _HEAD % (_quote(header.type).encode(), *seconds, _quote(header.etag).encode())
+    return _COMPACT.encode({"v": FORMAT_VERSION, **header._asdict()}).encode()
+
+
+_HEAD = (
+    b'{"v":%d,"type":%%b,"stored_at":%%d.%%06d,"fresh_until":%%d.%%06d,'
+    b'"swr_until":%%d.%%06d,"sie_until":%%d.%%06d,"etag":%%b}' % FORMAT_VERSION
+)
 
 
 def split(data: bytes) -> tuple[Header, memoryview]:

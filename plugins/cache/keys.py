@@ -19,15 +19,43 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic_core import SchemaSerializer
 
 __all__ = ["KeyBuilder", "normalize_request"]
 
 # A public default salt still makes the fingerprint useless as a lookup
 # value for unsalted key hashes published elsewhere; a fleet can set its own.
 _DEFAULT_SALT = b"llmrelay.cache.key-fingerprint.v1"
+
+
+def _canonical_encoder() -> Callable[[Any], str]:
+    """``json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``, cheaper per call.
+
+    ``JSONEncoder.encode`` sets up a new C encoder on every call; the one built
+    here is reused (it keeps no state without circular-reference markers, so
+    threads share it). It is checked against the plain encoder once, and not
+    used if this Python's ``c_make_encoder`` differs.
+    """
+    plain = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is not None:
+        probe = ["s", {"b": [1, 2.5, None, True], "a": "\u00e9\n"}, 3]
+        try:
+            fast = make(None, plain.default, json.encoder.encode_basestring, None, ":", ",", True, False, True)
+            if "".join(fast(probe, 0)) == plain.encode(probe):
+                return lambda value: "".join(fast(value, 0))
+        except Exception:  # another signature: use the plain encoder
+            pass
+    return plain.encode
+
+
+_canonical = _canonical_encoder()
+# Copying a configured hash skips parsing blake2b's keyword arguments on every key.
+_DIGEST = hashlib.blake2b(digest_size=16)
 
 
 def _chat_request() -> type[BaseModel]:
@@ -50,7 +78,11 @@ def normalize_request(request: Any) -> Any:
     if request is None:
         return None
     if isinstance(request, BaseModel):
-        return request.model_dump(mode="json", exclude_none=True)
+        serializer = type(request).__pydantic_serializer__
+        if isinstance(serializer, SchemaSerializer):
+            # model_dump(mode="json", exclude_none=True) without the overhead of its wrapper.
+            return serializer.to_python(request, mode="json", exclude_none=True)
+        return request.model_dump(mode="json", exclude_none=True)  # not built yet (defer_build)
     if isinstance(request, (str, int, float, bool)):
         return request
     if isinstance(request, dict):
@@ -99,14 +131,10 @@ class KeyBuilder:
             # The pipeline hands the layer validated models; a dict from a caller
             # asking for a key must normalize to the very same JSON.
             request = _TYPED_REQUESTS[operation]().model_validate(request)
-        body = json.dumps(
-            [self.scope, operation, normalize_request(request)],
-            sort_keys=True,
-            separators=(",", ":"),
-            ensure_ascii=False,
-        )
-        digest = hashlib.blake2b(body.encode(), digest_size=16).hexdigest()
-        return f"{self.namespace}:{self.scope}:{operation}:{digest}"
+        body = _canonical([self.scope, operation, normalize_request(request)])
+        digest = _DIGEST.copy()
+        digest.update(body.encode())
+        return f"{self.namespace}:{self.scope}:{operation}:{digest.hexdigest()}"
 
     def operation_prefix(self, operation: str) -> str:
         return f"{self.namespace}:{self.scope}:{operation}:"

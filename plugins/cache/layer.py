@@ -24,11 +24,9 @@ passes through the circuit breaker too.
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from llmrelay.core.errors import ConfigurationError, LLMRelayError
 from llmrelay.core.models import ModelList, ResponseMeta
@@ -37,7 +35,7 @@ from llmrelay.core.provider import CallOptions
 from llmrelay.core.stream import ChatStream
 
 from .backends import L2Backend
-from .codec import DecodeError, Entry, Header, copy_chunk, decode_value, encode, split, type_tag
+from .codec import DecodeError, Entry, copy_chunk, decode_value, encode_entry, new_header, split, type_tag
 from .keys import KeyBuilder
 from .l1 import L1Cache, L1Item
 from .l2 import LOCAL_LOCK, GuardedL2
@@ -56,8 +54,7 @@ _LOCK_RETRY = 5.0  # seconds before a refresh that found the fleet lock taken ch
 _ERROR_RETRY = 60.0  # seconds before a failed refresh-ahead is tried again
 
 
-@dataclass(frozen=True, slots=True)
-class _Loaded:
+class _Loaded(NamedTuple):
     value: Any  # what the caller gets (an Entry's value, or an uncacheable result)
     entry: Entry | None
     from_fleet: bool  # another instance loaded it while this one waited
@@ -86,6 +83,7 @@ class CacheLayer(Layer):
         self._clock = clock
         self._sleep = sleep
         self._counters = Counters()
+        self._miss_counters = ("l1_misses", "l2_misses") if backend is not None else ("l1_misses",)
         self._l1 = L1Cache(settings.max_entries, clock=clock)
         self._backend = backend
         self._owns_backend = owns_backend
@@ -129,9 +127,7 @@ class CacheLayer(Layer):
             self._counters.add(f"{tier}_hits")
             call.notes["cache"] = HIT
             return self._present(entry.value, HIT, call)
-        self._counters.add("l1_misses")
-        if self._l2 is not None:
-            self._counters.add("l2_misses")
+        self._counters.bump(*self._miss_counters)
 
         if entry is not None and now < entry.header.swr_until:
             self._counters.add(f"{tier}_stale")
@@ -142,7 +138,7 @@ class CacheLayer(Layer):
         try:
             if operation == Operation.STREAM:
                 return self._stream_miss(key, call, proceed, policy)
-            loaded, leader = self._flights.do(key, lambda: self._lead(key, call, proceed, policy))
+            loaded, leader = self._flights.do(key, self._lead, key, call, proceed, policy)
         except LLMRelayError as error:
             if error.availability and entry is not None and self._clock() < entry.header.sie_until:
                 self._counters.add(f"{tier}_stale")
@@ -210,8 +206,9 @@ class CacheLayer(Layer):
     def _load(self, key: str, call: Call, proceed: Handler, policy: OperationPolicy) -> _Loaded:
         """Load one key from the upstream, once per fleet when L2 is shared."""
         token: str | None = None
-        lock = self.keys.lock_name(key)
+        lock = ""
         if self._l2 is not None and self._l2.shared:
+            lock = self.keys.lock_name(key)
             token = self._l2.acquire_lock(lock, self.settings.lock_ttl)
             if token is None:
                 waited = self._wait_for_fleet(key, policy, call.options.cache_ttl)
@@ -245,22 +242,16 @@ class CacheLayer(Layer):
         return None
 
     def _store(self, key: str, result: Any, policy: OperationPolicy, ttl: float | None) -> Entry | None:
-        if not _storable(result):
+        tag = _storable_type(result)
+        if tag is None:
             return None
         now = self._clock()
         fresh = ttl if ttl is not None else (policy.l2_ttl if self._l2 is not None else policy.l1_ttl)
-        header = Header(
-            type=type_tag(result),
-            stored_at=now,
-            fresh_until=now + fresh,
-            swr_until=now + fresh + policy.stale_while_revalidate,
-            sie_until=now + fresh + policy.stale_if_error,
-            etag=secrets.token_hex(8),
-        )
-        data = encode(result, header)
+        header = new_header(tag, now, fresh, policy.stale_while_revalidate, policy.stale_if_error)
+        data, payload = encode_entry(result, header)
         # L1 keeps its own copy (decoded on first hit), never the object the
         # caller received and may change.
-        entry = Entry.lazy(header, split(data)[1])
+        entry = Entry.lazy(header, payload)
         self._l1.put(key, L1Item(entry, min(now + self._l1_ttl(policy, ttl), header.fresh_until)))
         if self._l2 is not None:
             self._l2.set(key, data, header.keep_until - now)
@@ -466,20 +457,20 @@ class CacheLayer(Layer):
 # --------------------------------------------------------------------------- helpers
 
 
-def _storable(result: Any) -> bool:
+def _storable_type(result: Any) -> str | None:
+    """The codec's type tag for ``result``, or ``None`` when it must not be stored."""
     if isinstance(result, tuple):
-        return True
+        return type_tag(result)
     # llmrelay's built-in model list stands in for an unreachable service: caching
     # it would keep serving possibly outdated prices after the service is back.
     if isinstance(result, ModelList) and result.fallback:
-        return False
+        return None
     if getattr(result, "finish_reason", None) == "error":
-        return False
+        return None
     try:
-        type_tag(result)
+        return type_tag(result)
     except TypeError:
-        return False
-    return True
+        return None
 
 
 def _set_meta(result: Any, state: str) -> None:

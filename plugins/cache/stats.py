@@ -63,6 +63,13 @@ class Counters:
         with self._lock:
             self._values[name] += amount
 
+    def bump(self, *names: str) -> None:
+        """Add one to each of ``names``, under one acquisition of the lock."""
+        with self._lock:
+            values = self._values
+            for name in names:
+                values[name] += 1
+
     def snapshot(self, *, l2_available: bool, l1_entries: int) -> CacheStats:
         with self._lock:
             v = dict(self._values)
