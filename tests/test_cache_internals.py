@@ -218,3 +218,57 @@ def _credits() -> Any:
     from llmrelay.core.models import Credits
 
     return Credits.model_validate({"total_credits": 10, "total_usage": 1})
+
+
+# --------------------------------------------------------------------------- stored streams
+
+
+def _stream() -> list[Any]:
+    from decimal import Decimal
+
+    from llmrelay.core.models import Usage
+    from llmrelay.core.stream import StreamChunk, ToolCallDelta
+
+    common = {"id": "gen-1", "model": "openai/gpt-4o-mini", "served_by": "OpenAI"}
+    return [
+        StreamChunk(text="", reasoning="thinking", raw={"x": 1}, **common),
+        *(StreamChunk(text=f"word{i} ", **common) for i in range(5)),
+        StreamChunk(tool_calls=[ToolCallDelta(0, "call_1", "lookup", '{"q":')], **common),
+        StreamChunk(tool_calls=[ToolCallDelta(0, None, None, '"x"}')], **common),
+        StreamChunk(text="other", id="gen-2", model="openai/gpt-4o-mini", served_by="Azure"),
+        StreamChunk(
+            finish_reason="stop", native_finish_reason="end_turn",
+            usage=Usage(prompt_tokens=3, completion_tokens=7, total_tokens=10, cost=Decimal("0.0001")), **common,
+        ),
+    ]
+
+
+@pytest.mark.parametrize("chunks", [[], "plain", "mixed"])
+def test_a_stored_stream_reads_back_chunk_for_chunk(chunks: Any) -> None:
+    import dataclasses
+
+    from llmrelay.core.stream import StreamChunk
+    from llmrelay.plugins.cache.codec import decode_value
+
+    if chunks == "plain":
+        chunks = [StreamChunk(text=f"t{i}", id="g", model="m") for i in range(50)]
+    elif chunks == "mixed":
+        chunks = _stream()
+    header = new_header("stream", NOW, 60, 0, 0)
+    data, payload = encode_entry(chunks, header)
+    read_header, body = split(data)
+    assert read_header == header and bytes(body) == bytes(payload)
+    decoded = decode_value(read_header, body)
+    assert list(decoded) == [dataclasses.replace(c, raw=None) for c in chunks]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"common":[null,null,null],"text":["a"],"whole":[[5,[]]]}', b'{"common":[1],"text":[],"whole":[]}',
+     b'{"common":[null,null,null],"text":["a"],"reasoning":[],"whole":[]}', b"[]"],
+)
+def test_a_damaged_stored_stream_is_a_decode_error(body: bytes) -> None:
+    from llmrelay.plugins.cache.codec import DecodeError, decode_value
+
+    with pytest.raises(DecodeError):
+        decode_value(new_header("stream", NOW, 60, 0, 0), body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 from collections.abc import Iterator
 
@@ -213,6 +214,19 @@ def test_recorded_chunks_only_from_when_asked() -> None:
     stream.record_chunks()
     list(stream)
     assert [c.text for c in stream.recorded_chunks] == ["b", "c"]
+
+
+def test_recorded_chunks_keep_every_field_but_the_raw_event() -> None:
+    usage = Usage(prompt_tokens=1, completion_tokens=2, total_tokens=3)
+    sent = [
+        StreamChunk(text="a", reasoning="r", id="g", model="m", served_by="s", raw={"event": 1}),
+        StreamChunk(finish_reason="stop", native_finish_reason="end_turn", usage=usage, raw={"event": 2}),
+    ]
+    stream = ChatStream(iter(sent))
+    stream.record_chunks()
+    delivered = list(stream)
+    assert [c.raw for c in delivered] == [{"event": 1}, {"event": 2}]  # the caller still gets the service's event
+    assert stream.recorded_chunks == [dataclasses.replace(c, raw=None) for c in sent]
 
 
 def test_repr_shows_state_not_content() -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import operator
 import os
 import secrets
 from typing import Any, NamedTuple
@@ -35,8 +36,8 @@ __all__ = [
     "FORMAT_VERSION", "STREAM_TYPE", "Entry", "Header", "DecodeError", "encode", "encode_entry", "new_etag", "new_header", "split", "decode_value",
 ]  # fmt: skip
 
-# 2: stream chunks stored as positional rows (version 1 used one object per chunk).
-FORMAT_VERSION = 2
+# 3: stream chunks stored as columns (2: a positional row per chunk; 1: an object per chunk).
+FORMAT_VERSION = 3
 STREAM_TYPE = "stream"
 
 _MODELS: dict[str, type[BaseModel]] = {
@@ -178,7 +179,7 @@ def encode_entry(value: Any, header: Header) -> tuple[bytes, memoryview]:
     """The stored bytes, and a view of their payload (what :func:`split` would return, without parsing)."""
     head = _encode_head(header)
     if header.type == STREAM_TYPE:
-        body = _COMPACT.encode([_chunk_to_json(chunk) for chunk in value]).encode()
+        body = _encode_stream(value)
     else:
         serializer = type(value).__pydantic_serializer__
         if isinstance(serializer, SchemaSerializer):
@@ -251,9 +252,9 @@ def decode_value(header: Header, body: bytes | memoryview) -> Any:
     raw = bytes(body)
     try:
         if header.type == STREAM_TYPE:
-            return tuple(_chunk_from_json(item) for item in json.loads(raw))
+            return _decode_stream(json.loads(raw))
         return _MODELS[header.type].model_validate_json(raw)
-    except (ValidationError, ValueError, KeyError, TypeError) as exc:
+    except (ValidationError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise DecodeError(f"bad {header.type} payload: {type(exc).__name__}") from None
 
 
@@ -265,11 +266,60 @@ def decode(data: bytes) -> Entry:
 # --------------------------------------------------------------------------- stream chunks
 
 
+# A stored stream holds thousands of chunks and is encoded on the caller's
+# thread when the stream ends. Nearly all of them are text deltas that differ
+# only in their text: they are stored as columns (the texts, the reasoning
+# deltas if any) plus the id, model and served_by they share, written once.
+# Any other chunk (the last, with its finish reason and usage; tool-call
+# deltas; one whose id or model differs) is stored whole, as a positional row
+# with its index. Reading the columns takes C-level getters, not a Python
+# row per chunk. ``raw`` (the service's own event) is not kept: replay does
+# not need it.
+_TEXT = operator.attrgetter("text")
+_REASONING = operator.attrgetter("reasoning")
+_SHAPE = operator.attrgetter(
+    "tool_calls", "finish_reason", "usage", "native_finish_reason", "id", "model", "served_by"
+)
+
+
+def _encode_stream(chunks: Any) -> bytes:
+    chunks = tuple(chunks)
+    if not chunks:
+        return b'{"common":[null,null,null],"text":[],"whole":[]}'
+    first = chunks[0]
+    common = (first.id, first.model, first.served_by)
+    plain = (None, None, None, None, *common)
+    payload: dict[str, Any] = {
+        "common": common,
+        "text": list(map(_TEXT, chunks)),
+        "whole": [
+            (index, _chunk_to_json(chunks[index]))
+            for index, shape in enumerate(map(_SHAPE, chunks))
+            if shape != plain
+        ],
+    }
+    reasoning = list(map(_REASONING, chunks))
+    if any(reasoning):
+        payload["reasoning"] = reasoning
+    return _COMPACT.encode(payload).encode()
+
+
+def _decode_stream(payload: dict[str, Any]) -> tuple[StreamChunk, ...]:
+    chunk_id, model, served_by = payload["common"]
+    texts = payload["text"]
+    reasoning = payload.get("reasoning")
+    if reasoning is None:
+        reasoning = itertools.repeat("", len(texts))
+    chunks = [
+        StreamChunk(text=text, reasoning=thought, id=chunk_id, model=model, served_by=served_by)
+        for text, thought in zip(texts, reasoning, strict=True)
+    ]
+    for index, row in payload["whole"]:
+        chunks[index] = _chunk_from_json(row)
+    return tuple(chunks)
+
+
 def _chunk_to_json(chunk: StreamChunk) -> list[Any]:
-    # One positional row per chunk: a stored stream holds thousands of them and
-    # is encoded on the caller's thread when the stream ends, so the row is
-    # built with one tuple read, not a dict and a getattr per field. ``raw``
-    # (the service's own event) is not kept: replay does not need it.
     tool_calls = chunk.tool_calls
     usage = chunk.usage
     return [
