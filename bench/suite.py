@@ -292,7 +292,7 @@ def build_table(rows: dict[str, Row], threads: list[int]) -> str:
     lite_stream = lite.stream_median() if lite and not lite.skipped else None
     head = ["contender", "median us", "p90 us", "x session", "x LiteLLM", "stream chunks/s", "x iter_lines", "x LiteLLM"]
     for n in threads:
-        head += [f"{n} thr calls/s", f"x session"]
+        head += [f"{n} thr calls/s", "x session"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows.values():
         if row.skipped:
@@ -325,28 +325,35 @@ def build_import_table(imports: dict[str, dict[str, float]]) -> str:
 
 
 def check_targets(rows: dict[str, Row], imports: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
-    """The issue's targets, each a ratio within this run."""
+    """Issue 6's targets, each a ratio within this run, and stricter checks beside them.
+
+    ``kind`` is "target" for what the issue names (the provider as
+    ``create_provider`` gives it; ``import llmrelay`` for the import figure)
+    and "stricter" for the same bar applied where the issue does not ask for
+    it: every other pipeline under 8 threads, and the whole start-up of a
+    built provider, which issue 2 measures.
+    """
     out: list[dict[str, Any]] = []
 
-    def add(name: str, value: float | None, limit: float, at_most: bool) -> None:
+    def add(name: str, value: float | None, limit: float, at_most: bool, kind: str = "target") -> None:
         if value is None:
-            out.append({"target": name, "value": None, "limit": limit, "met": None})
+            out.append({"target": name, "kind": kind, "value": None, "limit": limit, "met": None})
             return
         met = value <= limit if at_most else value >= limit
-        out.append({"target": name, "value": round(value, 3), "limit": limit, "met": met})
+        out.append({"target": name, "kind": kind, "value": round(value, 3), "limit": limit, "met": met})
 
     base, full = rows.get(BASE), rows.get(FULL)
     if base and full and not full.skipped:
         bm, fm = base.median(), full.median()
         add("full pipeline (metrics+breaker+cache miss) per call <= 0.8x naive requests.Session",
             fm / bm if bm and fm else None, 0.8, True)
-    for name in (BARE, DEFAULT, FULL):
+    for name in (DEFAULT, BARE, FULL):
         row = rows.get(name)
         if not base or row is None or row.skipped:
             continue
         b8, r8 = base.threads_median(8), row.threads_median(8)
         add(f"8 threads sharing one provider ({name}) calls/s >= 1.8x 8 threads sharing a naive Session",
-            r8 / b8 if b8 and r8 else None, 1.8, False)
+            r8 / b8 if b8 and r8 else None, 1.8, False, "target" if name == DEFAULT else "stricter")
     for name in (BARE, DEFAULT, FULL):
         row = rows.get(name)
         if not base or row is None or row.skipped:
@@ -354,9 +361,10 @@ def check_targets(rows: dict[str, Row], imports: dict[str, dict[str, float]]) ->
         bs, rs = base.stream_median(), row.stream_median()
         add(f"streaming ({name}) chunks/s >= 0.75x iter_lines+json.loads", rs / bs if bs and rs else None, 0.75, False)
     floor = imports.get("llmrelay's dependencies", {}).get("import_ms")
-    for case in ("llmrelay (import llmrelay.core)", "llmrelay ready (openrouter provider built)"):
+    for case, kind in (("llmrelay (import llmrelay.core)", "target"),
+                       ("llmrelay ready (openrouter provider built)", "stricter")):
         ours = imports.get(case, {}).get("import_ms")
-        add(f"import: {case} <= 1.2x its dependencies", ours / floor if ours and floor else None, 1.2, True)
+        add(f"import: {case} <= 1.2x its dependencies", ours / floor if ours and floor else None, 1.2, True, kind)
     return out
 
 
@@ -429,11 +437,12 @@ def main(argv: list[str] | None = None) -> int:
     table = build_table(rows, args.threads)
     import_table = build_import_table(imports)
     targets = check_targets(rows, imports)
-    target_lines = [
-        f"- {'MET' if t['met'] else ('n/a' if t['met'] is None else 'MISSED')}: {t['target']}: "
-        f"{_ratio(t['value'], 1.0)}"
-        for t in targets
-    ]
+    def target_line(t: dict[str, Any]) -> str:
+        return f"- {'MET' if t['met'] else ('n/a' if t['met'] is None else 'MISSED')}: {t['target']}: {_ratio(t['value'], 1.0)}"
+
+    target_lines = [target_line(t) for t in targets if t["kind"] == "target"]
+    target_lines += ["", "Stricter checks (the same bars where issue 6 does not ask for them):", ""]
+    target_lines += [target_line(t) for t in targets if t["kind"] == "stricter"]
     facts, vers = machine_facts(), versions()
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     settings = (
