@@ -23,6 +23,7 @@ from llmrelay.core.errors import (
 from llmrelay.core.config import validate_settings
 from llmrelay.plugins.breaker import BreakerSettings, CircuitBreaker, CircuitState, Outcome, classify
 from tests.support.clock import FakeClock
+from tests.support.threads import run_in_threads
 
 
 def fail(breaker: CircuitBreaker, error: BaseException | None = None) -> None:
@@ -251,11 +252,7 @@ def test_lock_is_not_held_during_the_call() -> None:
     def work() -> None:
         inside.wait()  # both threads must be inside a call at once
 
-    threads = [threading.Thread(target=breaker.call, args=(work,)) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(5)
+    run_in_threads(breaker.call, args=[(work,) for _ in range(2)], timeout=5)
     assert not inside.broken
 
 
@@ -272,11 +269,7 @@ def test_concurrent_failures_open_exactly_once() -> None:
             except CircuitOpenError:
                 pass
 
-    threads = [threading.Thread(target=worker) for _ in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(worker, 16)
     assert breaker.state is CircuitState.OPEN
     assert [(e["from"], e["to"]) for e in events] == [("closed", "open")]
 

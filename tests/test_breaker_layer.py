@@ -16,6 +16,7 @@ from llmrelay.core.errors import (
 )
 from llmrelay.plugins.breaker import CircuitState, listen, unlisten
 from tests.support.clock import FakeClock
+from tests.support.threads import run_in_threads
 
 REQUEST = {"model": "fake/small", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -169,11 +170,7 @@ def test_concurrent_calls_are_not_serialised(registry) -> None:
 
     provider.inner.script = script
     results: list[str] = []
-    threads = [threading.Thread(target=lambda: results.append(provider.execute(REQUEST).text)) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(5)
+    run_in_threads(lambda: results.append(provider.execute(REQUEST).text), 8, timeout=5)
     assert len(results) == 8 and not meet.broken
 
 

@@ -41,6 +41,7 @@ from llmrelay.plugins.cache.keys import KeyBuilder
 from llmrelay.plugins.cache.layer import CacheLayer
 from tests.support.fake_provider import FakeProvider, FakeSettings
 from tests.support.clock import FakeClock
+from tests.support.threads import run_in_threads
 
 CHAT = {"model": "fake/small", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -574,11 +575,7 @@ def _concurrently(count: int, fn: Any) -> list[Any]:
         except Exception as exc:
             results[index] = exc
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
+    run_in_threads(run, args=[(i,) for i in range(count)], timeout=10)
     return results
 
 

@@ -15,6 +15,7 @@ from llmrelay.plugins.cache.keys import KeyBuilder
 from llmrelay.plugins.cache.l1 import L1Cache, L1Item
 from llmrelay.plugins.cache.singleflight import SingleFlight
 from tests.support.clock import FakeClock
+from tests.support.threads import run_in_threads
 
 NOW = 1_700_000_000.0
 
@@ -89,11 +90,7 @@ def test_l1_is_safe_to_share_between_threads() -> None:
         except BaseException as exc:  # reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(n * 7,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(work, args=[(n * 7,) for n in range(8)])
     assert not errors and len(l1) <= 50
 
 
@@ -197,11 +194,7 @@ def test_a_lazy_entry_decodes_once_even_when_threads_race_for_it() -> None:
             except BaseException as exc:  # reported below
                 errors.append(exc)
 
-        threads = [threading.Thread(target=read) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        run_in_threads(read, 4)
         assert not errors and all(value == values[0] for value in values)
 
 

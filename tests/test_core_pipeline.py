@@ -29,6 +29,7 @@ from llmrelay.core.pipeline import Handler, Operation
 from llmrelay.core.stream import StreamOutcome
 from tests.support import fake_provider
 from tests.support.fake_provider import FakeProvider
+from tests.support.threads import run_in_threads
 
 HI = {"model": "fake/small", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -339,11 +340,7 @@ def test_layers_are_shared_safely_by_threads() -> None:
         for _ in range(50):
             provider.execute(HI)
 
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(work, 8)
     assert counts == {"execute": 400}
     assert fake(provider).count("execute") == 400
 

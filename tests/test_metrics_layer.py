@@ -14,6 +14,7 @@ from llmrelay.core.errors import APITimeoutError, BadRequestError, CircuitOpenEr
 from llmrelay.core.pipeline import Call, Handler, Layer, LayerSpec, Position
 from llmrelay.plugins.metrics import metrics_registry
 from tests.support.clock import FakeClock
+from tests.support.threads import run_in_threads
 
 REQUEST = {"model": "fake/small", "messages": [{"role": "user", "content": "hi"}]}
 SECRET = "sk-or-v1-0123456789abcdef0123456789abcdef"
@@ -259,11 +260,7 @@ def test_totals_reconcile_exactly_under_16_threads(registry) -> None:
             for key, value in local.items():
                 outcomes[key] += value
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(worker, args=[(i,) for i in range(16)])
     snap = provider.layer("metrics").collector.snapshot()
     calls = 16 * per_thread + 1
     assert snap.totals.requests == calls

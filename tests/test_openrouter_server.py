@@ -22,6 +22,7 @@ from llmrelay.core.errors import (
 from llmrelay.providers.openrouter import CreditsNotAvailableError, OpenRouterProvider
 from tests.support.fake_server import VALID_KEY, FakeOpenRouter, Reply
 from tests.support.fixtures import openrouter_server  # noqa: F401  (fixture)
+from tests.support.threads import run_in_threads
 
 HI = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -198,11 +199,7 @@ def test_sixteen_threads_share_one_provider(openrouter_server: FakeOpenRouter, c
             failures.append(exc)
 
     with caplog.at_level(logging.WARNING, logger="urllib3"):
-        threads = [threading.Thread(target=worker) for _ in range(16)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        run_in_threads(worker, 16)
     assert not failures
     assert "Connection pool is full" not in caplog.text
     assert openrouter_server.connections_opened <= 16

@@ -24,6 +24,7 @@ from llmrelay.core.errors import (
 from llmrelay.core.retry import RetryPolicy, parse_retry_after
 from llmrelay.core.settings import RetrySettings
 from llmrelay.core.transport import Headers
+from tests.support.threads import run_in_threads
 
 
 class FakeTime:
@@ -202,11 +203,7 @@ def test_policy_is_shared_safely_between_threads() -> None:
         with lock:
             results.append(f"{value}:{fn.calls}")
 
-    threads = [threading.Thread(target=worker) for _ in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(worker, 16)
     assert results == ["ok:3"] * 16
     del t
 
