@@ -19,10 +19,9 @@ import importlib
 import logging
 import os
 import threading
-from dataclasses import dataclass
 from importlib import metadata
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import pluggy
 
@@ -109,8 +108,9 @@ class PluginInfo:
         return f"PluginInfo({self.name!r}, {self.distribution!r}, {self.version!r}, {self.module!r})"
 
 
-@dataclass(frozen=True, slots=True)
-class FailedPlugin:
+class FailedPlugin(NamedTuple):
+    """A plugin that failed to load or whose hook raised, and why."""
+
     name: str
     distribution: str | None
     target: str

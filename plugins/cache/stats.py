@@ -7,13 +7,12 @@ since the layer was built, so a metrics exporter reports them as counters.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["TierStats", "CacheStats", "Counters"]
 
 
-@dataclass(frozen=True, slots=True)
-class TierStats:
+class TierStats(NamedTuple):
     """What one tier answered."""
 
     hits: int = 0  # fresh entries served from this tier
@@ -22,8 +21,7 @@ class TierStats:
     errors: int = 0  # the tier failed (L2: Redis down or slow; a corrupt entry)
 
 
-@dataclass(frozen=True, slots=True)
-class CacheStats:
+class CacheStats(NamedTuple):
     """A snapshot of one cache layer's counters."""
 
     l1: TierStats
