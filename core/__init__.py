@@ -70,14 +70,14 @@ _EXPORTS: dict[str, str] = {
     "FunctionDefinition": "models",
     "Usage": "models",
     "ResponseMeta": "models",
-    "Pricing": "models",
-    "ModelInfo": "models",
-    "ModelList": "models",
-    "Credits": "models",
-    "GenerationStats": "models",
-    "ValidationReport": "models",
-    "EmbeddingRequest": "models",
-    "EmbeddingResponse": "models",
+    "Pricing": "catalog",
+    "ModelInfo": "catalog",
+    "ModelList": "catalog",
+    "Credits": "account",
+    "GenerationStats": "account",
+    "ValidationReport": "account",
+    "EmbeddingRequest": "embeddings",
+    "EmbeddingResponse": "embeddings",
     "ChatStream": "stream",
     "StreamChunk": "stream",
     "ToolCallDelta": "stream",
@@ -149,27 +149,22 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .hookspecs import hookimpl, hookspec
     from .routing import ContentRule, ModelPrefixRule, ModelSuffixRule, Router
     from .tools import ToolRegistry
+    from .account import Credits, GenerationStats, ValidationReport
+    from .catalog import ModelInfo, ModelList, Pricing
+    from .embeddings import EmbeddingRequest, EmbeddingResponse
     from .models import (
         ChatRequest,
         ChatResponse,
-        Credits,
-        EmbeddingRequest,
-        EmbeddingResponse,
         FunctionCall,
         FunctionDefinition,
-        GenerationStats,
         ImagePart,
         ImageURL,
         Message,
-        ModelInfo,
-        ModelList,
-        Pricing,
         ResponseMeta,
         TextPart,
         Tool,
         ToolCall,
         Usage,
-        ValidationReport,
     )
     from .pipeline import Call, Layer, LayerContext, LayeredProvider, LayerSpec, Operation, Position
     from .plugins import ENTRY_POINT_GROUP, PluginRegistry, get_registry, reset_registry

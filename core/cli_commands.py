@@ -15,7 +15,7 @@ from .cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandContext, UsageError
 from .secrets import redact
 
 if TYPE_CHECKING:
-    from .models import ModelInfo
+    from .catalog import ModelInfo
     from .plugins import PluginRegistry
     from .provider import Provider
 

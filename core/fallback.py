@@ -38,8 +38,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
+from .account import ValidationReport
+from .catalog import ModelList
 from .errors import ConfigurationError, LLMRelayError
-from .models import ChatRequest, ChatResponse, ModelList, ValidationReport
+from .models import ChatRequest, ChatResponse
 from .provider import CallOptions, Capability, Provider, RequestLike
 from .settings import ProviderSettings
 from .stream import ChatStream, StreamChunk

@@ -1,9 +1,14 @@
-"""The typed domain model: requests, responses, usage, models, pricing, credits.
+"""The typed domain model of a chat call: messages, requests, responses, usage.
 
-Everything a caller hands in or gets back is one of these pydantic v2
-models, except stream chunks (see :mod:`llmrelay.core.stream`), which are
-slotted dataclasses because building a pydantic object per chunk costs more
-than parsing the chunk's JSON.
+Everything a caller hands in or gets back from a chat call is one of these
+pydantic v2 models, except stream chunks (see :mod:`llmrelay.core.stream`),
+which are slotted dataclasses because building a pydantic object per chunk
+costs more than parsing the chunk's JSON. The results of the other
+operations live in their own modules, imported only when those operations
+run, so building a provider never defines them:
+:mod:`llmrelay.core.catalog` (``list_models``: models and pricing),
+:mod:`llmrelay.core.account` (credits, generation stats, ``validate_config``)
+and :mod:`llmrelay.core.embeddings` (``embed``).
 
 Plain dicts in OpenAI chat format are accepted wherever a request is:
 ``ChatRequest.coerce({"model": ..., "messages": [...]})``. Fields a provider
@@ -33,19 +38,9 @@ __all__ = [
     "Usage",
     "ResponseMeta",
     "ChatResponse",
-    "Pricing",
-    "ModelInfo",
-    "ModelList",
-    "Credits",
-    "GenerationStats",
-    "ValidationReport",
-    "EmbeddingRequest",
-    "EmbeddingResponse",
     "normalize_finish_reason",
     "to_decimal",
 ]
-
-MILLION = Decimal(1_000_000)
 
 # Finish reasons are normalized to OpenAI's vocabulary where the meaning is
 # the same; anything else is kept as sent (never rejected): services add new
@@ -353,171 +348,3 @@ class ChatResponse(_Model):
     @property
     def cost(self) -> Decimal | None:
         return self.usage.cost if self.usage else None
-
-
-# --------------------------------------------------------------------------- models and pricing
-
-
-class Pricing(_Model):
-    """USD per unit, as ``Decimal``. Per token unless the name says otherwise.
-
-    A negative price means "unknown / variable" (OpenRouter prices its
-    ``openrouter/auto`` router at ``"-1"``); use :meth:`known` before doing
-    arithmetic with a field.
-    """
-
-    prompt: Decimal | None = None
-    completion: Decimal | None = None
-    request: Decimal | None = None
-    image: Decimal | None = None
-    web_search: Decimal | None = None
-    internal_reasoning: Decimal | None = None
-    input_cache_read: Decimal | None = None
-    input_cache_write: Decimal | None = None
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _decimal(cls, value: Any) -> Any:
-        # Unparseable prices become None instead of failing a whole /models list.
-        return to_decimal(value) if isinstance(value, (str, int, float)) else value
-
-    @staticmethod
-    def known(value: Decimal | None) -> bool:
-        return value is not None and value >= 0
-
-    @property
-    def is_unknown(self) -> bool:
-        return not (self.known(self.prompt) and self.known(self.completion))
-
-    @property
-    def is_free(self) -> bool:
-        return self.prompt == 0 and self.completion == 0
-
-    @property
-    def prompt_per_million(self) -> Decimal | None:
-        return self.prompt * MILLION if self.known(self.prompt) else None  # type: ignore[operator]
-
-    @property
-    def completion_per_million(self) -> Decimal | None:
-        return self.completion * MILLION if self.known(self.completion) else None  # type: ignore[operator]
-
-
-class ModelInfo(_Model):
-    id: str
-    name: str | None = None
-    description: str | None = None
-    created: int | None = None
-    context_length: int | None = None
-    max_completion_tokens: int | None = None
-    input_modalities: list[str] = Field(default_factory=list)
-    output_modalities: list[str] = Field(default_factory=list)
-    supported_parameters: list[str] = Field(default_factory=list)
-    pricing: Pricing = Field(default_factory=Pricing)
-    provider: str | None = None
-
-    @property
-    def supports_images(self) -> bool:
-        return "image" in self.input_modalities
-
-    @property
-    def supports_tools(self) -> bool:
-        return "tools" in self.supported_parameters
-
-
-class ModelList(_Model):
-    """The result of ``list_models``: iterable like a list of :class:`ModelInfo`."""
-
-    models: list[ModelInfo] = Field(default_factory=list)
-    provider: str | None = None
-    # True when this is llmrelay's built-in list, used because the service
-    # could not be reached and nothing was cached: prices may be out of date.
-    fallback: bool = False
-    meta: ResponseMeta = Field(default_factory=ResponseMeta)
-
-    def __iter__(self):  # type: ignore[override]
-        return iter(self.models)
-
-    def __len__(self) -> int:
-        return len(self.models)
-
-    def __getitem__(self, index: int) -> ModelInfo:
-        return self.models[index]
-
-    def get(self, model_id: str) -> ModelInfo | None:
-        for model in self.models:
-            if model.id == model_id:
-                return model
-        return None
-
-    @property
-    def ids(self) -> list[str]:
-        return [m.id for m in self.models]
-
-
-class Credits(_Model):
-    total_credits: Decimal
-    total_usage: Decimal
-    provider: str | None = None
-    meta: ResponseMeta = Field(default_factory=ResponseMeta)
-
-    @property
-    def remaining(self) -> Decimal:
-        return self.total_credits - self.total_usage
-
-
-class GenerationStats(_Model):
-    """Stats of one finished generation (OpenRouter ``/generation``)."""
-
-    id: str
-    model: str | None = None
-    provider_name: str | None = None
-    total_cost: Decimal | None = None
-    tokens_prompt: int | None = None
-    tokens_completion: int | None = None
-    native_tokens_prompt: int | None = None
-    native_tokens_completion: int | None = None
-    native_tokens_reasoning: int | None = None
-    native_tokens_cached: int | None = None
-    latency: float | None = None
-    generation_time: float | None = None
-    finish_reason: str | None = None
-    native_finish_reason: str | None = None
-    streamed: bool | None = None
-    cancelled: bool | None = None
-    created_at: str | None = None
-    meta: ResponseMeta = Field(default_factory=ResponseMeta)
-
-
-Outcome = Literal["valid", "config_error", "invalid_key", "no_credits", "unreachable", "error"]
-
-
-class ValidationReport(_Model):
-    """What ``validate_config`` found. ``ok`` is True only for ``outcome == "valid"``."""
-
-    provider: str
-    outcome: Outcome
-    message: str
-    problems: list[str] = Field(default_factory=list)
-    key_label: str | None = None
-    limit: Decimal | None = None
-    limit_remaining: Decimal | None = None
-    usage: Decimal | None = None
-    is_free_tier: bool | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome == "valid"
-
-
-class EmbeddingRequest(_Model):
-    model: str | None = None
-    input: str | list[str]
-    extra_body: dict[str, Any] = Field(default_factory=dict)
-
-
-class EmbeddingResponse(_Model):
-    model: str | None = None
-    provider: str | None = None
-    embeddings: list[list[float]]
-    usage: Usage | None = None
-    meta: ResponseMeta = Field(default_factory=ResponseMeta)

@@ -26,22 +26,18 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel
 
-from .models import (
-    ChatRequest,
-    ChatResponse,
-    Credits,
-    EmbeddingRequest,
-    EmbeddingResponse,
-    GenerationStats,
-    ModelList,
-    ValidationReport,
-)
+from .models import ChatRequest, ChatResponse
 from .provider import CallOptions, Provider, RequestLike
 from .stream import ChatStream
+
+if TYPE_CHECKING:
+    from .account import Credits, GenerationStats, ValidationReport
+    from .catalog import ModelList
+    from .embeddings import EmbeddingRequest, EmbeddingResponse
 
 __all__ = [
     "Operation",
@@ -238,6 +234,8 @@ class LayeredProvider(Provider):
         return self._run(Operation.GENERATION_STATS, generation_id, None, options)  # type: ignore[no-any-return]
 
     def embed(self, request: EmbeddingRequest | dict[str, Any], *, options: CallOptions | None = None) -> EmbeddingResponse:
+        from .embeddings import EmbeddingRequest  # kept out of the provider-build path
+
         embedding = request if isinstance(request, EmbeddingRequest) else EmbeddingRequest.model_validate(request)
         return self._run(Operation.EMBED, embedding, embedding.model, options)  # type: ignore[no-any-return]
 

@@ -13,21 +13,17 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .errors import CapabilityNotSupportedError, ConfigurationError
-from .models import (
-    ChatRequest,
-    ChatResponse,
-    Credits,
-    EmbeddingRequest,
-    EmbeddingResponse,
-    GenerationStats,
-    ModelList,
-    ValidationReport,
-)
+from .models import ChatRequest, ChatResponse
 from .settings import ProviderSettings
 from .stream import ChatStream
+
+if TYPE_CHECKING:
+    from .account import Credits, GenerationStats, ValidationReport
+    from .catalog import ModelList
+    from .embeddings import EmbeddingRequest, EmbeddingResponse
 
 __all__ = ["Capability", "CallOptions", "Provider", "RequestLike"]
 

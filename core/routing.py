@@ -40,8 +40,10 @@ from typing import Any, ClassVar
 
 from cachetools import LRUCache
 
+from .account import ValidationReport
+from .catalog import ModelList
 from .errors import ConfigurationError
-from .models import ChatRequest, ChatResponse, ModelList, ValidationReport
+from .models import ChatRequest, ChatResponse
 from .provider import CallOptions, Capability, Provider, RequestLike
 from .settings import ProviderSettings
 from .stream import ChatStream

@@ -25,8 +25,9 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+from llmrelay.core.catalog import ModelInfo, ModelList
 from llmrelay.core.errors import APIStatusError, InvalidResponseError, LLMRelayError, StreamInterruptedError
-from llmrelay.core.models import ChatResponse, ModelInfo, ModelList
+from llmrelay.core.models import ChatResponse
 from llmrelay.core.provider import CallOptions, Capability, RequestLike
 from llmrelay.core.settings import ProviderSettings, RetrySettings
 from llmrelay.core.sse import event_object, iter_sse

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from llmrelay.core.errors import (
     APIConnectionError,
@@ -35,12 +35,14 @@ from llmrelay.core.errors import (
     PaymentRequiredError,
 )
 from llmrelay.core.http import HTTPClient
-from llmrelay.core.models import ValidationReport
 from llmrelay.core.provider import Provider
 from llmrelay.core.retry import RetryPolicy
 from llmrelay.core.secrets import mask
 from llmrelay.core.settings import ProviderSettings
 from llmrelay.core.transport import RequestsTransport, Transport
+
+if TYPE_CHECKING:
+    from llmrelay.core.account import ValidationReport
 
 __all__ = ["HTTPProvider"]
 
@@ -110,6 +112,8 @@ class HTTPProvider(Provider):
 
     def probe_key(self) -> ValidationReport:
         """One cheap authenticated call; the base lists the models. Errors it raises become outcomes."""
+        from llmrelay.core.account import ValidationReport  # kept out of the provider-build path
+
         models = self.list_models()
         return ValidationReport(
             provider=self.instance_name, outcome="valid", message=f"{self._service()} answered with {len(models)} models"
@@ -147,6 +151,8 @@ class HTTPProvider(Provider):
         Never raises for a bad key, no credits or an unreachable service:
         each is its own ``outcome`` with a message saying what to do.
         """
+        from llmrelay.core.account import ValidationReport
+
         name = self.instance_name
         problems = self.config_problems()
         if problems:

@@ -32,8 +32,9 @@ from decimal import Decimal
 from importlib import resources
 from typing import Any
 
+from llmrelay.core.catalog import ModelList, Pricing
 from llmrelay.core.errors import ConfigurationError, LLMRelayError
-from llmrelay.core.models import ChatResponse, ModelList, Pricing, ResponseMeta, Usage
+from llmrelay.core.models import ChatResponse, ResponseMeta, Usage
 from llmrelay.core.provider import Provider
 
 __all__ = ["CostEstimate", "ModelPrice", "PricingService", "compute_cost", "load_fallback_models", "FALLBACK_FILE"]

@@ -208,7 +208,7 @@ def test_keys_do_not_depend_on_how_the_request_was_given() -> None:
 
 
 def _credits() -> Any:
-    from llmrelay.core.models import Credits
+    from llmrelay.core.account import Credits
 
     return Credits.model_validate({"total_credits": 10, "total_usage": 1})
 

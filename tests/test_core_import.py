@@ -143,6 +143,59 @@ def test_building_the_openrouter_provider_does_no_network_io() -> None:
     assert not modules & set(HEAVY), sorted(modules & set(HEAVY))
 
 
+# The result models of list_models, get_credits, get_generation_stats,
+# validate_config and embed: imported only when one of those runs.
+OPERATION_MODULES = ["llmrelay.core.catalog", "llmrelay.core.account", "llmrelay.core.embeddings"]
+
+
+def test_building_openrouter_and_chatting_does_not_import_the_other_result_models() -> None:
+    events, modules = run_isolated(
+        """
+        from llmrelay.core import CallOptions, create_provider
+        from llmrelay.core.transport import HTTPResponse, MockTransport
+        REPLY = json.dumps({
+            "id": "gen-1", "model": "openai/gpt-4o-mini", "created": 1,
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": "hello"}}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4, "cost": 0.00001},
+        }).encode()
+        provider = create_provider(
+            "openrouter", api_key="sk-or-v1-not-a-real-key-0000000000",
+            config={"plugins": {"cache": {"warm_up": []}}},
+        )
+        # Answered in-process: the chat calls run through every default layer.
+        provider.inner._client.transport.close()
+        provider.inner._client.transport = MockTransport(
+            lambda request: HTTPResponse(200, {"content-type": "application/json"}, REPLY)
+        )
+        request = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+        assert provider.execute(request).text == "hello"
+        # Cached chat: a miss that stores the reply, then a hit.
+        assert provider.execute(request, options=CallOptions(cache=True)).meta.cache == "miss"
+        assert provider.execute(request, options=CallOptions(cache=True)).meta.cache == "hit"
+        provider.close()
+        """
+    )
+    assert network_use(events) == []
+    loaded = sorted(modules & set(OPERATION_MODULES))
+    assert loaded == [], loaded
+
+
+def test_the_operation_result_models_are_still_exported() -> None:
+    _, modules = run_isolated(
+        """
+        from llmrelay.core import Credits, EmbeddingRequest, ModelList
+        assert ModelList.__module__ == "llmrelay.core.catalog"
+        assert Credits.__module__ == "llmrelay.core.account"
+        assert EmbeddingRequest.__module__ == "llmrelay.core.embeddings"
+        assert len(ModelList(models=[{"id": "a/b"}])) == 1
+        assert Credits(total_credits="3", total_usage="1").remaining == 2
+        assert EmbeddingRequest(input="hi").input == "hi"
+        """
+    )
+    assert set(OPERATION_MODULES) <= modules
+
+
 def test_importing_the_core_builds_no_pydantic_validator() -> None:
     # Building a model's validator is most of what a pydantic class costs at
     # import; llmrelay's models and settings build theirs on first validation
@@ -152,10 +205,10 @@ def test_importing_the_core_builds_no_pydantic_validator() -> None:
         import inspect
         from pydantic import BaseModel
         import llmrelay.core.config, llmrelay.core.pipeline, llmrelay.core.plugins
-        from llmrelay.core import models, settings
+        from llmrelay.core import account, catalog, embeddings, models, settings
         built = [
             f"{module.__name__}.{name}"
-            for module in (models, settings)
+            for module in (models, catalog, account, embeddings, settings)
             for name, value in vars(module).items()
             if inspect.isclass(value) and issubclass(value, BaseModel) and value.__pydantic_complete__
         ]

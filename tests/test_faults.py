@@ -34,6 +34,8 @@ from typing import Any
 
 import pytest
 
+from llmrelay.core.account import ValidationReport
+from llmrelay.core.catalog import ModelList
 from llmrelay.core.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -44,7 +46,7 @@ from llmrelay.core.errors import (
     ServerError,
     StreamInterruptedError,
 )
-from llmrelay.core.models import ChatResponse, ModelList, ValidationReport
+from llmrelay.core.models import ChatResponse
 from llmrelay.core.pipeline import LayeredProvider
 from llmrelay.core.provider import CallOptions
 from llmrelay.plugins.breaker import BreakerBoard, BreakerLayer, BreakerSettings

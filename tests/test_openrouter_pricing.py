@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from llmrelay.core.catalog import Pricing
 from llmrelay.core.errors import APIConnectionError, AuthenticationError, ConfigurationError
-from llmrelay.core.models import ChatResponse, Message, Pricing, Usage
+from llmrelay.core.models import ChatResponse, Message, Usage
 from llmrelay.core.transport import HTTPRequest, HTTPResponse, MockTransport
 from llmrelay.providers.openrouter import OpenRouterProvider
 from llmrelay.providers.pricing import PricingService, compute_cost, load_fallback_models

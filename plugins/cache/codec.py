@@ -18,6 +18,7 @@ part of the data). Stream results are stored as their chunks.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import json
 import math
@@ -29,7 +30,7 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel, ValidationError
 from pydantic_core import SchemaSerializer
 
-from llmrelay.core.models import ChatResponse, Credits, EmbeddingResponse, GenerationStats, ModelList, Usage
+from llmrelay.core.models import ChatResponse, Usage
 from llmrelay.core.stream import StreamChunk, ToolCallDelta
 
 __all__ = [
@@ -40,9 +41,19 @@ __all__ = [
 FORMAT_VERSION = 3
 STREAM_TYPE = "stream"
 
-_MODELS: dict[str, type[BaseModel]] = {
-    cls.__name__: cls for cls in (ModelList, Credits, GenerationStats, ChatResponse, EmbeddingResponse)
+# The result types the cache stores, by class name, and the module of each.
+# Only ChatResponse is imported up front: the others are imported when an
+# entry of theirs is first decoded, which keeps them out of the provider-build
+# path (a tag is checked by name alone).
+_MODEL_MODULES: dict[str, str] = {
+    "ModelList": "llmrelay.core.catalog",
+    "Credits": "llmrelay.core.account",
+    "GenerationStats": "llmrelay.core.account",
+    "ChatResponse": "llmrelay.core.models",
+    "EmbeddingResponse": "llmrelay.core.embeddings",
 }
+# Filled on first use; two threads filling one name at once store the same class.
+_MODELS: dict[str, type[BaseModel]] = {"ChatResponse": ChatResponse}
 _EXCLUDE_META = {"meta"}
 # json.dumps builds a new encoder per call whenever it is given options.
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
@@ -166,7 +177,7 @@ def type_tag(value: Any) -> str:
     if isinstance(value, tuple):
         return STREAM_TYPE
     name = type(value).__name__
-    if name not in _MODELS:
+    if name not in _MODEL_MODULES:
         raise TypeError(f"the cache cannot store a {name}")
     return name
 
@@ -243,9 +254,17 @@ def split(data: bytes) -> tuple[Header, memoryview]:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise DecodeError(f"bad header: {type(exc).__name__}") from None
-    if header.type != STREAM_TYPE and header.type not in _MODELS:
+    if header.type != STREAM_TYPE and header.type not in _MODEL_MODULES:
         raise DecodeError(f"unknown type {header.type!r}")
     return header, body
+
+
+def _model(name: str) -> type[BaseModel]:
+    """The result type stored under ``name`` (``KeyError`` for an unknown one)."""
+    model = _MODELS.get(name)
+    if model is None:
+        model = _MODELS[name] = getattr(importlib.import_module(_MODEL_MODULES[name]), name)
+    return model
 
 
 def decode_value(header: Header, body: bytes | memoryview) -> Any:
@@ -253,7 +272,7 @@ def decode_value(header: Header, body: bytes | memoryview) -> Any:
     try:
         if header.type == STREAM_TYPE:
             return _decode_stream(json.loads(raw))
-        return _MODELS[header.type].model_validate_json(raw)
+        return _model(header.type).model_validate_json(raw)
     except (ValidationError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise DecodeError(f"bad {header.type} payload: {type(exc).__name__}") from None
 

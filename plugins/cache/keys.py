@@ -65,7 +65,7 @@ def _chat_request() -> type[BaseModel]:
 
 
 def _embedding_request() -> type[BaseModel]:
-    from llmrelay.core.models import EmbeddingRequest
+    from llmrelay.core.embeddings import EmbeddingRequest
 
     return EmbeddingRequest
 

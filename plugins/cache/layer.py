@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from llmrelay.core.errors import ConfigurationError, LLMRelayError
-from llmrelay.core.models import ModelList, ResponseMeta
+from llmrelay.core.models import ResponseMeta
 from llmrelay.core.pipeline import Call, Handler, Layer, Operation
 from llmrelay.core.provider import CallOptions
 from llmrelay.core.stream import ChatStream
@@ -300,8 +300,11 @@ class CacheLayer(Layer):
         served = value.__copy__()
         fields = served.__dict__
         fields["meta"] = meta
-        if isinstance(value, ModelList):
-            fields["models"] = list(value.models)
+        if call.operation == Operation.LIST_MODELS:  # only then can it be a ModelList
+            from llmrelay.core.catalog import ModelList  # kept out of the provider-build path
+
+            if isinstance(value, ModelList):
+                fields["models"] = list(value.models)
         return served
 
     # ------------------------------------------------------------------ background refresh
@@ -461,16 +464,20 @@ def _storable_type(result: Any) -> str | None:
     """The codec's type tag for ``result``, or ``None`` when it must not be stored."""
     if isinstance(result, tuple):
         return type_tag(result)
-    # llmrelay's built-in model list stands in for an unreachable service: caching
-    # it would keep serving possibly outdated prices after the service is back.
-    if isinstance(result, ModelList) and result.fallback:
-        return None
     if getattr(result, "finish_reason", None) == "error":
         return None
     try:
-        return type_tag(result)
+        tag = type_tag(result)
     except TypeError:
         return None
+    # llmrelay's built-in model list stands in for an unreachable service: caching
+    # it would keep serving possibly outdated prices after the service is back.
+    if tag == "ModelList":
+        from llmrelay.core.catalog import ModelList
+
+        if isinstance(result, ModelList) and result.fallback:
+            return None
+    return tag
 
 
 def _set_meta(result: Any, state: str) -> None:
