@@ -22,6 +22,8 @@ __all__ = ["BuiltinProvider", "openrouter", "openai", "anthropic"]
 class BuiltinProvider:
     """A pluggy plugin object registering one provider class by path."""
 
+    __slots__ = ("name", "target")
+
     def __init__(self, name: str, target: str) -> None:
         self.name = name
         self.target = target
@@ -32,6 +34,12 @@ class BuiltinProvider:
 
     def __repr__(self) -> str:
         return f"BuiltinProvider({self.name!r}, {self.target!r})"
+
+    def __dir__(self) -> list[str]:
+        # pluggy looks for hooks under every name dir() lists, with
+        # inspect.getattr_static: an object's dir() holds some thirty names
+        # inherited from object, this one the single hook it implements.
+        return ["llmrelay_register_providers"]
 
 
 openrouter = BuiltinProvider("openrouter", "llmrelay.providers.openrouter:OpenRouterProvider")

@@ -23,10 +23,8 @@ Standalone use, with no provider pipeline at all::
 
 from __future__ import annotations
 
-from collections.abc import Callable
 
-from llmrelay.core.hookspecs import hookimpl
-from llmrelay.core.pipeline import LayerContext, LayerSpec, Position
+from llmrelay.core.pipeline import LayerContext
 
 from .board import BreakerBoard, listen, unlisten
 from .circuit import BreakerListener, CircuitBreaker, CircuitState, Outcome, Permit, SharedState, classify
@@ -47,7 +45,6 @@ __all__ = [
     "classify",
     "listen",
     "unlisten",
-    "llmrelay_register_layers",
 ]
 
 
@@ -62,16 +59,3 @@ def build_layer(context: LayerContext) -> BreakerLayer:
             settings.redis_url, prefix=settings.redis_prefix, retry_interval=settings.redis_retry_interval
         )
     return BreakerLayer(BreakerBoard(context.provider_name, settings, shared=shared))
-
-
-@hookimpl
-def llmrelay_register_layers(register: Callable[[LayerSpec], None]) -> None:
-    register(
-        LayerSpec(
-            name="breaker",
-            position=Position.BREAKER,
-            factory=build_layer,
-            settings_model=BreakerSettings,
-            description="circuit breaker: fails fast with CircuitOpenError while the upstream is unavailable",
-        )
-    )

@@ -1,6 +1,6 @@
 """The cache plugin: an in-process L1 and a shared L2 (memory or Redis) around provider calls.
 
-Registered under the ``llmrelay`` entry-point group as ``cache``; its layer
+Registered under the ``llmrelay`` entry-point group as ``cache`` (see :mod:`.hooks`); its layer
 sits at :attr:`~llmrelay.core.pipeline.Position.CACHE`, inside metrics (which
 counts its hits) and outside the circuit breaker (so an open breaker can be
 answered from stale data). Configure it in ``[plugins.cache]`` (see
@@ -13,11 +13,9 @@ provider is built, and ``redis`` only when ``backend = "redis"``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from llmrelay.core.hookspecs import hookimpl
-from llmrelay.core.pipeline import LayerContext, LayerSpec, Position
+from llmrelay.core.pipeline import LayerContext
 
 from .settings import CacheSettings
 
@@ -25,7 +23,7 @@ if TYPE_CHECKING:
     from .backends import L2Backend
     from .layer import CacheLayer
 
-__all__ = ["CacheSettings", "build_layer", "make_backend", "llmrelay_register_layers"]
+__all__ = ["CacheSettings", "build_layer", "make_backend"]
 
 
 def make_backend(settings: CacheSettings) -> tuple[L2Backend | None, bool]:
@@ -57,16 +55,3 @@ def build_layer(context: LayerContext) -> CacheLayer:
     )
     backend, owned = make_backend(settings)
     return CacheLayer(settings, keys=keys, provider_name=context.provider_name, backend=backend, owns_backend=owned)
-
-
-@hookimpl
-def llmrelay_register_layers(register: Callable[[LayerSpec], Any]) -> None:
-    register(
-        LayerSpec(
-            name="cache",
-            position=Position.CACHE,
-            factory=build_layer,
-            settings_model=CacheSettings,
-            description="L1 in-process + L2 (memory or Redis) cache with stale-while-revalidate and stale-if-error",
-        )
-    )

@@ -24,11 +24,9 @@ From Python::
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from llmrelay.core.hookspecs import hookimpl
-from llmrelay.core.pipeline import LayerContext, LayerSpec, Position
+from llmrelay.core.pipeline import LayerContext
 
 if TYPE_CHECKING:
     from .collector import CallRecord, MetricsCollector
@@ -91,8 +89,6 @@ __all__ = [
     "build_layer",
     "grade",
     "metrics_registry",
-    "llmrelay_register_layers",
-    "llmrelay_register_commands",
 ]
 
 
@@ -109,23 +105,3 @@ def build_layer(context: LayerContext) -> MetricsLayer:
         writer = registry.snapshot_writer(settings.snapshot_path, settings.snapshot_interval)
     level = settings.log_level
     return MetricsLayer(context.provider_name, collector, log_level=level, writer=writer)
-
-
-@hookimpl
-def llmrelay_register_layers(register: Callable[[LayerSpec], None]) -> None:
-    register(
-        LayerSpec(
-            name="metrics",
-            position=Position.METRICS,
-            factory=build_layer,
-            settings_model=MetricsSettings,
-            description="metrics: latency percentiles, errors, tokens, cost, cache and breaker counts; A-F grade",
-        )
-    )
-
-
-@hookimpl
-def llmrelay_register_commands(register: Callable[..., None]) -> None:
-    from .cli import register_command
-
-    register_command(register)
