@@ -52,8 +52,10 @@ CONFIG_ENV = "LLMRELAY_CONFIG"
 
 M = TypeVar("M", bound=BaseModel)
 
-_SECRET_NAMES = re.compile(r"(?i)(key|secret|token|password)")
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# Pattern sources, compiled by re (and cached there) on first use: most
+# programs never interpolate a file or print a bad value.
+_SECRET_NAMES = r"(?i)(key|secret|token|password)"
+_VAR = r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}"
 
 
 class RelayConfig:
@@ -120,7 +122,7 @@ def _interpolate(value: Any, path: str, source: str) -> Any:
                 )
             return found
 
-        return _VAR.sub(substitute, value)
+        return re.sub(_VAR, substitute, value)
     if isinstance(value, dict):
         return {k: _interpolate(v, f"{path}.{k}" if path else k, source) for k, v in value.items()}
     if isinstance(value, list):
@@ -168,7 +170,7 @@ def _coerce_config(config: RelayConfig | Mapping[str, Any] | str | os.PathLike[s
 
 def _describe(value: Any, field: str) -> str:
     kind = type(value).__name__
-    if _SECRET_NAMES.search(field) or isinstance(value, SecretStr):
+    if re.search(_SECRET_NAMES, field) or isinstance(value, SecretStr):
         return kind
     text = repr(value)
     return f"{kind} {text}" if len(text) <= 60 else kind

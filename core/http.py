@@ -52,7 +52,7 @@ __all__ = [
 
 T = TypeVar("T")
 
-_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.I | re.S)
+_TITLE = rb"(?is)<title[^>]*>(.*?)</title>"  # compiled (and cached) by re when an HTML page arrives
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "cf-ray")
 _MAX_TEXT = 300
 
@@ -87,7 +87,7 @@ def _describe_body(body: bytes, headers: Mapping[str, str]) -> str:
         return "an empty body"
     kind = headers.get("content-type") or "unknown content type"
     if stripped[:1] == b"<":
-        title = _TITLE.search(stripped)
+        title = re.search(_TITLE, stripped)
         if title:
             text = title.group(1).decode("utf-8", "replace").strip()
             return f"an HTML page ({kind}) titled {redact(text)[:_MAX_TEXT]!r}"
