@@ -57,15 +57,27 @@ class PoolSettings(_Strict):
     block: bool = Field(default=False, description="wait for a free connection instead of opening an extra one")
 
 
+def _validated_by_parent() -> Any:
+    """The default of a nested settings model: ``{}``, which the parent validates.
+
+    Settings validate their defaults (``validate_default``), through the
+    parent's schema, which holds the nested model's. A factory that built the
+    nested model itself (``default_factory=TimeoutSettings``) would make
+    pydantic build that model's schema a second time, for its own validator:
+    three more schemas on every provider build.
+    """
+    return {}
+
+
 class ProviderSettings(_Strict):
     """Settings common to HTTP providers. Subclass to add a provider's own."""
 
     api_key: SecretStr | None = None
     base_url: str | None = None
     default_model: str | None = None
-    timeout: TimeoutSettings = Field(default_factory=TimeoutSettings)
-    retry: RetrySettings = Field(default_factory=RetrySettings)
-    pool: PoolSettings = Field(default_factory=PoolSettings)
+    timeout: TimeoutSettings = Field(default_factory=_validated_by_parent)
+    retry: RetrySettings = Field(default_factory=_validated_by_parent)
+    pool: PoolSettings = Field(default_factory=_validated_by_parent)
     # Proxies are read once, here, never per call: {"https": "http://proxy:3128"}.
     # With trust_env the usual HTTPS_PROXY / NO_PROXY variables are read once
     # when the provider is built.

@@ -435,3 +435,24 @@ def test_the_readme_config_example_is_valid(tmp_path: Path, monkeypatch: pytest.
     assert config.providers["openrouter"]["api_key"] == KEY
     assert config.providers["local"] == {"type": "openai", "base_url": "http://127.0.0.1:8000/v1"}
     assert config.plugins == {"cache": {"enabled": True}, "breaker": {"enabled": False}}
+
+
+def test_nested_settings_defaults_are_models_equal_to_their_own_defaults() -> None:
+    # Nested defaults are written as {} and validated through the parent's
+    # schema; a user must still get model instances, never a dict.
+    from llmrelay.core.settings import PoolSettings, ProviderSettings, RetrySettings, TimeoutSettings
+    from llmrelay.plugins.cache.settings import DEFAULT_POLICIES, CacheSettings, OperationPolicy
+    from llmrelay.plugins.metrics.settings import GradeThresholds, MetricsSettings
+
+    settings = ProviderSettings()
+    assert settings.timeout == TimeoutSettings() and isinstance(settings.timeout, TimeoutSettings)
+    assert settings.retry == RetrySettings() and isinstance(settings.retry, RetrySettings)
+    assert settings.pool == PoolSettings() and isinstance(settings.pool, PoolSettings)
+    assert ProviderSettings(timeout={"read": 5}).timeout == TimeoutSettings(read=5)
+
+    grade = MetricsSettings().grade
+    assert isinstance(grade, GradeThresholds) and grade == GradeThresholds()
+
+    operations = CacheSettings().operations
+    assert operations == {name: OperationPolicy(**values) for name, values in DEFAULT_POLICIES.items()}
+    assert all(isinstance(policy, OperationPolicy) for policy in operations.values())

@@ -50,7 +50,9 @@ _NAMESPACE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 class OperationPolicy(BaseModel):
     """How one operation is cached."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: CacheSettings validates its policies through its own schema,
+    # so this model's validator is built only if a program makes one directly.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     enabled: bool = Field(description="cache this operation without a per-call opt-in")
     l1_ttl: float = Field(gt=0, description="seconds an entry is served from this process before L2 is asked again")
@@ -82,10 +84,6 @@ DEFAULT_POLICIES: dict[str, dict[str, Any]] = {
 }
 
 
-def _default_operations() -> dict[str, OperationPolicy]:
-    return {name: OperationPolicy(**values) for name, values in DEFAULT_POLICIES.items()}
-
-
 class CacheSettings(BaseModel):
     """Settings of the cache plugin (``[plugins.cache]``)."""
 
@@ -112,7 +110,10 @@ class CacheSettings(BaseModel):
     key_salt: SecretStr | None = Field(
         default=None, description="salt for the API-key fingerprint in cache keys; same across a fleet"
     )
-    operations: dict[str, OperationPolicy] = Field(default_factory=_default_operations)
+    # ``{}``: _merge_defaults fills in every operation's defaults and this
+    # model's schema validates them (validate_default), with no second
+    # OperationPolicy schema built for OperationPolicy's own validator.
+    operations: dict[str, OperationPolicy] = Field(default_factory=lambda: {})
 
     @field_validator("namespace")
     @classmethod

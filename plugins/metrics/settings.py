@@ -15,7 +15,9 @@ TTFT_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3,
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
+    # defer_build: no schema for this field-less base; each subclass builds
+    # its own when it first validates.
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True, defer_build=True)
 
 
 class GradeThresholds(_Strict):
@@ -56,7 +58,9 @@ class MetricsSettings(_Strict):
     window_seconds: float | None = Field(default=300.0, gt=0, description="samples older than this are ignored")
     latency_buckets: tuple[float, ...] = LATENCY_BUCKETS
     ttft_buckets: tuple[float, ...] = TTFT_BUCKETS
-    grade: GradeThresholds = Field(default_factory=GradeThresholds)
+    # ``{}``, validated through this model's schema (validate_default): a
+    # factory building GradeThresholds itself would build its schema twice.
+    grade: GradeThresholds = Field(default_factory=lambda: {})
     log_level: Literal["DEBUG", "INFO", "WARNING", "OFF"] = Field(
         default="DEBUG", description="level of the per-call log event on logger llmrelay.metrics"
     )
