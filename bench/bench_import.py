@@ -14,7 +14,8 @@ Cases:
   floor+BaseModel the floor plus ``from pydantic import BaseModel``
                   (``import pydantic`` alone is lazy and builds no model machinery)
   floor+1 model   the floor plus one small settings model defined and validated
-                  (a ``SecretStr``, a constrained ``Field``, a ``default_factory``):
+                  (a ``SecretStr`` and a constrained ``Field``; no ``default_factory=list``,
+                  whose signature pydantic reads through the tokenizer, 15M instructions):
                   what the first model of any pydantic program costs, since pydantic
                   loads its field, constraint and schema machinery on first use
   llmrelay.core   import llmrelay.core            (public names load on first use)
@@ -63,7 +64,6 @@ from pydantic import BaseModel, Field, SecretStr
 class Settings(BaseModel):
     api_key: SecretStr | None = None
     timeout: float = Field(default=10.0, gt=0)
-    tags: list[str] = Field(default_factory=list)
 Settings(api_key="x")
 """
 

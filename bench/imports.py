@@ -23,6 +23,13 @@ CASES: dict[str, tuple[str, str | None]] = {
     # name: (snippet, module that must be importable or the case is skipped)
     "python -c pass": ("pass", None),
     "llmrelay's dependencies": (DEPENDENCIES, None),
+    # What any pydantic program pays on its first model: ``import pydantic`` is
+    # lazy, and its field and schema machinery load when a model is defined.
+    "llmrelay's dependencies + one settings model": (
+        DEPENDENCIES + "\nclass Settings(BaseModel):\n    api_key: SecretStr | None = None\n    timeout: float = 10.0\n"
+        "Settings(api_key='x')",
+        None,
+    ),
     "llmrelay (import llmrelay.core)": ("import llmrelay.core", "llmrelay.core"),
     "llmrelay ready (openrouter provider built)": (
         "from llmrelay.core import create_provider\n"

@@ -2,7 +2,7 @@
 
 Everything a caller hands in or gets back from a chat call is one of these
 pydantic v2 models, except stream chunks (see :mod:`llmrelay.core.stream`),
-which are slotted dataclasses because building a pydantic object per chunk
+which are slotted records because building a pydantic object per chunk
 costs more than parsing the chunk's JSON. The results of the other
 operations live in their own modules, imported only when those operations
 run, so building a provider never defines them:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import LLMRelayError, StreamInterruptedError
@@ -28,28 +27,82 @@ from .models import ChatResponse, FunctionCall, Message, ResponseMeta, ToolCall,
 __all__ = ["StreamChunk", "ToolCallDelta", "ChatStream", "StreamOutcome"]
 
 
-@dataclass(slots=True)
-class ToolCallDelta:
+class _Record:
+    """Slotted records compared field by field, with a repr that names them.
+
+    Written out rather than ``@dataclass(slots=True)``: a dataclass compiles
+    its generated methods when its module is imported (about 2.3M
+    instructions per class), and this module is on every provider build.
+    """
+
+    __slots__ = ()
+    _repr_fields: tuple[str, ...] = ()
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._repr_fields or self.__slots__)
+        return f"{type(self).__name__}({fields})"
+
+
+class ToolCallDelta(_Record):
     """A fragment of a tool call; fragments with the same ``index`` add up."""
 
-    index: int
-    id: str | None = None
-    name: str | None = None
-    arguments: str = ""
+    __slots__ = ("index", "id", "name", "arguments")
+
+    def __init__(self, index: int, id: str | None = None, name: str | None = None, arguments: str = "") -> None:
+        self.index = index
+        self.id = id
+        self.name = name
+        self.arguments = arguments
 
 
-@dataclass(slots=True)
-class StreamChunk:
-    text: str = ""
-    reasoning: str = ""
-    tool_calls: list[ToolCallDelta] | None = None
-    finish_reason: str | None = None
-    usage: Usage | None = None
-    id: str | None = None
-    model: str | None = None
-    served_by: str | None = None
-    native_finish_reason: str | None = None
-    raw: dict[str, Any] | None = field(default=None, repr=False)
+class StreamChunk(_Record):
+    """One event of a stream: a text, reasoning or tool-call delta, and on the last one the finish reason and usage.
+
+    ``raw`` is the event as the service sent it (left out of the repr).
+    """
+
+    __slots__ = (
+        "text", "reasoning", "tool_calls", "finish_reason", "usage",
+        "id", "model", "served_by", "native_finish_reason", "raw",
+    )  # fmt: skip
+    _repr_fields = __slots__[:-1]
+
+    def __init__(
+        self,
+        text: str = "",
+        reasoning: str = "",
+        tool_calls: list[ToolCallDelta] | None = None,
+        finish_reason: str | None = None,
+        usage: Usage | None = None,
+        id: str | None = None,
+        model: str | None = None,
+        served_by: str | None = None,
+        native_finish_reason: str | None = None,
+        raw: dict[str, Any] | None = None,
+    ) -> None:
+        self.text = text
+        self.reasoning = reasoning
+        self.tool_calls = tool_calls
+        self.finish_reason = finish_reason
+        self.usage = usage
+        self.id = id
+        self.model = model
+        self.served_by = served_by
+        self.native_finish_reason = native_finish_reason
+        self.raw = raw
+
+    def replace(self, **changes: Any) -> "StreamChunk":
+        """A copy with ``changes`` applied (as ``dataclasses.replace`` would give)."""
+        fields = {name: getattr(self, name) for name in self.__slots__}
+        fields.update(changes)
+        return StreamChunk(**fields)
 
 
 class StreamOutcome:

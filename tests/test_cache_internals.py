@@ -238,7 +238,6 @@ def _stream() -> list[Any]:
 
 @pytest.mark.parametrize("chunks", [[], "plain", "mixed"])
 def test_a_stored_stream_reads_back_chunk_for_chunk(chunks: Any) -> None:
-    import dataclasses
 
     from llmrelay.core.stream import StreamChunk
     from llmrelay.plugins.cache.codec import decode_value
@@ -252,7 +251,7 @@ def test_a_stored_stream_reads_back_chunk_for_chunk(chunks: Any) -> None:
     read_header, body = split(data)
     assert read_header == header and bytes(body) == bytes(payload)
     decoded = decode_value(read_header, body)
-    assert list(decoded) == [dataclasses.replace(c, raw=None) for c in chunks]
+    assert list(decoded) == [c.replace(raw=None) for c in chunks]
 
 
 @pytest.mark.parametrize(

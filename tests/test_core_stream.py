@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 from collections.abc import Iterator
 
@@ -226,7 +225,7 @@ def test_recorded_chunks_keep_every_field_but_the_raw_event() -> None:
     stream.record_chunks()
     delivered = list(stream)
     assert [c.raw for c in delivered] == [{"event": 1}, {"event": 2}]  # the caller still gets the service's event
-    assert stream.recorded_chunks == [dataclasses.replace(c, raw=None) for c in sent]
+    assert stream.recorded_chunks == [c.replace(raw=None) for c in sent]
 
 
 def test_repr_shows_state_not_content() -> None:
@@ -234,3 +233,13 @@ def test_repr_shows_state_not_content() -> None:
     assert repr(stream) == "<ChatStream provider='p' model='m' open chunks=0>"
     list(stream)
     assert "secret text" not in repr(stream)
+
+
+def test_chunks_compare_by_value_and_keep_raw_out_of_their_repr() -> None:
+    chunk = StreamChunk(text="hi", tool_calls=[ToolCallDelta(0, "c1", "f", "{}")], raw={"secret-ish": "payload"})
+    assert chunk == StreamChunk(text="hi", tool_calls=[ToolCallDelta(0, "c1", "f", "{}")], raw={"secret-ish": "payload"})
+    assert chunk != chunk.replace(raw=None) and chunk.replace(raw=None).text == "hi"
+    assert "payload" not in repr(chunk) and "text='hi'" in repr(chunk)
+    assert repr(ToolCallDelta(1)) == "ToolCallDelta(index=1, id=None, name=None, arguments='')"
+    with pytest.raises(AttributeError):
+        chunk.extra = 1  # type: ignore[attr-defined]  # slotted: a typo is an error, not a new field
