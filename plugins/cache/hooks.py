@@ -1,10 +1,4 @@
-"""The cache plugin's hooks: what its entry point registers with pluggy.
-
-pluggy inspects every name of a plugin it registers (with
-``inspect.getattr_static``), so the entry point names this module, with a
-handful of names, rather than the package and everything it exports: that
-took most of the time of loading the built-in plugins.
-"""
+"""The cache plugin's entry point: its hook alone (docs/ARCHITECTURE.md, import cost)."""
 
 from __future__ import annotations
 
