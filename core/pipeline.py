@@ -31,6 +31,7 @@ from pydantic import BaseModel
 
 from .models import ChatRequest, ChatResponse
 from .provider import CallOptions, Provider, RequestLike
+from .records import Record
 from .stream import ChatStream
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ class Position:
     INNERMOST = 1000
 
 
-class Call:
+class Call(Record):
     """One provider operation on its way through the layers.
 
     ``request`` is a ChatRequest, an EmbeddingRequest, a generation id or
@@ -80,7 +81,6 @@ class Call:
     this call ("cache" -> "hit", "breaker" -> "rejected", "attempts" -> 2, ...).
     """
 
-    # Plain slotted classes, not dataclasses: see CallOptions.
     __slots__ = ("operation", "provider", "request", "model", "options", "notes")
 
     def __init__(
@@ -98,12 +98,6 @@ class Call:
         self.model = model
         self.options = CallOptions() if options is None else options
         self.notes: dict[str, Any] = {} if notes is None else notes
-
-    def __repr__(self) -> str:
-        return (
-            f"Call(operation={self.operation!r}, provider={self.provider!r}, request={self.request!r}, model={self.model!r}, "
-            f"options={self.options!r}, notes={self.notes!r})"
-        )
 
 
 Handler = Callable[[Call], Any]
@@ -131,7 +125,7 @@ class Layer(ABC):
         """Stop background work and release resources (called by the provider's close)."""
 
 
-class LayerContext:
+class LayerContext(Record):
     """What a layer factory gets to build the layer for one provider.
 
     ``settings`` is an instance of the spec's ``settings_model``, or a dict
@@ -139,15 +133,13 @@ class LayerContext:
     """
 
     __slots__ = ("provider", "settings", "provider_name", "base_url")
+    _repr_fields = ("provider_name", "base_url", "settings")
 
     def __init__(self, provider: Provider, settings: Any, provider_name: str, base_url: str) -> None:
         self.provider = provider
         self.settings = settings
         self.provider_name = provider_name
         self.base_url = base_url
-
-    def __repr__(self) -> str:
-        return f"LayerContext(provider={self.provider_name!r}, base_url={self.base_url!r}, settings={self.settings!r})"
 
     def settings_as(self, model: type[SettingsT]) -> SettingsT:
         """The settings as ``model``: already validated by ``create_provider``, or

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .errors import CapabilityNotSupportedError, ConfigurationError
 from .models import ChatRequest, ChatResponse
+from .records import Record
 from .settings import ProviderSettings
 from .stream import ChatStream
 
@@ -43,7 +44,7 @@ class Capability:
     CORE = frozenset({CHAT, STREAM, MODELS, VALIDATE})
 
 
-class CallOptions:
+class CallOptions(Record):
     """Per-call switches read by the layers around a provider.
 
     ``cache``: ``True`` caches this chat call (chat is not cached unless
@@ -51,9 +52,6 @@ class CallOptions:
     config. ``extra`` carries options for third-party layers.
     """
 
-    # A plain slotted class rather than a dataclass, like Call and
-    # LayerContext: a dataclass compiles its generated methods when the module
-    # is imported (about 2.3M instructions each, on every provider build).
     __slots__ = ("cache", "cache_ttl", "extra")
 
     def __init__(
@@ -62,16 +60,6 @@ class CallOptions:
         self.cache = cache
         self.cache_ttl = cache_ttl
         self.extra: dict[str, Any] = {} if extra is None else extra
-
-    def __repr__(self) -> str:
-        return f"CallOptions(cache={self.cache!r}, cache_ttl={self.cache_ttl!r}, extra={self.extra!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not CallOptions:
-            return NotImplemented
-        return (self.cache, self.cache_ttl, self.extra) == (other.cache, other.cache_ttl, other.extra)
-
-    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaces
 
 
 class Provider(ABC):

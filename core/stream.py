@@ -23,34 +23,12 @@ from typing import Any
 
 from .errors import LLMRelayError, StreamInterruptedError
 from .models import ChatResponse, FunctionCall, Message, ResponseMeta, ToolCall, Usage
+from .records import Record
 
 __all__ = ["StreamChunk", "ToolCallDelta", "ChatStream", "StreamOutcome"]
 
 
-class _Record:
-    """Slotted records compared field by field, with a repr that names them.
-
-    Written out rather than ``@dataclass(slots=True)``: a dataclass compiles
-    its generated methods when its module is imported (about 2.3M
-    instructions per class), and this module is on every provider build.
-    """
-
-    __slots__ = ()
-    _repr_fields: tuple[str, ...] = ()
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
-
-    __hash__ = None  # type: ignore[assignment]  # mutable
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._repr_fields or self.__slots__)
-        return f"{type(self).__name__}({fields})"
-
-
-class ToolCallDelta(_Record):
+class ToolCallDelta(Record):
     """A fragment of a tool call; fragments with the same ``index`` add up."""
 
     __slots__ = ("index", "id", "name", "arguments")
@@ -62,7 +40,7 @@ class ToolCallDelta(_Record):
         self.arguments = arguments
 
 
-class StreamChunk(_Record):
+class StreamChunk(Record):
     """One event of a stream: a text, reasoning or tool-call delta, and on the last one the finish reason and usage.
 
     ``raw`` is the event as the service sent it (left out of the repr).
