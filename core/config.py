@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from .errors import ConfigurationError
+from .settings import default_settings
 
 __all__ = [
     "CONFIG_ENV",
@@ -241,6 +242,8 @@ def validate_settings(
     ``origins`` maps top-level fields to the environment variable they were
     read from, so the message names the variable to fix.
     """
+    if not data:
+        return default_settings(model)
     try:
         return model.model_validate(dict(data))
     except ValidationError as exc:

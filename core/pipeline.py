@@ -32,6 +32,7 @@ from pydantic import BaseModel
 from .models import ChatRequest, ChatResponse
 from .provider import CallOptions, Provider, RequestLike
 from .records import Record
+from .settings import default_settings
 from .stream import ChatStream
 
 if TYPE_CHECKING:
@@ -146,7 +147,9 @@ class LayerContext(Record):
         validated here when a layer factory is called directly with a dict."""
         if isinstance(self.settings, model):
             return self.settings
-        return model.model_validate(self.settings or {})
+        if not self.settings:
+            return default_settings(model)
+        return model.model_validate(self.settings)
 
 
 # Immutable records are NamedTuples, not frozen dataclasses: a frozen

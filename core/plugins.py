@@ -162,24 +162,27 @@ class ProviderEntry:
 
     def _import(self) -> type[Provider]:
         module_name, _, qualname = self.target.partition(":")
-        where = (
-            f"provider {self.name!r} of llmrelay plugin {self.plugin!r} "
-            f"from package {self.distribution or 'unknown'!r} ({self.target})"
-        )
         try:
             found: Any = importlib.import_module(module_name)
             for part in qualname.split("."):
                 found = getattr(found, part)
         except Exception as exc:
-            raise PluginLoadError(f"{where} failed to import: {redact(f'{type(exc).__name__}: {exc}')}") from exc
+            raise PluginLoadError(f"{self._where()} failed to import: {redact(f'{type(exc).__name__}: {exc}')}") from exc
         if not (isinstance(found, type) and issubclass(found, Provider)):
-            raise PluginLoadError(f"{where} is {found!r}, not a Provider subclass")
+            raise PluginLoadError(f"{self._where()} is {found!r}, not a Provider subclass")
         if getattr(found, "name", None) != self.name:
             raise PluginLoadError(
-                f"{where} has name = {getattr(found, 'name', None)!r}; a provider registered by path "
+                f"{self._where()} has name = {getattr(found, 'name', None)!r}; a provider registered by path "
                 "must be registered under its class's `name`"
             )
         return found
+
+    def _where(self) -> str:
+        # Only for errors: naming the distribution parses its METADATA.
+        return (
+            f"provider {self.name!r} of llmrelay plugin {self.plugin!r} "
+            f"from package {self.distribution or 'unknown'!r} ({self.target})"
+        )
 
     def __repr__(self) -> str:
         return f"ProviderEntry({self.name!r}, {self.target!r}, plugin={self.plugin!r}, loaded={self.loaded})"

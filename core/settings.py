@@ -5,11 +5,13 @@ A provider declares its settings as a subclass of :class:`ProviderSettings`
 fields are rejected so a typo in a config file is reported, not ignored.
 """
 
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-__all__ = ["TimeoutSettings", "RetrySettings", "PoolSettings", "ProviderSettings"]
+__all__ = ["TimeoutSettings", "RetrySettings", "PoolSettings", "ProviderSettings", "default_settings"]
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class _Strict(BaseModel):
@@ -112,3 +114,20 @@ class ProviderSettings(_Strict):
         if self.api_key is not None:
             data["api_key"] = "**********"
         return data
+
+
+def default_settings(model: type[M]) -> M:
+    """``model.model_validate({})``, without building the model's validator where the model allows it.
+
+    A config file usually has no section for a plugin, and building a
+    settings model's validator is the largest single cost of building a
+    provider. A model with a classmethod ``unvalidated_defaults()`` promises
+    that it returns exactly what validating ``{}`` returns (values, their
+    types and ``model_fields_set``), built with ``model_construct``; with
+    ``defer_build`` its schema is then built only when a section is given.
+    The built-in plugins' settings are tested for that promise.
+    """
+    construct = getattr(model, "unvalidated_defaults", None)
+    if construct is not None:
+        return construct()  # type: ignore[no-any-return]
+    return model.model_validate({})

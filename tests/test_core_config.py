@@ -25,6 +25,7 @@ from llmrelay.core import (
     load_config,
 )
 from llmrelay.core.pipeline import Handler
+from llmrelay.core.settings import default_settings
 from tests.support import fake_provider
 from tests.support.fake_provider import FakeProvider
 
@@ -456,3 +457,57 @@ def test_nested_settings_defaults_are_models_equal_to_their_own_defaults() -> No
     operations = CacheSettings().operations
     assert operations == {name: OperationPolicy(**values) for name, values in DEFAULT_POLICIES.items()}
     assert all(isinstance(policy, OperationPolicy) for policy in operations.values())
+
+
+def _shape(value: Any) -> Any:
+    """A model's values with their exact types and fields-set, nested models included."""
+    if isinstance(value, BaseModel):
+        fields = {name: _shape(getattr(value, name)) for name in type(value).model_fields}
+        return (type(value).__name__, sorted(value.model_fields_set), fields)
+    if isinstance(value, dict):
+        return {key: _shape(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, [_shape(item) for item in value])
+    if isinstance(value, SecretStr):
+        return ("SecretStr", value.get_secret_value())
+    return (type(value).__name__, value)
+
+
+def _builtin_settings_models() -> list[type[BaseModel]]:
+    from llmrelay.plugins.breaker.settings import BreakerSettings
+    from llmrelay.plugins.cache.settings import CacheSettings
+    from llmrelay.plugins.metrics.settings import GradeThresholds, MetricsSettings
+
+    return [BreakerSettings, CacheSettings, MetricsSettings, GradeThresholds]
+
+
+@pytest.mark.parametrize("model", _builtin_settings_models(), ids=lambda model: model.__name__)
+def test_unvalidated_defaults_are_exactly_what_validating_nothing_gives(model: type[BaseModel]) -> None:
+    # Building a provider with no [plugins.*] section uses these instead of the
+    # validator; they must not differ from it in any value, type or fields-set.
+    constructed = model.unvalidated_defaults()  # type: ignore[attr-defined]
+    validated = model.model_validate({})
+    assert type(constructed) is model
+    assert _shape(constructed) == _shape(validated)
+    assert constructed == validated
+    assert constructed.model_dump_json() == validated.model_dump_json()
+
+
+def test_a_plugin_without_a_section_gets_its_defaults_and_one_with_a_section_is_validated() -> None:
+    from llmrelay.plugins.breaker.settings import BreakerSettings
+
+    assert default_settings(BreakerSettings) == BreakerSettings()
+    assert default_settings(QuotaSettings) == QuotaSettings()  # no unvalidated_defaults: validated
+    configured = {"plugins": {"breaker": {"failure_threshold": 2}}}
+    provider = create_provider("openrouter", api_key=KEY, config=configured, plugins=["breaker"])
+    try:
+        assert provider.layer("breaker").board.settings == BreakerSettings(failure_threshold=2)
+    finally:
+        provider.close()
+    provider = create_provider("openrouter", api_key=KEY, plugins=["breaker"])
+    try:
+        assert provider.layer("breaker").board.settings == BreakerSettings()
+    finally:
+        provider.close()
+    with pytest.raises(ConfigurationError, match=r"plugins\.breaker\.failure_threshold"):
+        create_provider("openrouter", api_key=KEY, config={"plugins": {"breaker": {"failure_threshold": 0}}})

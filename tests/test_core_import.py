@@ -141,6 +141,10 @@ def test_building_the_openrouter_provider_does_no_network_io() -> None:
     )
     assert network_use(events) == []
     assert not modules & set(HEAVY), sorted(modules & set(HEAVY))
+    # Which package a provider came from is for listings and error messages:
+    # a build does not parse any package's METADATA to find out.
+    metadata_reads = [path for event, path, _ in events if event == "open" and path.endswith("METADATA")]
+    assert metadata_reads == []
 
 
 # The result models of list_models, get_credits, get_generation_stats,

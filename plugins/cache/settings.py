@@ -72,22 +72,30 @@ class OperationPolicy(BaseModel):
 # The original reports' figures: model list and pricing 60 s in process, 1 h
 # shared, refreshed every 55 min; credits move with every call, so briefly;
 # generation stats never change once final.
+# Floats, as validation would make them: unvalidated_defaults() uses them as they are.
 DEFAULT_POLICIES: dict[str, dict[str, Any]] = {
     "list_models": dict(
-        enabled=True, l1_ttl=60, l2_ttl=3600, stale_while_revalidate=600, stale_if_error=86400, refresh_every=3300
+        enabled=True,
+        l1_ttl=60.0,
+        l2_ttl=3600.0,
+        stale_while_revalidate=600.0,
+        stale_if_error=86400.0,
+        refresh_every=3300.0,
     ),
-    "get_credits": dict(enabled=True, l1_ttl=10, l2_ttl=30, stale_while_revalidate=30, stale_if_error=600),
-    "get_generation_stats": dict(enabled=True, l1_ttl=3600, l2_ttl=86400, stale_if_error=86400),
-    "execute": dict(enabled=False, l1_ttl=300, l2_ttl=3600, stale_if_error=3600),
-    "stream_execute": dict(enabled=False, l1_ttl=300, l2_ttl=3600, stale_if_error=3600),
-    "embed": dict(enabled=False, l1_ttl=3600, l2_ttl=86400, stale_if_error=86400),
+    "get_credits": dict(enabled=True, l1_ttl=10.0, l2_ttl=30.0, stale_while_revalidate=30.0, stale_if_error=600.0),
+    "get_generation_stats": dict(enabled=True, l1_ttl=3600.0, l2_ttl=86400.0, stale_if_error=86400.0),
+    "execute": dict(enabled=False, l1_ttl=300.0, l2_ttl=3600.0, stale_if_error=3600.0),
+    "stream_execute": dict(enabled=False, l1_ttl=300.0, l2_ttl=3600.0, stale_if_error=3600.0),
+    "embed": dict(enabled=False, l1_ttl=3600.0, l2_ttl=86400.0, stale_if_error=86400.0),
 }
 
 
 class CacheSettings(BaseModel):
     """Settings of the cache plugin (``[plugins.cache]``)."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    # defer_build: with no [plugins.cache] section, unvalidated_defaults()
+    # stands in and this schema is never built.
+    model_config = ConfigDict(extra="forbid", validate_default=True, defer_build=True)
 
     backend: Literal["memory", "redis", "none"] = Field(
         default="memory", description="the shared L2 tier: in-process memory, Redis, or none (L1 only)"
@@ -166,6 +174,12 @@ class CacheSettings(BaseModel):
                     "or entries expire between refreshes"
                 )
         return self
+
+    @classmethod
+    def unvalidated_defaults(cls) -> "CacheSettings":
+        """What ``model_validate({})`` returns, without building the validator (core/settings.py)."""
+        operations = {name: OperationPolicy.model_construct(**policy) for name, policy in DEFAULT_POLICIES.items()}
+        return cls.model_construct(operations=operations, _fields_set=set())
 
     def policy(self, operation: str) -> OperationPolicy | None:
         return self.operations.get(operation)

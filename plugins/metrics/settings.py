@@ -9,9 +9,12 @@ __all__ = ["GradeThresholds", "MetricsSettings", "LATENCY_BUCKETS", "TTFT_BUCKET
 # LLM calls take from a few hundred milliseconds to minutes: buckets are
 # dense around 1-10 s, where the health grade's thresholds are, and reach
 # five minutes for long generations.
-LATENCY_BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300)
+# Floats, as validation would make them: unvalidated_defaults() uses them as they are.
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0
+)
 # Time to first token is shorter: finer below 2 s.
-TTFT_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 30, 60)
+TTFT_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0)
 
 
 class _Strict(BaseModel):
@@ -44,6 +47,11 @@ class GradeThresholds(_Strict):
             raise ValueError("needs three positive, strictly increasing values (A, B, C limits)")
         return value
 
+    @classmethod
+    def unvalidated_defaults(cls) -> "GradeThresholds":
+        """What ``model_validate({})`` returns, without building the validator (core/settings.py)."""
+        return cls.model_construct(_fields_set=set())
+
     @model_validator(mode="after")
     def _failing_above_c(self) -> "GradeThresholds":
         if self.failing_error_rate <= self.error_rate[2]:
@@ -68,6 +76,11 @@ class MetricsSettings(_Strict):
         default=None, description="write the process's metrics here as JSON ({pid} is replaced), for `llmrelay metrics`"
     )
     snapshot_interval: float = Field(default=10.0, gt=0, description="seconds between snapshot writes")
+
+    @classmethod
+    def unvalidated_defaults(cls) -> "MetricsSettings":
+        """What ``model_validate({})`` returns, without building the validator (core/settings.py)."""
+        return cls.model_construct(grade=GradeThresholds.unvalidated_defaults(), _fields_set=set())
 
     @field_validator("latency_buckets", "ttft_buckets")
     @classmethod
