@@ -183,6 +183,8 @@ def test_building_openrouter_and_chatting_does_not_import_the_other_result_model
     assert network_use(events) == []
     loaded = sorted(modules & set(OPERATION_MODULES))
     assert loaded == [], loaded
+    # The cache's stats snapshot types load on the first stats() call.
+    assert "llmrelay.plugins.cache.stats" not in modules
 
 
 def test_the_operation_result_models_are_still_exported() -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .backends import BackendUnavailable, L2Backend
-from .stats import Counters
+from .counters import Counters
 
 __all__ = ["LOCAL_LOCK", "GuardedL2"]
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from llmrelay.core.errors import ConfigurationError, LLMRelayError
 from llmrelay.core.models import ResponseMeta
@@ -35,6 +35,7 @@ from llmrelay.core.provider import CallOptions
 from llmrelay.core.stream import ChatStream
 
 from .backends import L2Backend
+from .counters import Counters
 from .codec import DecodeError, Entry, copy_chunk, decode_value, encode_entry, new_header, split, type_tag
 from .keys import KeyBuilder
 from .l1 import L1Cache, L1Item
@@ -42,7 +43,9 @@ from .l2 import LOCAL_LOCK, GuardedL2
 from .refresher import Refresher
 from .settings import CACHEABLE_OPERATIONS, CacheSettings, OperationPolicy
 from .singleflight import SingleFlight
-from .stats import CacheStats, Counters
+
+if TYPE_CHECKING:
+    from .stats import CacheStats
 
 __all__ = ["CacheLayer", "HIT", "STALE", "MISS", "BYPASS"]
 
@@ -54,10 +57,13 @@ _LOCK_RETRY = 5.0  # seconds before a refresh that found the fleet lock taken ch
 _ERROR_RETRY = 60.0  # seconds before a failed refresh-ahead is tried again
 
 
-class _Loaded(NamedTuple):
-    value: Any  # what the caller gets (an Entry's value, or an uncacheable result)
-    entry: Entry | None
-    from_fleet: bool  # another instance loaded it while this one waited
+class _Loaded:
+    __slots__ = ("value", "entry", "from_fleet")
+
+    def __init__(self, value: Any, entry: Entry | None, from_fleet: bool) -> None:
+        self.value = value  # what the caller gets (an Entry's value, or an uncacheable result)
+        self.entry = entry
+        self.from_fleet = from_fleet  # another instance loaded it while this one waited
 
 
 class CacheLayer(Layer):
