@@ -7,7 +7,9 @@ drift in the machine's load hits them all alike; figures are medians.
 
 For each case the child reports the time its snippet took (``perf_counter``
 around ``exec``), its peak RSS (``ru_maxrss``), and the parent measures the
-whole process's wall time (interpreter start-up included).
+whole process's wall time and CPU time (user + system; interpreter start-up
+and shutdown included). CPU time leaves out waiting for a core, so on a
+shared machine it moves less than wall time.
 
 Cases:
   floor           import requests, pydantic, pluggy, tenacity, cachetools
@@ -49,6 +51,7 @@ import importlib.util
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -110,17 +113,25 @@ def cases() -> dict[str, str]:
     }
 
 
-def run_once(code: str, cwd: str, env: dict[str, str]) -> tuple[float, float, float]:
-    """(snippet seconds, peak RSS MiB, process wall seconds)."""
+def run_once(code: str, cwd: str, env: dict[str, str]) -> tuple[float, float, float, float]:
+    """(snippet seconds, peak RSS MiB, process wall seconds, process CPU seconds).
+
+    CPU time is the child's user + system time: unlike wall time it does not
+    count the time the child waited for a core on a busy machine. Children run
+    one at a time, so the change in ``RUSAGE_CHILDREN`` is this child's.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     out = subprocess.run(
         [sys.executable, "-c", CHILD, code], capture_output=True, text=True, cwd=cwd, env=env, check=False
     )
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
         raise SystemExit(f"benchmark case failed:\n{code}\n{out.stderr}")
     seconds, rss_kib = out.stdout.split()
-    return float(seconds), int(rss_kib) / 1024, wall
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return float(seconds), int(rss_kib) / 1024, wall, cpu
 
 
 def count_instructions(code: str, cwd: str, env: dict[str, str]) -> float:
@@ -176,7 +187,7 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENROUTER_", "LLMRELAY_", "PYTHON"))}
     snippets = cases()
     names = list(snippets)
-    samples: dict[str, list[tuple[float, float, float]]] = {name: [] for name in names}
+    samples: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in names}
     with tempfile.TemporaryDirectory() as scratch:
         for name in names:  # warm the OS file cache and the .pyc files once
             run_once(snippets[name], scratch, env)
@@ -190,6 +201,7 @@ def main() -> None:
             "import_s": statistics.median(s[0] for s in runs),
             "rss_mib": statistics.median(s[1] for s in runs),
             "process_s": statistics.median(s[2] for s in runs),
+            "cpu_s": statistics.median(s[3] for s in runs),
         }
         for name, runs in samples.items()
     }
@@ -197,10 +209,13 @@ def main() -> None:
     floor_model = medians["floor+BaseModel"]
     one_model = medians["floor+1 model"]
     print(f"python {sys.version.split()[0]}, {args.rounds} interleaved rounds, medians")
-    print(f"{'case':<20}{'import ms':>10}{'process ms':>12}{'peak RSS MiB':>14}{'x floor':>9}{'x floor+BM':>12}")
+    print(
+        f"{'case':<20}{'import ms':>10}{'process ms':>12}{'CPU ms':>9}{'peak RSS MiB':>14}{'x floor':>9}{'x floor+BM':>12}"
+    )
     for name, m in medians.items():
         print(
-            f"{name:<20}{m['import_s'] * 1000:>10.1f}{m['process_s'] * 1000:>12.1f}{m['rss_mib']:>14.1f}"
+            f"{name:<20}{m['import_s'] * 1000:>10.1f}{m['process_s'] * 1000:>12.1f}{m['cpu_s'] * 1000:>9.1f}"
+            f"{m['rss_mib']:>14.1f}"
             f"{m['process_s'] / floor['process_s']:>9.2f}{m['process_s'] / floor_model['process_s']:>12.2f}"
         )
     print()
@@ -219,8 +234,9 @@ def main() -> None:
         f"{(m['process_s'] - one_model['process_s']) / one_model['process_s']:+.1%}, "
         f"peak RSS {(m['rss_mib'] - one_model['rss_mib']) / one_model['rss_mib']:+.1%}"
     )
-    print("\nllmrelay's own share (process wall time, medians):")
+    print("\nllmrelay's own share (process wall time and CPU time, medians):")
     print_own_share("process time", {name: m["process_s"] * 1000 for name, m in medians.items()}, "ms")
+    print_own_share("process CPU", {name: m["cpu_s"] * 1000 for name, m in medians.items()}, "ms")
     print_own_share("peak RSS", {name: m["rss_mib"] for name, m in medians.items()}, "MiB")
     if args.json:
         print(json.dumps(medians, indent=2))
