@@ -3,7 +3,11 @@
 Every measurement runs in a fresh interpreter (nothing cached in
 ``sys.modules``), from a scratch directory so the repository is not on
 ``sys.path``. Cases are interleaved round by round, in a rotating order, so
-drift in the machine's load hits them all alike; figures are medians.
+drift in the machine's load hits them all alike; figures are medians. On a
+shared machine the speed of separate processes still differs by 5-10%, so
+one more child per round times the floor, the first model and the provider
+build in one process: the build's share of the floor measured there does not
+depend on how fast that process happened to run.
 
 For each case the child reports the time its snippet took (``perf_counter``
 around ``exec``), its peak RSS (``ru_maxrss``), and the parent measures the
@@ -61,6 +65,7 @@ import time
 from pathlib import Path
 
 FLOOR = "import requests, pydantic, pluggy, tenacity, cachetools"
+PAIRED = "paired"
 
 ONE_MODEL = """
 from pydantic import BaseModel, Field, SecretStr
@@ -75,8 +80,19 @@ import resource, sys, time
 code = sys.argv[1]
 start = time.perf_counter()
 exec(compile(code, "<bench>", "exec"), {"__name__": "__bench__"})
-elapsed = time.perf_counter() - start
-print(elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+end = time.perf_counter()
+print(end - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, end)
+"""
+
+# The floor, the first model and the provider build timed in one process:
+# their ratio does not move with the machine's speed between processes.
+PAIRED_CHILD = """
+import sys, time
+marks = [time.perf_counter()]
+for code in sys.argv[1:]:
+    exec(compile(code, "<bench>", "exec"), {"__name__": "__bench__"})
+    marks.append(time.perf_counter())
+print(*(b - a for a, b in zip(marks, marks[1:])))
 """
 
 
@@ -113,25 +129,39 @@ def cases() -> dict[str, str]:
     }
 
 
-def run_once(code: str, cwd: str, env: dict[str, str]) -> tuple[float, float, float, float]:
-    """(snippet seconds, peak RSS MiB, process wall seconds, process CPU seconds).
+def run_once(code: str, cwd: str, env: dict[str, str]) -> tuple[float, float, float, float, float]:
+    """(snippet s, peak RSS MiB, process wall s, process CPU s, exit s).
 
     CPU time is the child's user + system time: unlike wall time it does not
     count the time the child waited for a core on a busy machine. Children run
-    one at a time, so the change in ``RUSAGE_CHILDREN`` is this child's.
+    one at a time, so the change in ``RUSAGE_CHILDREN`` is this child's. Exit
+    time runs from the end of the snippet to the child's exit (interpreter
+    shutdown: every module and object freed), on the shared monotonic clock.
     """
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     out = subprocess.run(
         [sys.executable, "-c", CHILD, code], capture_output=True, text=True, cwd=cwd, env=env, check=False
     )
-    wall = time.perf_counter() - start
+    wall_end = time.perf_counter()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
         raise SystemExit(f"benchmark case failed:\n{code}\n{out.stderr}")
-    seconds, rss_kib = out.stdout.split()
+    seconds, rss_kib, snippet_end = out.stdout.split()
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return float(seconds), int(rss_kib) / 1024, wall, cpu
+    return float(seconds), int(rss_kib) / 1024, wall_end - start, cpu, wall_end - float(snippet_end)
+
+
+def run_paired(provider: str, cwd: str, env: dict[str, str]) -> tuple[float, float, float]:
+    """(floor s, first model s, provider build s), timed in one process."""
+    out = subprocess.run(
+        [sys.executable, "-c", PAIRED_CHILD, FLOOR, ONE_MODEL, provider],
+        capture_output=True, text=True, cwd=cwd, env=env, check=False,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"paired benchmark failed:\n{out.stderr}")
+    floor, model, build = (float(x) for x in out.stdout.split())
+    return floor, model, build
 
 
 def count_instructions(code: str, cwd: str, env: dict[str, str]) -> float:
@@ -155,6 +185,23 @@ def print_own_share(label: str, cases: dict[str, float], unit: str) -> None:
     for name, base in (("llmrelay.core", "python -c pass"), ("floor+llmrelay API", "floor+1 model"), ("openrouter", "floor+1 model")):
         own = cases[name] - cases[base]
         print(f"  {label:<16}{name:<20} own {own:+8.1f} {unit} over {base:<15} = {own / floor:+6.1%} of the floor")
+
+
+def print_paired(paired: list[tuple[float, float, float]], medians: dict[str, dict[str, float]]) -> None:
+    """The provider build against the floor in the same process, and what it adds to shutdown."""
+    floor_ms = statistics.median(p[0] for p in paired) * 1000
+    model_ms = statistics.median(p[1] for p in paired) * 1000
+    build_ms = statistics.median(p[2] for p in paired) * 1000
+    ratio = statistics.median(p[2] / p[0] for p in paired)
+    extra_exit = (medians["openrouter"]["exit_s"] - medians["floor+1 model"]["exit_s"]) * 1000
+    floor_process = medians["floor"]["process_s"] * 1000
+    print(f"\nfloor, first model and provider build timed in one process ({len(paired)} processes, medians):")
+    print(f"  floor import {floor_ms:.1f} ms, first model {model_ms:.1f} ms, provider build {build_ms:.1f} ms")
+    print(f"  build / floor import, per process: {ratio:.1%}")
+    print(
+        f"  estimate over the floor's process time: (build + its extra shutdown, {extra_exit:+.1f} ms) "
+        f"/ the floor case's process time = {(build_ms + extra_exit) / floor_process:.1%}"
+    )
 
 
 def print_instructions(snippets: dict[str, str], scratch: str, env: dict[str, str]) -> None:
@@ -187,14 +234,19 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENROUTER_", "LLMRELAY_", "PYTHON"))}
     snippets = cases()
     names = list(snippets)
-    samples: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in names}
+    samples: dict[str, list[tuple[float, float, float, float, float]]] = {name: [] for name in names}
+    paired: list[tuple[float, float, float]] = []
+    order = [*names, PAIRED]
     with tempfile.TemporaryDirectory() as scratch:
         for name in names:  # warm the OS file cache and the .pyc files once
             run_once(snippets[name], scratch, env)
         for round_index in range(args.rounds):
-            shift = round_index % len(names)
-            for name in names[shift:] + names[:shift]:
-                samples[name].append(run_once(snippets[name], scratch, env))
+            shift = round_index % len(order)
+            for name in order[shift:] + order[:shift]:
+                if name == PAIRED:
+                    paired.append(run_paired(snippets["openrouter"], scratch, env))
+                else:
+                    samples[name].append(run_once(snippets[name], scratch, env))
 
     medians = {
         name: {
@@ -202,6 +254,7 @@ def main() -> None:
             "rss_mib": statistics.median(s[1] for s in runs),
             "process_s": statistics.median(s[2] for s in runs),
             "cpu_s": statistics.median(s[3] for s in runs),
+            "exit_s": statistics.median(s[4] for s in runs),
         }
         for name, runs in samples.items()
     }
@@ -210,12 +263,13 @@ def main() -> None:
     one_model = medians["floor+1 model"]
     print(f"python {sys.version.split()[0]}, {args.rounds} interleaved rounds, medians")
     print(
-        f"{'case':<20}{'import ms':>10}{'process ms':>12}{'CPU ms':>9}{'peak RSS MiB':>14}{'x floor':>9}{'x floor+BM':>12}"
+        f"{'case':<20}{'import ms':>10}{'process ms':>12}{'CPU ms':>9}{'exit ms':>9}{'peak RSS MiB':>14}"
+        f"{'x floor':>9}{'x floor+BM':>12}"
     )
     for name, m in medians.items():
         print(
             f"{name:<20}{m['import_s'] * 1000:>10.1f}{m['process_s'] * 1000:>12.1f}{m['cpu_s'] * 1000:>9.1f}"
-            f"{m['rss_mib']:>14.1f}"
+            f"{m['exit_s'] * 1000:>9.1f}{m['rss_mib']:>14.1f}"
             f"{m['process_s'] / floor['process_s']:>9.2f}{m['process_s'] / floor_model['process_s']:>12.2f}"
         )
     print()
@@ -238,6 +292,7 @@ def main() -> None:
     print_own_share("process time", {name: m["process_s"] * 1000 for name, m in medians.items()}, "ms")
     print_own_share("process CPU", {name: m["cpu_s"] * 1000 for name, m in medians.items()}, "ms")
     print_own_share("peak RSS", {name: m["rss_mib"] for name, m in medians.items()}, "MiB")
+    print_paired(paired, medians)
     if args.json:
         print(json.dumps(medians, indent=2))
     if args.instructions:
