@@ -17,9 +17,14 @@ import tempfile
 
 # The dependency floor and the one-model baseline, as bench_import.py defines them
 # (bench/ is on sys.path: it is the directory of the script that runs).
-from bench_import import FLOOR, ONE_MODEL
+from bench_import import FLOOR, ONE_MODEL, run_paired
 
-__all__ = ["CASES", "measure_imports"]
+__all__ = ["CASES", "PAIRED", "measure_imports"]
+
+PROVIDER_CASE = "llmrelay ready (openrouter provider built)"
+# The build timed after the dependencies in the same process: a share that does
+# not move with how fast one process or another happened to run.
+PAIRED = "llmrelay provider build, timed after its dependencies in one process"
 
 CASES: dict[str, tuple[str, str | None]] = {
     # name: (snippet, module that must be importable or the case is skipped)
@@ -29,7 +34,7 @@ CASES: dict[str, tuple[str, str | None]] = {
     # lazy, and its field and schema machinery load when a model is defined.
     "llmrelay's dependencies + one settings model": (FLOOR + ONE_MODEL, None),
     "llmrelay (import llmrelay.core)": ("import llmrelay.core", "llmrelay.core"),
-    "llmrelay ready (openrouter provider built)": (
+    PROVIDER_CASE: (
         "from llmrelay.core import create_provider\n"
         "create_provider('openrouter', api_key='sk-or-v1-x', config={'plugins': {'cache': {'warm_up': []}}})",
         "llmrelay.providers.openrouter",
@@ -81,14 +86,20 @@ def measure_imports(rounds: int) -> dict[str, dict[str, float]]:
     with tempfile.TemporaryDirectory() as scratch:
         for name in names:  # warm the OS file cache and compile .pyc files once
             _once(runnable[name], scratch, env)
+        shares: list[float] = []
         for round_index in range(rounds):
             shift = round_index % len(names)
             for name in names[shift:] + names[:shift]:
                 samples[name].append(_once(runnable[name], scratch, env))
+            if PROVIDER_CASE in runnable:
+                floor_s, _, build_s = run_paired(runnable[PROVIDER_CASE], scratch, env)
+                shares.append(build_s / floor_s)
     for name in CASES:
         if name in samples:
             results[name] = {
                 "import_ms": statistics.median(s[0] for s in samples[name]) * 1000,
                 "rss_mib": statistics.median(s[1] for s in samples[name]),
             }
+    if shares:
+        results[PAIRED] = {"share": statistics.median(shares)}
     return results
