@@ -35,8 +35,8 @@ from llmrelay.core.provider import CallOptions
 from llmrelay.core.stream import ChatStream
 
 from .backends import L2Backend
-from .counters import Counters
 from .codec import DecodeError, Entry, copy_chunk, decode_value, encode_entry, new_header, split, type_tag
+from .counters import Counters
 from .keys import KeyBuilder
 from .l1 import L1Cache, L1Item
 from .l2 import LOCAL_LOCK, GuardedL2
