@@ -29,16 +29,16 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel
 
-from .models import ChatRequest, ChatResponse
 from .provider import CallOptions, Provider, RequestLike
 from .records import Record
 from .settings import default_settings
-from .stream import ChatStream
 
 if TYPE_CHECKING:
     from .account import Credits, GenerationStats, ValidationReport
     from .catalog import ModelList
     from .embeddings import EmbeddingRequest, EmbeddingResponse
+    from .models import ChatRequest, ChatResponse
+    from .stream import ChatStream
 
 __all__ = [
     "Operation",
@@ -234,6 +234,8 @@ class LayeredProvider(Provider):
         return self._chain(call)
 
     def _chat_request(self, request: RequestLike) -> ChatRequest:
+        from .models import ChatRequest  # loads with the first chat, not with the build
+
         return ChatRequest.coerce(request, default_model=self.settings.default_model, provider=self.instance_name)
 
     def execute(self, request: RequestLike, *, options: CallOptions | None = None) -> ChatResponse:

@@ -12,22 +12,24 @@ Providers are thread-safe: agent backends share one instance across threads.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Union
 
 from .errors import CapabilityNotSupportedError, ConfigurationError
-from .models import ChatRequest, ChatResponse
 from .records import Record
 from .settings import ProviderSettings
-from .stream import ChatStream
 
 if TYPE_CHECKING:
+    # The chat model and the stream load with the first chat call, like the
+    # other operations' result models: building a provider runs no chat.
     from .account import Credits, GenerationStats, ValidationReport
     from .catalog import ModelList
     from .embeddings import EmbeddingRequest, EmbeddingResponse
+    from .models import ChatRequest, ChatResponse
+    from .stream import ChatStream
 
 __all__ = ["Capability", "CallOptions", "Provider", "RequestLike"]
 
-RequestLike = ChatRequest | dict[str, Any]
+RequestLike = Union["ChatRequest", dict[str, Any]]
 
 
 class Capability:

@@ -34,19 +34,20 @@ from urllib.parse import urlsplit
 from pydantic import Field
 
 from llmrelay.core.errors import ConfigurationError, InvalidResponseError, RateLimitError
-from llmrelay.core.models import ChatRequest, ChatResponse, Usage
 from llmrelay.core.provider import CallOptions, Capability, RequestLike
 from llmrelay.core.settings import ProviderSettings
-from llmrelay.core.stream import ChatStream
 from llmrelay.core.transport import HTTPResponse
 
 from .http_provider import HTTPProvider
-from .openai_wire import chat_stream, coerce_chat_request, parse_chat_response
 
 if TYPE_CHECKING:
+    # The wire format (and with it the chat model and the stream) loads with
+    # the first chat call: building a provider runs none.
     from llmrelay.core.account import ValidationReport
     from llmrelay.core.catalog import ModelInfo, ModelList
     from llmrelay.core.embeddings import EmbeddingRequest, EmbeddingResponse
+    from llmrelay.core.models import ChatRequest, ChatResponse
+    from llmrelay.core.stream import ChatStream
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -131,6 +132,8 @@ class OpenAICompatibleProvider(HTTPProvider):
     # ------------------------------------------------------------------ chat
 
     def _chat_body(self, request: RequestLike, stream: bool) -> tuple[dict[str, Any], str]:
+        from .openai_wire import coerce_chat_request
+
         self.require_key()
         chat = coerce_chat_request(request, default_model=self.settings.default_model, provider=self.instance_name)
         body = chat.to_wire()
@@ -139,6 +142,8 @@ class OpenAICompatibleProvider(HTTPProvider):
         return self.prepare_body(body, chat, stream=stream), chat.model or ""
 
     def execute(self, request: RequestLike, *, options: CallOptions | None = None) -> ChatResponse:
+        from .openai_wire import parse_chat_response
+
         body, model = self._chat_body(request, stream=False)
         client = self._client
         provider = self.instance_name
@@ -154,6 +159,8 @@ class OpenAICompatibleProvider(HTTPProvider):
         return client.request("POST", "/chat/completions", parse, body=body, model=model, what="chat completion")
 
     def stream_execute(self, request: RequestLike, *, options: CallOptions | None = None) -> ChatStream:
+        from .openai_wire import chat_stream
+
         body, model = self._chat_body(request, stream=True)
         response = self._client.open_stream("/chat/completions", body=body, model=model, what="chat stream")
         return chat_stream(response, provider=self.instance_name, model=model)
@@ -191,6 +198,7 @@ class OpenAICompatibleProvider(HTTPProvider):
         if Capability.EMBEDDINGS not in self.capabilities:  # a subclass for a service without /embeddings
             return super().embed(request, options=options)
         from llmrelay.core.embeddings import EmbeddingRequest, EmbeddingResponse
+        from llmrelay.core.models import Usage
 
         embedding = request if isinstance(request, EmbeddingRequest) else EmbeddingRequest.model_validate(request)
         model = embedding.model or self.settings.default_model

@@ -41,7 +41,6 @@ from llmrelay.core.errors import (
     PermissionDeniedError,
 )
 from llmrelay.core.http import Attempted, is_status
-from llmrelay.core.models import ChatRequest, to_decimal
 from llmrelay.core.provider import CallOptions, Capability
 from llmrelay.core.retry import RetryPolicy
 from llmrelay.core.settings import ProviderSettings, RetrySettings
@@ -51,6 +50,7 @@ from .openai_compat import OpenAICompatibleProvider
 if TYPE_CHECKING:
     from llmrelay.core.account import Credits, GenerationStats, ValidationReport
     from llmrelay.core.catalog import ModelInfo, ModelList
+    from llmrelay.core.models import ChatRequest
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -303,6 +303,7 @@ class OpenRouterProvider(OpenAICompatibleProvider):
     def probe_key(self) -> ValidationReport:
         """``GET /key``: label, limit and usage; a used-up limit is ``no_credits``."""
         from llmrelay.core.account import ValidationReport
+        from llmrelay.core.models import to_decimal
 
         name = self.instance_name
         data, _ = self._client.request_json("GET", "/key", what="key check")
@@ -335,6 +336,8 @@ class OpenRouterProvider(OpenAICompatibleProvider):
 
     def get_credits(self, *, options: CallOptions | None = None) -> Credits:
         """Total credits bought and used. Raises :class:`CreditsNotAvailableError` for keys that may not ask."""
+        from llmrelay.core.models import to_decimal
+
         self.require_key()
         name = self.instance_name
         try:

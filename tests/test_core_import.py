@@ -187,6 +187,48 @@ def test_building_openrouter_and_chatting_does_not_import_the_other_result_model
     assert "llmrelay.plugins.cache.stats" not in modules
 
 
+# The chat model, the stream and the OpenAI wire format: loaded by the first
+# chat call, not by building a provider (list_models, credits and
+# validate_config never need them).
+CHAT_MODULES = ["llmrelay.core.models", "llmrelay.core.stream", "llmrelay.core.sse", "llmrelay.providers.openai_wire"]
+
+
+def test_the_chat_model_loads_with_the_first_chat_call_not_with_the_build() -> None:
+    _, modules = run_isolated(
+        f"""
+        from llmrelay.core import CallOptions, create_provider
+        from llmrelay.core.transport import HTTPResponse, MockTransport
+        CHAT_MODULES = {CHAT_MODULES!r}
+        provider = create_provider(
+            "openrouter", api_key="sk-or-v1-not-a-real-key-0000000000",
+            config={{"plugins": {{"cache": {{"warm_up": []}}}}}},
+        )
+        assert [m for m in CHAT_MODULES if m in sys.modules] == [], "the build loaded the chat model"
+        EVENTS = [
+            b'data: {{"id":"gen-1","model":"m/x","choices":[{{"index":0,"delta":{{"content":"hel"}}}}]}}\\n\\n',
+            b'data: {{"id":"gen-1","model":"m/x","choices":[{{"index":0,"delta":{{"content":"lo"}},"finish_reason":"stop"}}],'
+            b'"usage":{{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}}}\\n\\n',
+            b"data: [DONE]\\n\\n",
+        ]
+        provider.inner._client.transport.close()
+        provider.inner._client.transport = MockTransport(
+            lambda request: HTTPResponse(200, {{"content-type": "text/event-stream"}}, stream=iter(EVENTS))
+        )
+        request = {{"model": "m/x", "messages": [{{"role": "user", "content": "hi"}}]}}
+        # A cached stream: the miss stores it, the hit replays copies of its chunks.
+        for expected in ("miss", "hit"):
+            with provider.stream_execute(request, options=CallOptions(cache=True)) as stream:
+                assert "".join(chunk.text for chunk in stream) == "hello"
+                assert stream.meta.cache == expected, stream.meta.cache
+                assert stream.final_response().usage.total_tokens == 5
+        metrics = provider.layer("metrics").collector.snapshot()
+        assert (metrics.totals.requests, metrics.totals.cache_hits, metrics.totals.completion_tokens) == (2, 1, 4), metrics.totals
+        provider.close()
+        """
+    )
+    assert set(CHAT_MODULES) <= modules
+
+
 def test_the_operation_result_models_are_still_exported() -> None:
     _, modules = run_isolated(
         """

@@ -25,13 +25,13 @@ import math
 import operator
 import os
 import secrets
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import SchemaSerializer
 
-from llmrelay.core.models import ChatResponse, Usage
-from llmrelay.core.stream import StreamChunk, ToolCallDelta
+if TYPE_CHECKING:
+    from llmrelay.core.stream import StreamChunk
 
 __all__ = [
     "FORMAT_VERSION", "STREAM_TYPE", "Entry", "Header", "DecodeError", "encode", "encode_entry", "new_etag", "new_header", "split", "decode_value",
@@ -42,9 +42,9 @@ FORMAT_VERSION = 3
 STREAM_TYPE = "stream"
 
 # The result types the cache stores, by class name, and the module of each.
-# Only ChatResponse is imported up front: the others are imported when an
-# entry of theirs is first decoded, which keeps them out of the provider-build
-# path (a tag is checked by name alone).
+# Each is imported when an entry of its type is first decoded, which keeps
+# them out of the provider-build path (a tag is checked by name alone); the
+# chat model and the stream likewise load with the first chat call.
 _MODEL_MODULES: dict[str, str] = {
     "ModelList": "llmrelay.core.catalog",
     "Credits": "llmrelay.core.account",
@@ -53,7 +53,7 @@ _MODEL_MODULES: dict[str, str] = {
     "EmbeddingResponse": "llmrelay.core.embeddings",
 }
 # Filled on first use; two threads filling one name at once store the same class.
-_MODELS: dict[str, type[BaseModel]] = {"ChatResponse": ChatResponse}
+_MODELS: dict[str, type[BaseModel]] = {}
 _EXCLUDE_META = {"meta"}
 # json.dumps builds a new encoder per call whenever it is given options.
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
@@ -324,6 +324,8 @@ def _encode_stream(chunks: Any) -> bytes:
 
 
 def _decode_stream(payload: dict[str, Any]) -> tuple[StreamChunk, ...]:
+    from llmrelay.core.stream import StreamChunk
+
     chunk_id, model, served_by = payload["common"]
     texts = payload["text"]
     reasoning = payload.get("reasoning")
@@ -355,6 +357,9 @@ def _chunk_to_json(chunk: StreamChunk) -> list[Any]:
 
 
 def _chunk_from_json(row: list[Any]) -> StreamChunk:
+    from llmrelay.core.models import Usage
+    from llmrelay.core.stream import StreamChunk, ToolCallDelta
+
     text, reasoning, finish, native, chunk_id, model, served_by, tool_calls, usage = row
     return StreamChunk(
         text=text,
@@ -371,10 +376,11 @@ def _chunk_from_json(row: list[Any]) -> StreamChunk:
 
 def copy_chunk(chunk: StreamChunk) -> StreamChunk:
     """A chunk a caller may change without changing the cached one."""
-    return StreamChunk(
+    # The chunk's own classes: replaying a stream needs no import per chunk.
+    return type(chunk)(
         text=chunk.text,
         reasoning=chunk.reasoning,
-        tool_calls=[ToolCallDelta(d.index, d.id, d.name, d.arguments) for d in chunk.tool_calls]
+        tool_calls=[type(d)(d.index, d.id, d.name, d.arguments) for d in chunk.tool_calls]
         if chunk.tool_calls
         else None,
         finish_reason=chunk.finish_reason,

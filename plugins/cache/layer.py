@@ -29,10 +29,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from llmrelay.core.errors import ConfigurationError, LLMRelayError
-from llmrelay.core.models import ResponseMeta
 from llmrelay.core.pipeline import Call, Handler, Layer, Operation
 from llmrelay.core.provider import CallOptions
-from llmrelay.core.stream import ChatStream
 
 from .backends import L2Backend
 from .codec import DecodeError, Entry, copy_chunk, decode_value, encode_entry, new_header, split, type_tag
@@ -45,6 +43,8 @@ from .settings import CACHEABLE_OPERATIONS, CacheSettings, OperationPolicy
 from .singleflight import SingleFlight
 
 if TYPE_CHECKING:
+    from llmrelay.core.stream import ChatStream
+
     from .stats import CacheStats
 
 __all__ = ["CacheLayer", "HIT", "STALE", "MISS", "BYPASS"]
@@ -289,11 +289,17 @@ class CacheLayer(Layer):
     # ------------------------------------------------------------------ presenting
 
     def _present(self, value: Any, state: str, call: Call) -> Any:
+        # A value to present has loaded the chat model (imported with the
+        # first chat call, not with the build).
+        from llmrelay.core.models import ResponseMeta
+
         meta = ResponseMeta(cache=state, stale=state == STALE)
         if state == MISS:
             # The upstream's own result: keep how many attempts it took (metrics counts retries from it).
             meta.attempts = getattr(getattr(value, "meta", None), "attempts", 1)
         if isinstance(value, tuple):  # a stored stream: replay it
+            from llmrelay.core.stream import ChatStream
+
             stream = ChatStream(
                 iter([copy_chunk(chunk) for chunk in value]),
                 provider=call.provider,
@@ -371,7 +377,7 @@ class CacheLayer(Layer):
                 return
             self._counters.add("upstream_calls")
             result = handler(_background_copy(call))
-            if isinstance(result, ChatStream):
+            if call.operation == Operation.STREAM and _is_stream(result):
                 result = _drain(result)
             entry = self._store(key, result, policy, ttl)
             self._counters.add("refreshes")
@@ -486,8 +492,18 @@ def _storable_type(result: Any) -> str | None:
     return tag
 
 
+def _is_stream(result: Any) -> bool:
+    from llmrelay.core.stream import ChatStream  # a stream call has loaded it
+
+    return isinstance(result, ChatStream)
+
+
 def _set_meta(result: Any, state: str) -> None:
     meta = getattr(result, "meta", None)
+    if meta is None:
+        return
+    from llmrelay.core.models import ResponseMeta
+
     if isinstance(meta, ResponseMeta):
         meta.cache = state
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from llmrelay.core.models import Usage
 from llmrelay.core.pipeline import Call, Handler, Layer, Operation
 
 from .collector import CallRecord, MetricsCollector
@@ -69,7 +68,7 @@ class MetricsLayer(Layer):
         meta = getattr(result, "meta", None)
         usage = getattr(result, "usage", None)
         # Only token usage counts: ValidationReport.usage is the key's spend in USD.
-        if isinstance(usage, Usage):
+        if usage is not None and _is_token_usage(usage):
             prompt, completion, cost = usage.prompt_tokens or 0, usage.completion_tokens or 0, usage.cost
         else:
             prompt = completion = 0
@@ -100,7 +99,7 @@ class MetricsLayer(Layer):
         started = stream.started_at
         ended = stream.ended_at if stream.ended_at is not None else started
         first = stream.first_chunk_at
-        usage = stream.usage if isinstance(stream.usage, Usage) else None
+        usage = stream.usage if stream.usage is not None and _is_token_usage(stream.usage) else None
         tokens_per_second = None
         completion = getattr(usage, "completion_tokens", 0) or 0
         if first is not None and completion and ended > first:
@@ -164,3 +163,11 @@ def _attempts(meta: Any, error: BaseException | None) -> int:
     """Attempts made, from the result's meta or the error (when the notes had none)."""
     attempts = getattr(meta, "attempts", None) if meta is not None else getattr(error, "attempts", None)
     return attempts if isinstance(attempts, int) and attempts > 0 else 1
+
+
+def _is_token_usage(value: Any) -> bool:
+    # Imported here, not with the layer: the chat model loads with the first
+    # chat call, and a result that carries usage has loaded it already.
+    from llmrelay.core.models import Usage
+
+    return isinstance(value, Usage)
