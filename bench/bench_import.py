@@ -27,8 +27,10 @@ Cases:
   llmrelay.core   import llmrelay.core            (public names load on first use)
   floor+llmrelay API  the floor, then the public names a program uses (builds the domain model)
   openrouter      from llmrelay.core import create_provider; create_provider("openrouter", api_key="x")
-                  with the default plugins (the cache's start-up warm-up switched off: no network);
-                  the tests' fake provider stands in until providers/openrouter.py exists
+                  with the default plugins (the cache's start-up warm-up switched off: no network)
+  openrouter+chat the same build, then one chat call through every layer, answered in-process
+                  by a MockTransport: what the first chat adds (the chat model, the wire format
+                  and the response parsing load with it, not with the build)
 
 What llmrelay's own modules add is read as the difference between a case and
 the floor with one small model (which loads the same pydantic machinery any
@@ -51,7 +53,6 @@ of millions of instructions. Each count is the median of three runs with
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import re
@@ -62,9 +63,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 FLOOR = "import requests, pydantic, pluggy, tenacity, cachetools"
+# A /chat/completions reply as OpenRouter sends it (usage with cost).
+CHAT_REPLY = (
+    b'{"id":"gen-1","model":"m/x","created":1,"choices":[{"index":0,"finish_reason":"stop",'
+    b'"message":{"role":"assistant","content":"hello"}}],'
+    b'"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4,"cost":0.00001}}'
+)
 PAIRED = "paired"
 
 ONE_MODEL = """
@@ -97,24 +103,21 @@ print(*(b - a for a, b in zip(marks, marks[1:])))
 
 
 def cases() -> dict[str, str]:
-    if importlib.util.find_spec("llmrelay.providers.openrouter") is not None:
-        # The cache's start-up warm-up would try to reach openrouter.ai from a
-        # background thread: switched off, so the figure is the build alone.
-        provider = (
-            "from llmrelay.core import create_provider, get_registry\n"
-            'warm = any(s.name == "cache" for s in get_registry().layer_specs())\n'
-            'config = {"plugins": {"cache": {"warm_up": []}}} if warm else None\n'
-            'create_provider("openrouter", api_key="x", config=config)'
-        )
-    else:
-        root = Path(__file__).resolve().parent.parent
-        provider = (
-            f"import sys; sys.path.insert(0, {str(root)!r})\n"
-            "from llmrelay.core import create_provider, get_registry\n"
-            "from tests.support import fake_provider\n"
-            'get_registry().register(fake_provider, name="fake")\n'
-            'create_provider("fake")'
-        )
+    # The cache's start-up warm-up would try to reach openrouter.ai from a
+    # background thread: switched off, so the figure is the build alone.
+    provider = (
+        "from llmrelay.core import create_provider, get_registry\n"
+        'warm = any(s.name == "cache" for s in get_registry().layer_specs())\n'
+        'config = {"plugins": {"cache": {"warm_up": []}}} if warm else None\n'
+        'provider = create_provider("openrouter", api_key="x", config=config)'
+    )
+    first_chat = (
+        "\nfrom llmrelay.core.transport import HTTPResponse, MockTransport\n"
+        "provider.inner._client.transport.close()\n"
+        "provider.inner._client.transport = MockTransport(\n"
+        f"    lambda request: HTTPResponse(200, {{'content-type': 'application/json'}}, {CHAT_REPLY!r}))\n"
+        "provider.execute({'model': 'm/x', 'messages': [{'role': 'user', 'content': 'hi'}]})"
+    )
     return {
         "python -c pass": "pass",
         "floor": FLOOR,
@@ -126,6 +129,7 @@ def cases() -> dict[str, str]:
             "ProviderSettings, create_provider, LLMRelayError"
         ),
         "openrouter": provider,
+        "openrouter+chat": provider + first_chat,
     }
 
 
@@ -182,7 +186,13 @@ def count_instructions(code: str, cwd: str, env: dict[str, str]) -> float:
 def print_own_share(label: str, cases: dict[str, float], unit: str) -> None:
     """What llmrelay's own modules add, as a share of the bare floor (issue 2's target: under 20%)."""
     floor = cases["floor"]
-    for name, base in (("llmrelay.core", "python -c pass"), ("floor+llmrelay API", "floor+1 model"), ("openrouter", "floor+1 model")):
+    pairs = [
+        ("llmrelay.core", "python -c pass"),
+        ("floor+llmrelay API", "floor+1 model"),
+        ("openrouter", "floor+1 model"),
+        ("openrouter+chat", "floor+1 model"),
+    ]
+    for name, base in pairs:
         own = cases[name] - cases[base]
         print(f"  {label:<16}{name:<20} own {own:+8.1f} {unit} over {base:<15} = {own / floor:+6.1%} of the floor")
 

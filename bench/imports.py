@@ -15,9 +15,9 @@ import subprocess
 import sys
 import tempfile
 
-# The dependency floor and the one-model baseline, as bench_import.py defines them
-# (bench/ is on sys.path: it is the directory of the script that runs).
-from bench_import import FLOOR, ONE_MODEL, run_paired
+# The dependency floor, the one-model baseline and the provider build, as
+# bench_import.py defines them (bench/ is on sys.path: it is the directory of the script that runs).
+from bench_import import FLOOR, ONE_MODEL, cases, run_paired
 
 __all__ = ["CASES", "PAIRED", "measure_imports"]
 
@@ -34,11 +34,7 @@ CASES: dict[str, tuple[str, str | None]] = {
     # lazy, and its field and schema machinery load when a model is defined.
     "llmrelay's dependencies + one settings model": (FLOOR + ONE_MODEL, None),
     "llmrelay (import llmrelay.core)": ("import llmrelay.core", "llmrelay.core"),
-    PROVIDER_CASE: (
-        "from llmrelay.core import create_provider\n"
-        "create_provider('openrouter', api_key='sk-or-v1-x', config={'plugins': {'cache': {'warm_up': []}}})",
-        "llmrelay.providers.openrouter",
-    ),
+    PROVIDER_CASE: (cases()["openrouter"], "llmrelay.providers.openrouter"),
     "openai (from openai import OpenAI)": ("from openai import OpenAI", "openai"),
     "litellm (import litellm)": ("import litellm", "litellm"),
 }

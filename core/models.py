@@ -3,9 +3,10 @@
 Everything a caller hands in or gets back from a chat call is one of these
 pydantic v2 models, except stream chunks (see :mod:`llmrelay.core.stream`),
 which are slotted records because building a pydantic object per chunk
-costs more than parsing the chunk's JSON. The results of the other
-operations live in their own modules, imported only when those operations
-run, so building a provider never defines them:
+costs more than parsing the chunk's JSON. This module loads with the first
+chat call (or the first import of one of its names), not when a provider is
+built. The results of the other operations live in their own modules,
+imported only when those operations run:
 :mod:`llmrelay.core.catalog` (``list_models``: models and pricing),
 :mod:`llmrelay.core.account` (credits, generation stats, ``validate_config``)
 and :mod:`llmrelay.core.embeddings` (``embed``).

@@ -31,8 +31,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from pydantic import Field
-
 from llmrelay.core.errors import ConfigurationError, InvalidResponseError, RateLimitError
 from llmrelay.core.provider import CallOptions, Capability, RequestLike
 from llmrelay.core.settings import ProviderSettings
@@ -49,6 +47,8 @@ if TYPE_CHECKING:
     from llmrelay.core.models import ChatRequest, ChatResponse
     from llmrelay.core.stream import ChatStream
 
+    from .openai_settings import OpenAICompatibleSettings
+
 __all__ = [
     "DEFAULT_BASE_URL",
     "OpenAICompatibleSettings",
@@ -60,17 +60,27 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _KEY_REQUIRED_HOSTS = {"api.openai.com"}
 
 
-class OpenAICompatibleSettings(ProviderSettings):
-    """The common settings plus OpenAI's optional organization / project headers."""
+class _SettingsModelOnFirstRead:
+    """``OpenAICompatibleProvider.settings_model``, imported when first read.
 
-    base_url: str | None = Field(default=None, description="None: the provider's default_base_url (OpenAI's API)")
-    organization: str | None = Field(default=None, description="sent as OpenAI-Organization")
-    project: str | None = Field(default=None, description="sent as OpenAI-Project")
-    stream_usage: bool = Field(
-        default=True,
-        description="ask for a usage chunk at the end of streams (stream_options.include_usage); "
-        "turn off for servers that reject stream_options",
-    )
+    OpenRouter's provider subclasses this one with settings of its own, so
+    building it never reads this attribute: naming the model by module keeps
+    that build from defining a settings class it does not use.
+    """
+
+    def __get__(self, instance: object, owner: type | None = None) -> type[ProviderSettings]:
+        from .openai_settings import OpenAICompatibleSettings
+
+        return OpenAICompatibleSettings
+
+
+def __getattr__(name: str) -> Any:
+    # ``from llmrelay.providers.openai_compat import OpenAICompatibleSettings`` still works.
+    if name == "OpenAICompatibleSettings":
+        from .openai_settings import OpenAICompatibleSettings
+
+        return OpenAICompatibleSettings
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def model_info_from_openai(entry: dict[str, Any]) -> ModelInfo:
@@ -95,7 +105,7 @@ class OpenAICompatibleProvider(HTTPProvider):
     """
 
     name: ClassVar[str] = "openai"
-    settings_model: ClassVar[type[ProviderSettings]] = OpenAICompatibleSettings
+    settings_model: ClassVar[type[ProviderSettings]] = _SettingsModelOnFirstRead()  # type: ignore[assignment]
     env_prefix: ClassVar[str] = "OPENAI_"
     requires_api_key: ClassVar[bool] = False
     capabilities: ClassVar[frozenset[str]] = Capability.CORE | {Capability.EMBEDDINGS}

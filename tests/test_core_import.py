@@ -145,6 +145,9 @@ def test_building_the_openrouter_provider_does_no_network_io() -> None:
     # a build does not parse any package's METADATA to find out.
     metadata_reads = [path for event, path, _ in events if event == "open" and path.endswith("METADATA")]
     assert metadata_reads == []
+    # OpenRouter's provider subclasses the OpenAI-compatible one but has
+    # settings of its own: the base's settings class is never defined.
+    assert "llmrelay.providers.openai_settings" not in modules
 
 
 # The result models of list_models, get_credits, get_generation_stats,
