@@ -14,23 +14,28 @@ __all__ = ["TimeoutSettings", "RetrySettings", "PoolSettings", "ProviderSettings
 M = TypeVar("M", bound=BaseModel)
 
 
-class _Strict(BaseModel):
-    # defer_build: a settings class builds its validator when it first
-    # validates, so importing every installed provider does not build the
-    # validators of the ones a program never creates. Subclasses inherit it.
-    model_config = ConfigDict(extra="forbid", validate_default=True, defer_build=True)
+# defer_build: a settings class builds its validator when it first
+# validates, so importing every installed provider does not build the
+# validators of the ones a program never creates. Subclasses of
+# ProviderSettings inherit it. A config rather than a field-less base class:
+# pydantic charges for every class it makes.
+_STRICT = ConfigDict(extra="forbid", validate_default=True, defer_build=True)
 
 
-class TimeoutSettings(_Strict):
+class TimeoutSettings(BaseModel):
     """Seconds. Every call is bounded: nothing waits forever."""
+
+    model_config = _STRICT
 
     connect: float = Field(default=10.0, gt=0, description="to open a TCP/TLS connection")
     read: float = Field(default=120.0, gt=0, description="for the response to a non-streamed call, between bytes")
     stream_idle: float = Field(default=60.0, gt=0, description="longest silence allowed inside a stream")
 
 
-class RetrySettings(_Strict):
+class RetrySettings(BaseModel):
     """Full-jitter exponential backoff, bounded by attempts and by total time."""
+
+    model_config = _STRICT
 
     max_attempts: int = Field(default=3, ge=1, description="attempts in all, the first included")
     max_total_seconds: float = Field(default=60.0, gt=0, description="give up once this much time has passed")
@@ -49,8 +54,10 @@ class RetrySettings(_Strict):
         return value
 
 
-class PoolSettings(_Strict):
+class PoolSettings(BaseModel):
     """The urllib3 connection pool behind the provider's one ``requests.Session``."""
+
+    model_config = _STRICT
 
     # Sized so that 16 threads sharing one provider never overflow the pool
     # (overflow makes urllib3 open and then discard extra connections).
@@ -71,8 +78,10 @@ def _validated_by_parent() -> Any:
     return {}
 
 
-class ProviderSettings(_Strict):
+class ProviderSettings(BaseModel):
     """Settings common to HTTP providers. Subclass to add a provider's own."""
+
+    model_config = _STRICT
 
     api_key: SecretStr | None = None
     base_url: str | None = None

@@ -17,13 +17,13 @@ LATENCY_BUCKETS: tuple[float, ...] = (
 TTFT_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0)
 
 
-class _Strict(BaseModel):
-    # defer_build: no schema for this field-less base; each subclass builds
-    # its own when it first validates.
-    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True, defer_build=True)
+# defer_build: each model builds its schema when it first validates. A
+# config rather than a field-less base class: pydantic charges for every
+# class it makes.
+_STRICT = ConfigDict(extra="forbid", validate_default=True, frozen=True, defer_build=True)
 
 
-class GradeThresholds(_Strict):
+class GradeThresholds(BaseModel):
     """A-F health grade. Defaults from the original reports.
 
     Latency (the ``latency_percentile`` of non-streamed calls; time to first
@@ -32,6 +32,8 @@ class GradeThresholds(_Strict):
     ``[2]`` is A / B / C, above is D, and at or above ``failing_error_rate``
     it is F, as is an open circuit breaker. The grade is the worse of the two.
     """
+
+    model_config = _STRICT
 
     latency_seconds: tuple[float, float, float] = (2.0, 3.0, 5.0)
     error_rate: tuple[float, float, float] = (0.01, 0.05, 0.15)
@@ -59,8 +61,10 @@ class GradeThresholds(_Strict):
         return self
 
 
-class MetricsSettings(_Strict):
+class MetricsSettings(BaseModel):
     """Metrics settings. The first provider created under a name sets its collector's window and buckets."""
+
+    model_config = _STRICT
 
     window_size: int = Field(default=1000, ge=10, le=1_000_000, description="latency samples kept per series")
     window_seconds: float | None = Field(default=300.0, gt=0, description="samples older than this are ignored")
