@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel
 
+from .deferred import Deferred
 from .provider import CallOptions, Provider, RequestLike
 from .records import Record
 from .settings import default_settings
@@ -234,9 +235,7 @@ class LayeredProvider(Provider):
         return self._chain(call)
 
     def _chat_request(self, request: RequestLike) -> ChatRequest:
-        from .models import ChatRequest  # loads with the first chat, not with the build
-
-        return ChatRequest.coerce(request, default_model=self.settings.default_model, provider=self.instance_name)
+        return _CHAT_REQUEST.get().coerce(request, default_model=self.settings.default_model, provider=self.instance_name)
 
     def execute(self, request: RequestLike, *, options: CallOptions | None = None) -> ChatResponse:
         chat = self._chat_request(request)
@@ -278,6 +277,10 @@ class LayeredProvider(Provider):
     def __repr__(self) -> str:
         names = ", ".join(layer.name for layer in self.layers) or "no layers"
         return f"<LayeredProvider {self.instance_name!r} [{names}] -> {self.inner!r}>"
+
+
+# The chat model loads with the first chat call, not with the build (deferred.py).
+_CHAT_REQUEST: Deferred[type[ChatRequest]] = Deferred("llmrelay.core.models:ChatRequest")
 
 
 def _bind(layer: Layer, proceed: Handler) -> Handler:

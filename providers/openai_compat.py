@@ -31,6 +31,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
+from llmrelay.core.deferred import Deferred
 from llmrelay.core.errors import ConfigurationError, InvalidResponseError, RateLimitError
 from llmrelay.core.provider import CallOptions, Capability, RequestLike
 from llmrelay.core.settings import ProviderSettings
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
 
     from .openai_settings import OpenAICompatibleSettings
 
+    from types import ModuleType
+
 __all__ = [
     "DEFAULT_BASE_URL",
     "OpenAICompatibleSettings",
@@ -58,6 +61,9 @@ __all__ = [
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _KEY_REQUIRED_HOSTS = {"api.openai.com"}
+# The wire format (request coercion, response parsing, the stream driver)
+# loads with the first chat call, not with the build.
+_WIRE: Deferred[ModuleType] = Deferred("llmrelay.providers.openai_wire")
 
 
 class _SettingsModelOnFirstRead:
@@ -142,20 +148,17 @@ class OpenAICompatibleProvider(HTTPProvider):
     # ------------------------------------------------------------------ chat
 
     def _chat_body(self, request: RequestLike, stream: bool) -> tuple[dict[str, Any], str]:
-        from .openai_wire import coerce_chat_request
-
         self.require_key()
-        chat = coerce_chat_request(request, default_model=self.settings.default_model, provider=self.instance_name)
+        chat = _WIRE.get().coerce_chat_request(request, default_model=self.settings.default_model, provider=self.instance_name)
         body = chat.to_wire()
         if stream:
             body["stream"] = True
         return self.prepare_body(body, chat, stream=stream), chat.model or ""
 
     def execute(self, request: RequestLike, *, options: CallOptions | None = None) -> ChatResponse:
-        from .openai_wire import parse_chat_response
-
         body, model = self._chat_body(request, stream=False)
         client = self._client
+        parse_chat_response = _WIRE.get().parse_chat_response
         provider = self.instance_name
 
         def parse(data: Any, response: HTTPResponse) -> ChatResponse:
@@ -169,11 +172,9 @@ class OpenAICompatibleProvider(HTTPProvider):
         return client.request("POST", "/chat/completions", parse, body=body, model=model, what="chat completion")
 
     def stream_execute(self, request: RequestLike, *, options: CallOptions | None = None) -> ChatStream:
-        from .openai_wire import chat_stream
-
         body, model = self._chat_body(request, stream=True)
         response = self._client.open_stream("/chat/completions", body=body, model=model, what="chat stream")
-        return chat_stream(response, provider=self.instance_name, model=model)
+        return _WIRE.get().chat_stream(response, provider=self.instance_name, model=model)
 
     # ------------------------------------------------------------------ models, key, embeddings
 

@@ -232,6 +232,28 @@ def test_the_chat_model_loads_with_the_first_chat_call_not_with_the_build() -> N
     assert set(CHAT_MODULES) <= modules
 
 
+def test_a_deferred_name_is_imported_by_its_first_get_only() -> None:
+    run_isolated(
+        """
+        from llmrelay.core.deferred import Deferred
+        model_list = Deferred("llmrelay.core.catalog:ModelList")
+        catalog = Deferred("llmrelay.core.catalog")
+        assert "llmrelay.core.catalog" not in sys.modules
+        assert "not loaded" in repr(model_list)
+        assert model_list.get() is sys.modules["llmrelay.core.catalog"].ModelList
+        assert model_list.get() is model_list.get() and catalog.get() is sys.modules["llmrelay.core.catalog"]
+        assert "loaded" in repr(model_list) and "not loaded" not in repr(model_list)
+        for bad, error in (("llmrelay.core.no_such_module", ModuleNotFoundError), ("llmrelay.core.catalog:Nope", AttributeError)):
+            try:
+                Deferred(bad).get()
+            except error:
+                pass
+            else:
+                raise AssertionError(bad)
+        """
+    )
+
+
 def test_the_operation_result_models_are_still_exported() -> None:
     _, modules = run_isolated(
         """

@@ -30,7 +30,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from pydantic import BaseModel, ValidationError
 from pydantic_core import SchemaSerializer
 
+from llmrelay.core.deferred import Deferred
+
 if TYPE_CHECKING:
+    from types import ModuleType
+
+    from llmrelay.core.models import Usage
     from llmrelay.core.stream import StreamChunk
 
 __all__ = [
@@ -54,6 +59,8 @@ _MODEL_MODULES: dict[str, str] = {
 }
 # Filled on first use; two threads filling one name at once store the same class.
 _MODELS: dict[str, type[BaseModel]] = {}
+_STREAM: Deferred[ModuleType] = Deferred("llmrelay.core.stream")
+_USAGE: Deferred[type[Usage]] = Deferred("llmrelay.core.models:Usage")
 _EXCLUDE_META = {"meta"}
 # json.dumps builds a new encoder per call whenever it is given options.
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
@@ -324,15 +331,14 @@ def _encode_stream(chunks: Any) -> bytes:
 
 
 def _decode_stream(payload: dict[str, Any]) -> tuple[StreamChunk, ...]:
-    from llmrelay.core.stream import StreamChunk
-
+    make_chunk = _STREAM.get().StreamChunk
     chunk_id, model, served_by = payload["common"]
     texts = payload["text"]
     reasoning = payload.get("reasoning")
     if reasoning is None:
         reasoning = itertools.repeat("", len(texts))
     chunks = [
-        StreamChunk(text=text, reasoning=thought, id=chunk_id, model=model, served_by=served_by)
+        make_chunk(text=text, reasoning=thought, id=chunk_id, model=model, served_by=served_by)
         for text, thought in zip(texts, reasoning, strict=True)
     ]
     for index, row in payload["whole"]:
@@ -357,16 +363,14 @@ def _chunk_to_json(chunk: StreamChunk) -> list[Any]:
 
 
 def _chunk_from_json(row: list[Any]) -> StreamChunk:
-    from llmrelay.core.models import Usage
-    from llmrelay.core.stream import StreamChunk, ToolCallDelta
-
+    stream = _STREAM.get()
     text, reasoning, finish, native, chunk_id, model, served_by, tool_calls, usage = row
-    return StreamChunk(
+    return stream.StreamChunk(  # type: ignore[no-any-return]
         text=text,
         reasoning=reasoning,
-        tool_calls=[ToolCallDelta(*delta) for delta in tool_calls] if tool_calls else None,
+        tool_calls=[stream.ToolCallDelta(*delta) for delta in tool_calls] if tool_calls else None,
         finish_reason=finish,
-        usage=Usage.model_validate(usage) if usage is not None else None,
+        usage=_USAGE.get().model_validate(usage) if usage is not None else None,
         id=chunk_id,
         model=model,
         served_by=served_by,

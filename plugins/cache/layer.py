@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from llmrelay.core.deferred import Deferred
 from llmrelay.core.errors import ConfigurationError, LLMRelayError
 from llmrelay.core.pipeline import Call, Handler, Layer, Operation
 from llmrelay.core.provider import CallOptions
@@ -43,6 +44,7 @@ from .settings import CACHEABLE_OPERATIONS, CacheSettings, OperationPolicy
 from .singleflight import SingleFlight
 
 if TYPE_CHECKING:
+    from llmrelay.core.models import ResponseMeta
     from llmrelay.core.stream import ChatStream
 
     from .stats import CacheStats
@@ -55,6 +57,9 @@ log = logging.getLogger("llmrelay.plugins.cache")
 HIT, STALE, MISS, BYPASS, COALESCED = "hit", "stale", "miss", "bypass", "coalesced"
 _LOCK_RETRY = 5.0  # seconds before a refresh that found the fleet lock taken checks again
 _ERROR_RETRY = 60.0  # seconds before a failed refresh-ahead is tried again
+# Results carry these; they load with the first chat call, not with the build (deferred.py).
+_RESPONSE_META: Deferred[type[ResponseMeta]] = Deferred("llmrelay.core.models:ResponseMeta")
+_CHAT_STREAM: Deferred[type[ChatStream]] = Deferred("llmrelay.core.stream:ChatStream")
 
 
 class _Loaded:
@@ -289,18 +294,12 @@ class CacheLayer(Layer):
     # ------------------------------------------------------------------ presenting
 
     def _present(self, value: Any, state: str, call: Call) -> Any:
-        # A value to present has loaded the chat model (imported with the
-        # first chat call, not with the build).
-        from llmrelay.core.models import ResponseMeta
-
-        meta = ResponseMeta(cache=state, stale=state == STALE)
+        meta = _RESPONSE_META.get()(cache=state, stale=state == STALE)
         if state == MISS:
             # The upstream's own result: keep how many attempts it took (metrics counts retries from it).
             meta.attempts = getattr(getattr(value, "meta", None), "attempts", 1)
         if isinstance(value, tuple):  # a stored stream: replay it
-            from llmrelay.core.stream import ChatStream
-
-            stream = ChatStream(
+            stream = _CHAT_STREAM.get()(
                 iter([copy_chunk(chunk) for chunk in value]),
                 provider=call.provider,
                 model=call.model,
@@ -377,7 +376,7 @@ class CacheLayer(Layer):
                 return
             self._counters.add("upstream_calls")
             result = handler(_background_copy(call))
-            if call.operation == Operation.STREAM and _is_stream(result):
+            if call.operation == Operation.STREAM and isinstance(result, _CHAT_STREAM.get()):
                 result = _drain(result)
             entry = self._store(key, result, policy, ttl)
             self._counters.add("refreshes")
@@ -492,19 +491,9 @@ def _storable_type(result: Any) -> str | None:
     return tag
 
 
-def _is_stream(result: Any) -> bool:
-    from llmrelay.core.stream import ChatStream  # a stream call has loaded it
-
-    return isinstance(result, ChatStream)
-
-
 def _set_meta(result: Any, state: str) -> None:
     meta = getattr(result, "meta", None)
-    if meta is None:
-        return
-    from llmrelay.core.models import ResponseMeta
-
-    if isinstance(meta, ResponseMeta):
+    if meta is not None and isinstance(meta, _RESPONSE_META.get()):
         meta.cache = state
 
 

@@ -12,8 +12,9 @@ nothing per chunk.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from llmrelay.core.deferred import Deferred
 from llmrelay.core.pipeline import Call, Handler, Layer, Operation
 
 from .collector import CallRecord, MetricsCollector
@@ -21,9 +22,15 @@ from .registry import SnapshotWriter
 
 __all__ = ["MetricsLayer"]
 
+if TYPE_CHECKING:
+    from llmrelay.core.models import Usage
+
 log = logging.getLogger("llmrelay.metrics")
 
 _STREAM = Operation.STREAM
+# Only token usage counts (ValidationReport.usage is the key's spend in USD).
+# A result that carries usage has loaded the chat model (deferred.py).
+_USAGE: Deferred[type[Usage]] = Deferred("llmrelay.core.models:Usage")
 _LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING}
 
 
@@ -68,7 +75,7 @@ class MetricsLayer(Layer):
         meta = getattr(result, "meta", None)
         usage = getattr(result, "usage", None)
         # Only token usage counts: ValidationReport.usage is the key's spend in USD.
-        if usage is not None and _is_token_usage(usage):
+        if usage is not None and isinstance(usage, _USAGE.get()):
             prompt, completion, cost = usage.prompt_tokens or 0, usage.completion_tokens or 0, usage.cost
         else:
             prompt = completion = 0
@@ -99,7 +106,7 @@ class MetricsLayer(Layer):
         started = stream.started_at
         ended = stream.ended_at if stream.ended_at is not None else started
         first = stream.first_chunk_at
-        usage = stream.usage if stream.usage is not None and _is_token_usage(stream.usage) else None
+        usage = stream.usage if isinstance(stream.usage, _USAGE.get()) else None
         tokens_per_second = None
         completion = getattr(usage, "completion_tokens", 0) or 0
         if first is not None and completion and ended > first:
@@ -164,10 +171,3 @@ def _attempts(meta: Any, error: BaseException | None) -> int:
     attempts = getattr(meta, "attempts", None) if meta is not None else getattr(error, "attempts", None)
     return attempts if isinstance(attempts, int) and attempts > 0 else 1
 
-
-def _is_token_usage(value: Any) -> bool:
-    # Imported here, not with the layer: the chat model loads with the first
-    # chat call, and a result that carries usage has loaded it already.
-    from llmrelay.core.models import Usage
-
-    return isinstance(value, Usage)
