@@ -42,6 +42,8 @@ from .http_provider import HTTPProvider
 if TYPE_CHECKING:
     # The wire format (and with it the chat model and the stream) loads with
     # the first chat call: building a provider runs none.
+    from types import ModuleType
+
     from llmrelay.core.account import ValidationReport
     from llmrelay.core.catalog import ModelInfo, ModelList
     from llmrelay.core.embeddings import EmbeddingRequest, EmbeddingResponse
@@ -49,8 +51,6 @@ if TYPE_CHECKING:
     from llmrelay.core.stream import ChatStream
 
     from .openai_settings import OpenAICompatibleSettings
-
-    from types import ModuleType
 
 __all__ = [
     "DEFAULT_BASE_URL",

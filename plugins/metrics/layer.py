@@ -28,8 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("llmrelay.metrics")
 
 _STREAM = Operation.STREAM
-# Only token usage counts (ValidationReport.usage is the key's spend in USD).
-# A result that carries usage has loaded the chat model (deferred.py).
+# A result that carries token usage has loaded the chat model (deferred.py).
 _USAGE: Deferred[type[Usage]] = Deferred("llmrelay.core.models:Usage")
 _LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING}
 
@@ -170,4 +169,3 @@ def _attempts(meta: Any, error: BaseException | None) -> int:
     """Attempts made, from the result's meta or the error (when the notes had none)."""
     attempts = getattr(meta, "attempts", None) if meta is not None else getattr(error, "attempts", None)
     return attempts if isinstance(attempts, int) and attempts > 0 else 1
-
