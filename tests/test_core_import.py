@@ -232,6 +232,50 @@ def test_the_chat_model_loads_with_the_first_chat_call_not_with_the_build() -> N
     assert set(CHAT_MODULES) <= modules
 
 
+def test_many_threads_making_the_first_chat_at_once_all_get_answers() -> None:
+    # The first chat imports the chat model and the wire format; agent
+    # backends make it from many threads at once. Each thread must wait for
+    # the import, never see a half-imported module.
+    run_isolated(
+        """
+        import threading
+        from llmrelay.core import create_provider
+        from llmrelay.core.transport import HTTPResponse, MockTransport
+        REPLY = json.dumps({
+            "id": "gen-1", "model": "m/x", "created": 1,
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "hello"}}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+        }).encode()
+        provider = create_provider(
+            "openrouter", api_key="sk-or-v1-not-a-real-key-0000000000",
+            config={"plugins": {"cache": {"warm_up": []}}},
+        )
+        provider.inner._client.transport.close()
+        provider.inner._client.transport = MockTransport(
+            lambda request: HTTPResponse(200, {"content-type": "application/json"}, REPLY)
+        )
+        assert "llmrelay.core.models" not in sys.modules
+        start = threading.Barrier(16)
+        answers, failures = [], []
+        def chat():
+            start.wait()
+            try:
+                answers.append(provider.execute({"model": "m/x", "messages": [{"role": "user", "content": "hi"}]}).text)
+            except BaseException as exc:
+                failures.append(repr(exc))
+        threads = [threading.Thread(target=chat) for _ in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert failures == [], failures
+        assert answers == ["hello"] * 16, answers
+        assert provider.layer("metrics").collector.snapshot().totals.prompt_tokens == 48
+        provider.close()
+        """
+    )
+
+
 def test_a_deferred_name_is_imported_by_its_first_get_only() -> None:
     run_isolated(
         """
