@@ -41,8 +41,8 @@ REPORT = textwrap.dedent(
 )
 
 
-def run_isolated(body: str) -> tuple[list[list[str]], set[str]]:
-    code = AUDIT + textwrap.dedent(body) + REPORT
+def run_isolated(body: str, *, setup: str = "") -> tuple[list[list[str]], set[str]]:
+    code = AUDIT + setup + textwrap.dedent(body) + REPORT
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=str(ROOT)
     )
@@ -150,6 +150,30 @@ def test_building_the_openrouter_provider_does_no_network_io() -> None:
     assert "llmrelay.providers.openai_settings" not in modules
 
 
+# An OpenRouter provider with the default layers whose HTTP calls are all
+# answered in-process by one chat completion: "hello", 3 + 1 tokens.
+OPENROUTER_ANSWERING_HELLO = textwrap.dedent(
+    """
+    from llmrelay.core import CallOptions, create_provider
+    from llmrelay.core.transport import HTTPResponse, MockTransport
+    REPLY = json.dumps({
+        "id": "gen-1", "model": "openai/gpt-4o-mini", "created": 1,
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": "hello"}}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4, "cost": 0.00001},
+    }).encode()
+    provider = create_provider(
+        "openrouter", api_key="sk-or-v1-not-a-real-key-0000000000",
+        config={"plugins": {"cache": {"warm_up": []}}},
+    )
+    provider.inner._client.transport.close()
+    provider.inner._client.transport = MockTransport(
+        lambda request: HTTPResponse(200, {"content-type": "application/json"}, REPLY)
+    )
+    """
+)
+
+
 # The result models of list_models, get_credits, get_generation_stats,
 # validate_config and embed: imported only when one of those runs.
 OPERATION_MODULES = ["llmrelay.core.catalog", "llmrelay.core.account", "llmrelay.core.embeddings"]
@@ -158,30 +182,14 @@ OPERATION_MODULES = ["llmrelay.core.catalog", "llmrelay.core.account", "llmrelay
 def test_building_openrouter_and_chatting_does_not_import_the_other_result_models() -> None:
     events, modules = run_isolated(
         """
-        from llmrelay.core import CallOptions, create_provider
-        from llmrelay.core.transport import HTTPResponse, MockTransport
-        REPLY = json.dumps({
-            "id": "gen-1", "model": "openai/gpt-4o-mini", "created": 1,
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": "hello"}}],
-            "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4, "cost": 0.00001},
-        }).encode()
-        provider = create_provider(
-            "openrouter", api_key="sk-or-v1-not-a-real-key-0000000000",
-            config={"plugins": {"cache": {"warm_up": []}}},
-        )
-        # Answered in-process: the chat calls run through every default layer.
-        provider.inner._client.transport.close()
-        provider.inner._client.transport = MockTransport(
-            lambda request: HTTPResponse(200, {"content-type": "application/json"}, REPLY)
-        )
         request = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
         assert provider.execute(request).text == "hello"
         # Cached chat: a miss that stores the reply, then a hit.
         assert provider.execute(request, options=CallOptions(cache=True)).meta.cache == "miss"
         assert provider.execute(request, options=CallOptions(cache=True)).meta.cache == "hit"
         provider.close()
-        """
+        """,
+        setup=OPENROUTER_ANSWERING_HELLO,
     )
     assert network_use(events) == []
     loaded = sorted(modules & set(OPERATION_MODULES))
@@ -239,21 +247,6 @@ def test_many_threads_making_the_first_chat_at_once_all_get_answers() -> None:
     run_isolated(
         """
         import threading
-        from llmrelay.core import create_provider
-        from llmrelay.core.transport import HTTPResponse, MockTransport
-        REPLY = json.dumps({
-            "id": "gen-1", "model": "m/x", "created": 1,
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "hello"}}],
-            "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
-        }).encode()
-        provider = create_provider(
-            "openrouter", api_key="sk-or-v1-not-a-real-key-0000000000",
-            config={"plugins": {"cache": {"warm_up": []}}},
-        )
-        provider.inner._client.transport.close()
-        provider.inner._client.transport = MockTransport(
-            lambda request: HTTPResponse(200, {"content-type": "application/json"}, REPLY)
-        )
         assert "llmrelay.core.models" not in sys.modules
         start = threading.Barrier(16)
         answers, failures = [], []
@@ -272,7 +265,8 @@ def test_many_threads_making_the_first_chat_at_once_all_get_answers() -> None:
         assert answers == ["hello"] * 16, answers
         assert provider.layer("metrics").collector.snapshot().totals.prompt_tokens == 48
         provider.close()
-        """
+        """,
+        setup=OPENROUTER_ANSWERING_HELLO,
     )
 
 
