@@ -64,6 +64,9 @@ _KEY_REQUIRED_HOSTS = {"api.openai.com"}
 # The wire format (request coercion, response parsing, the stream driver)
 # loads with the first chat call, not with the build.
 _WIRE: Deferred[ModuleType] = Deferred("llmrelay.providers.openai_wire")
+_SETTINGS: Deferred[type[OpenAICompatibleSettings]] = Deferred(
+    "llmrelay.providers.openai_settings:OpenAICompatibleSettings"
+)
 
 
 class _SettingsModelOnFirstRead:
@@ -75,17 +78,13 @@ class _SettingsModelOnFirstRead:
     """
 
     def __get__(self, instance: object, owner: type | None = None) -> type[ProviderSettings]:
-        from .openai_settings import OpenAICompatibleSettings
-
-        return OpenAICompatibleSettings
+        return _SETTINGS.get()
 
 
 def __getattr__(name: str) -> Any:
     # ``from llmrelay.providers.openai_compat import OpenAICompatibleSettings`` still works.
     if name == "OpenAICompatibleSettings":
-        from .openai_settings import OpenAICompatibleSettings
-
-        return OpenAICompatibleSettings
+        return _SETTINGS.get()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -18,7 +18,6 @@ part of the data). Stream results are stored as their chunks.
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import json
 import math
@@ -46,19 +45,20 @@ __all__ = [
 FORMAT_VERSION = 3
 STREAM_TYPE = "stream"
 
-# The result types the cache stores, by class name, and the module of each.
-# Each is imported when an entry of its type is first decoded, which keeps
-# them out of the provider-build path (a tag is checked by name alone); the
-# chat model and the stream likewise load with the first chat call.
-_MODEL_MODULES: dict[str, str] = {
-    "ModelList": "llmrelay.core.catalog",
-    "Credits": "llmrelay.core.account",
-    "GenerationStats": "llmrelay.core.account",
-    "ChatResponse": "llmrelay.core.models",
-    "EmbeddingResponse": "llmrelay.core.embeddings",
+# The result types the cache stores, by class name. Each is imported when an
+# entry of its type is first decoded, which keeps them out of the
+# provider-build path (a tag is checked by name alone); the chat model and
+# the stream likewise load with the first chat call.
+_MODELS: dict[str, Deferred[type[BaseModel]]] = {
+    name: Deferred(f"{module}:{name}")
+    for name, module in (
+        ("ModelList", "llmrelay.core.catalog"),
+        ("Credits", "llmrelay.core.account"),
+        ("GenerationStats", "llmrelay.core.account"),
+        ("ChatResponse", "llmrelay.core.models"),
+        ("EmbeddingResponse", "llmrelay.core.embeddings"),
+    )
 }
-# Filled on first use; two threads filling one name at once store the same class.
-_MODELS: dict[str, type[BaseModel]] = {}
 _STREAM: Deferred[ModuleType] = Deferred("llmrelay.core.stream")
 _USAGE: Deferred[type[Usage]] = Deferred("llmrelay.core.models:Usage")
 _EXCLUDE_META = {"meta"}
@@ -184,7 +184,7 @@ def type_tag(value: Any) -> str:
     if isinstance(value, tuple):
         return STREAM_TYPE
     name = type(value).__name__
-    if name not in _MODEL_MODULES:
+    if name not in _MODELS:
         raise TypeError(f"the cache cannot store a {name}")
     return name
 
@@ -261,17 +261,9 @@ def split(data: bytes) -> tuple[Header, memoryview]:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise DecodeError(f"bad header: {type(exc).__name__}") from None
-    if header.type != STREAM_TYPE and header.type not in _MODEL_MODULES:
+    if header.type != STREAM_TYPE and header.type not in _MODELS:
         raise DecodeError(f"unknown type {header.type!r}")
     return header, body
-
-
-def _model(name: str) -> type[BaseModel]:
-    """The result type stored under ``name`` (``KeyError`` for an unknown one)."""
-    model = _MODELS.get(name)
-    if model is None:
-        model = _MODELS[name] = getattr(importlib.import_module(_MODEL_MODULES[name]), name)
-    return model
 
 
 def decode_value(header: Header, body: bytes | memoryview) -> Any:
@@ -279,7 +271,7 @@ def decode_value(header: Header, body: bytes | memoryview) -> Any:
     try:
         if header.type == STREAM_TYPE:
             return _decode_stream(json.loads(raw))
-        return _model(header.type).model_validate_json(raw)
+        return _MODELS[header.type].get().model_validate_json(raw)
     except (ValidationError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise DecodeError(f"bad {header.type} payload: {type(exc).__name__}") from None
 
