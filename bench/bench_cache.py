@@ -38,12 +38,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.support.fake_provider
 
 import requests
-
 from llmrelay.core import LayeredProvider, ModelInfo, ModelList, Pricing
 from llmrelay.plugins.cache import CacheSettings
 from llmrelay.plugins.cache.backends import MemoryBackend
 from llmrelay.plugins.cache.keys import KeyBuilder
 from llmrelay.plugins.cache.layer import CacheLayer
+
 from tests.support.fake_provider import FakeProvider, FakeSettings
 
 BODY = json.dumps({"data": [{"id": "fake/small"}]}).encode()
@@ -54,7 +54,7 @@ class _Handler(BaseHTTPRequestHandler):
     # Headers and body go out in two writes: without this, Nagle + delayed ACK add 40 ms per call.
     disable_nagle_algorithm = True
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(BODY)))
@@ -158,7 +158,6 @@ def bench_l1(rounds: int) -> None:
 
 def bench_l2(rounds: int, url: str) -> None:
     import redis
-
     from llmrelay.plugins.cache.redis_backend import RedisBackend
 
     namespace = f"bench-{uuid.uuid4().hex[:8]}"
@@ -174,7 +173,7 @@ def bench_l2(rounds: int, url: str) -> None:
     size = len(client.get(key))
 
     def cold_l1() -> Any:
-        layer._l1.delete(key)  # noqa: SLF001 - the benchmark forces the full-decode path
+        layer._l1.delete(key)
         return provider.list_models()
 
     try:
@@ -211,7 +210,9 @@ def bench_stampede(url: str | None) -> None:
         variants.append(("Redis L2 (fleet lock)", RedisBackend(url)))
     for label, backend in variants:
         namespace = f"bench-{uuid.uuid4().hex[:8]}"
-        provider, layer, fake = layer_for({"backend": "redis" if "Redis" in label else "memory"}, backend, namespace=namespace)
+        provider, layer, fake = layer_for(
+            {"backend": "redis" if "Redis" in label else "memory"}, backend, namespace=namespace
+        )
         fake.script = lambda op, req: time.sleep(0.05)
         barrier = threading.Barrier(100)
         results: list[Any] = []
@@ -284,7 +285,7 @@ def bench_day(url: str | None) -> None:
         upstream, calls, served = simulate_day(url, shared=True)
         print(
             f"   shared Redis L2, refresh-ahead every 55 min: {upstream} upstream /models calls "
-            f"(target: 1 first load + {int(86400 // 3300)} refreshes = {1 + int(86400 // 3300)}); served {served}"
+            f"(target: 1 first load + {(86400 // 3300)} refreshes = {1 + (86400 // 3300)}); served {served}"
         )
     upstream, calls, served = simulate_day(None, shared=False)
     print(f"   L1 only (60 s), no shared tier:               {upstream} upstream /models calls; served {served}")

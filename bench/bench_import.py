@@ -112,7 +112,7 @@ def cases() -> dict[str, str]:
         'provider = create_provider("openrouter", api_key="x", config=config)'
     )
     first_chat = (
-        "\nfrom llmrelay.core.transport import HTTPResponse, MockTransport\n"
+        "\nfrom llmrelay.core.http.transport import HTTPResponse, MockTransport\n"
         "provider.inner._client.transport.close()\n"
         "provider.inner._client.transport = MockTransport(\n"
         f"    lambda request: HTTPResponse(200, {{'content-type': 'application/json'}}, {CHAT_REPLY!r}))\n"
@@ -160,7 +160,11 @@ def run_paired(provider: str, cwd: str, env: dict[str, str]) -> tuple[float, flo
     """(floor s, first model s, provider build s), timed in one process."""
     out = subprocess.run(
         [sys.executable, "-c", PAIRED_CHILD, FLOOR, ONE_MODEL, provider],
-        capture_output=True, text=True, cwd=cwd, env=env, check=False,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        check=False,
     )
     if out.returncode != 0:
         raise SystemExit(f"paired benchmark failed:\n{out.stderr}")
@@ -174,7 +178,11 @@ def count_instructions(code: str, cwd: str, env: dict[str, str]) -> float:
     for seed in ("0", "1", "2"):
         out = subprocess.run(
             ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-c", CHILD, code],
-            capture_output=True, text=True, cwd=cwd, env={**env, "PYTHONHASHSEED": seed}, check=False,
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            env={**env, "PYTHONHASHSEED": seed},
+            check=False,
         )
         match = re.search(r"Collected : (\d+)", out.stderr)
         if out.returncode != 0 or match is None:
@@ -219,11 +227,16 @@ def print_instructions(snippets: dict[str, str], scratch: str, env: dict[str, st
         print("--instructions: valgrind is not installed; skipped")
         return
     counts = {
-        name: (count_instructions(code, scratch, env), count_instructions("import gc; gc.disable()\n" + code, scratch, env))
+        name: (
+            count_instructions(code, scratch, env),
+            count_instructions("import gc; gc.disable()\n" + code, scratch, env),
+        )
         for name, code in snippets.items()
     }
     floor, one_model = counts["floor"], counts["floor+1 model"]
-    print(f"\n{'case':<20}{'M instr':>10}{'x floor':>9}{'x 1 model':>11}{'M instr, no GC':>16}{'x floor':>9}{'x 1 model':>11}")
+    print(
+        f"\n{'case':<20}{'M instr':>10}{'x floor':>9}{'x 1 model':>11}{'M instr, no GC':>16}{'x floor':>9}{'x 1 model':>11}"
+    )
     for name, (with_gc, no_gc) in counts.items():
         print(
             f"{name:<20}{with_gc:>10.1f}{with_gc / floor[0]:>9.2f}{with_gc / one_model[0]:>11.2f}"

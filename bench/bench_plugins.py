@@ -40,12 +40,11 @@ import json
 import multiprocessing
 import statistics
 import time
-from random import Random
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from random import Random
 from typing import Any
 
 import requests
-
 from llmrelay.core import CallOptions, ChatRequest, ChatResponse, Message, Provider, ProviderSettings, Usage
 from llmrelay.core.pipeline import LayerContext, LayeredProvider
 from llmrelay.plugins import breaker as breaker_plugin
@@ -53,11 +52,15 @@ from llmrelay.plugins import metrics as metrics_plugin
 from llmrelay.plugins.breaker import BreakerSettings
 from llmrelay.plugins.metrics import MetricsSettings, metrics_registry
 
-REPLY = json.dumps({
-    "id": "gen-bench", "model": "bench/model", "object": "chat.completion",
-    "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "pong"}}],
-    "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6, "cost": 0.000001},
-}).encode()
+REPLY = json.dumps(
+    {
+        "id": "gen-bench",
+        "model": "bench/model",
+        "object": "chat.completion",
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "pong"}}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6, "cost": 0.000001},
+    }
+).encode()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -66,7 +69,7 @@ class Handler(BaseHTTPRequestHandler):
     # client's delayed ACK adds ~40 ms to every call.
     disable_nagle_algorithm = True
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         length = int(self.headers.get("content-length", 0))
         self.rfile.read(length)
         self.send_response(200)
@@ -95,8 +98,11 @@ class LoopbackProvider(Provider):
         data = self.session.post(self.base_url + "/chat/completions", json=chat.to_wire(), timeout=10).json()
         choice = data["choices"][0]
         return ChatResponse(
-            id=data["id"], model=data["model"], provider=self.name,
-            message=Message.assistant(choice["message"]["content"]), finish_reason=choice["finish_reason"],
+            id=data["id"],
+            model=data["model"],
+            provider=self.name,
+            message=Message.assistant(choice["message"]["content"]),
+            finish_reason=choice["finish_reason"],
             usage=Usage.from_openai(data["usage"]),
         )
 
@@ -121,8 +127,12 @@ class MemoryProvider(LoopbackProvider):
     def __init__(self) -> None:
         Provider.__init__(self, ProviderSettings())
         self._reply = ChatResponse(
-            id="gen-bench", model="bench/model", provider=self.name, message=Message.assistant("pong"),
-            finish_reason="stop", usage=Usage(prompt_tokens=5, completion_tokens=1, total_tokens=6),
+            id="gen-bench",
+            model="bench/model",
+            provider=self.name,
+            message=Message.assistant("pong"),
+            finish_reason="stop",
+            usage=Usage(prompt_tokens=5, completion_tokens=1, total_tokens=6),
         )
 
     def execute(self, request: Any, *, options: CallOptions | None = None) -> ChatResponse:
@@ -197,7 +207,9 @@ def run(providers: dict[str, Provider], rounds: int, calls: int) -> dict[str, tu
 def report(title: str, results: dict[str, tuple[float, float]], *, share: bool = True) -> None:
     bare = results["bare"][0]
     print(f"\n{title}")
-    print(f"  {'variant':<17}{'median/call':>14}{'vs bare':>9}{'added':>12}{'paired added':>15}{'share' if share else '':>9}")
+    print(
+        f"  {'variant':<17}{'median/call':>14}{'vs bare':>9}{'added':>12}{'paired added':>15}{'share' if share else '':>9}"
+    )
     for name, (value, paired) in results.items():
         print(
             f"  {name:<17}{value * 1e6:>11.1f} us{value / bare:>9.4f}{(value - bare) * 1e6:>+9.2f} us"
@@ -212,19 +224,29 @@ def summary(loopback: dict[str, tuple[float, float]], memory: dict[str, tuple[fl
     noise = loopback["pipeline"][1] - (memory["pipeline"][1] - memory["bare"][1])
     verdict = "met" if measured / bare < 0.03 else "NOT met"
     print("\nsummary (target: metrics + breaker add under 3% to a loopback call)")
-    print(f"  metrics + breaker, measured on the loopback call: {measured * 1e6:+.1f} us = {measured / bare:.2%} -> {verdict}")
-    print(f"  their own CPU cost (in-memory, beyond the empty pipeline): {cpu * 1e6:.2f} us = {cpu / bare:.2%} of the call")
-    print(f"  the empty pipeline (about 1 us of CPU) measured {loopback['pipeline'][1] * 1e6:+.1f} us on loopback "
-          f"({noise * 1e6:+.1f} us beyond its CPU): the scale of measurement noise here")
+    print(
+        f"  metrics + breaker, measured on the loopback call: {measured * 1e6:+.1f} us = {measured / bare:.2%} -> {verdict}"
+    )
+    print(
+        f"  their own CPU cost (in-memory, beyond the empty pipeline): {cpu * 1e6:.2f} us = {cpu / bare:.2%} of the call"
+    )
+    print(
+        f"  the empty pipeline (about 1 us of CPU) measured {loopback['pipeline'][1] * 1e6:+.1f} us on loopback "
+        f"({noise * 1e6:+.1f} us beyond its CPU): the scale of measurement noise here"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=41)
     parser.add_argument("--calls", type=int, default=200)
-    parser.add_argument("--provider", choices=("minimal", "openrouter"), default="minimal",
-                        help="the provider making the loopback call: the minimal one defined here, "
-                             "or llmrelay's OpenRouter provider pointed at the loopback server")
+    parser.add_argument(
+        "--provider",
+        choices=("minimal", "openrouter"),
+        default="minimal",
+        help="the provider making the loopback call: the minimal one defined here, "
+        "or llmrelay's OpenRouter provider pointed at the loopback server",
+    )
     args = parser.parse_args()
 
     ready: Any = multiprocessing.Queue()
@@ -241,12 +263,17 @@ def main() -> None:
         else:
             inner = LoopbackProvider(url)
         loopback_results = run(variants(inner), args.rounds, args.calls)
-        report(f"loopback HTTP call, {args.provider} provider ({args.rounds} interleaved rounds x {args.calls} calls)",
-               loopback_results)
+        report(
+            f"loopback HTTP call, {args.provider} provider ({args.rounds} interleaved rounds x {args.calls} calls)",
+            loopback_results,
+        )
         metrics_registry().clear()
         memory_results = run(variants(MemoryProvider()), args.rounds, args.calls * 10)
-        report(f"in-memory provider, layers only ({args.rounds} rounds x {args.calls * 10} calls)", memory_results,
-               share=False)
+        report(
+            f"in-memory provider, layers only ({args.rounds} rounds x {args.calls * 10} calls)",
+            memory_results,
+            share=False,
+        )
         summary(loopback_results, memory_results)
     finally:
         server.terminate()

@@ -158,20 +158,26 @@ def _report_execute(sides: Sides, args: argparse.Namespace) -> None:
         naive_us = 1e6 / sides.median("naive", clock)
         ours_us = 1e6 / sides.median("ours", clock)
         # Time per call, ours over naive (target <= 0.75): the inverse of the speed ratios.
-        print(f"  {clock:4}  naive {naive_us:8.1f} us/call   OpenRouter {ours_us:8.1f} us/call   "
-              f"ratio median-of-rounds {1 / sides.median_of_ratios(clock):.2f}x   "
-              f"of-medians {1 / sides.ratio_of_medians(clock):.2f}x   (target <= 0.75)")
+        print(
+            f"  {clock:4}  naive {naive_us:8.1f} us/call   OpenRouter {ours_us:8.1f} us/call   "
+            f"ratio median-of-rounds {1 / sides.median_of_ratios(clock):.2f}x   "
+            f"of-medians {1 / sides.ratio_of_medians(clock):.2f}x   (target <= 0.75)"
+        )
 
 
 def _report_stream(sides: Sides, args: argparse.Namespace) -> None:
-    print(f"stream: {args.rounds} rounds x {args.streams} streams x {args.words + 2} chunks per side, "
-          "order flipped every round")
+    print(
+        f"stream: {args.rounds} rounds x {args.streams} streams x {args.words + 2} chunks per side, "
+        "order flipped every round"
+    )
     for clock in ("wall", "cpu"):
         unit = "chunks/s" if clock == "wall" else "chunks/cpu-s"
-        print(f"  {clock:4}  naive {sides.median('naive', clock):9.0f} {unit}   "
-              f"OpenRouter {sides.median('ours', clock):9.0f} {unit}   "
-              f"ratio median-of-rounds {sides.median_of_ratios(clock):.2f}x   "
-              f"of-medians {sides.ratio_of_medians(clock):.2f}x   (target >= 0.75)")
+        print(
+            f"  {clock:4}  naive {sides.median('naive', clock):9.0f} {unit}   "
+            f"OpenRouter {sides.median('ours', clock):9.0f} {unit}   "
+            f"ratio median-of-rounds {sides.median_of_ratios(clock):.2f}x   "
+            f"of-medians {sides.ratio_of_medians(clock):.2f}x   (target >= 0.75)"
+        )
 
 
 def _profile(batch: Batch, size: int, rounds: int, top: int) -> None:
@@ -194,8 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import requests
-
     from llmrelay.providers.openrouter import OpenRouterProvider
+
     from tests.support.fake_server import VALID_KEY
 
     ports: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]

@@ -15,7 +15,7 @@ import statistics
 import time
 
 from llmrelay.core import FunctionCall, ToolCall
-from llmrelay.core.tools import ToolRegistry
+from llmrelay.core.compose.tools import ToolRegistry
 
 
 def main() -> None:

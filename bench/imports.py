@@ -58,8 +58,9 @@ print(elapsed, rss)
 
 
 def _once(code: str, cwd: str, env: dict[str, str]) -> tuple[float, float]:
-    out = subprocess.run([sys.executable, "-c", CHILD, code], capture_output=True, text=True, cwd=cwd, env=env,
-                         check=False, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, code], capture_output=True, text=True, cwd=cwd, env=env, check=False, timeout=120
+    )
     if out.returncode != 0:
         raise RuntimeError(f"import case failed:\n{code}\n{out.stderr[-2000:]}")
     seconds, rss = out.stdout.split()[-2:]

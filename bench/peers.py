@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Contender", "Skipped", "build_all", "BENCH_KEY", "MODEL", "request_body"]
+__all__ = ["BENCH_KEY", "MODEL", "Contender", "Skipped", "build_all", "request_body"]
 
 BENCH_KEY = "sk-or-v1-" + "b" * 64
 MODEL = "openai/gpt-4o-mini"
@@ -112,9 +112,9 @@ def raw_socket(server: Server) -> Contender:
             if end < 0:
                 continue
             marker = data.lower().find(b"content-length:", 0, end)
-            length = int(data[marker + 15: data.find(b"\r\n", marker)])
+            length = int(data[marker + 15 : data.find(b"\r\n", marker)])
             if len(data) >= end + 4 + length:
-                return json.loads(data[end + 4: end + 4 + length])
+                return json.loads(data[end + 4 : end + 4 + length])
 
     return Contender("raw socket (scale)", call, None, sock.close, threads_ok=False, group="baseline")
 
@@ -223,7 +223,8 @@ def llmrelay_l2_hit(server: Server) -> Contender | Skipped:
         return Skipped(name, "skipped: no Redis on 127.0.0.1:6379", "llmrelay")
     namespace = f"llmrelay-bench-{os.getpid()}"
     provider = _llmrelay(
-        server, plugins=True,
+        server,
+        plugins=True,
         config=_cache_config(backend="redis", redis_url="redis://127.0.0.1:6379/0", namespace=namespace, max_entries=1),
     )
     pair = [request_body(None), request_body(-1)]
@@ -263,7 +264,7 @@ def openai_sdk(server: Server) -> Contender | Skipped:
     try:
         import openai
     except ImportError:
-        return Skipped(name, "skipped: not installed (pip install -e \".[bench]\")")
+        return Skipped(name, 'skipped: not installed (pip install -e ".[bench]")')
     client = openai.OpenAI(api_key=BENCH_KEY, base_url=server.base_url, max_retries=0)
 
     def call(i: int) -> Any:
@@ -285,19 +286,30 @@ def litellm_completion(server: Server) -> Contender | Skipped:
     try:
         import litellm
     except ImportError:
-        return Skipped(name, "skipped: not installed (pip install -e \".[bench]\")")
+        return Skipped(name, 'skipped: not installed (pip install -e ".[bench]")')
     litellm.telemetry = False  # (the suite sets LITELLM_LOCAL_MODEL_COST_MAP: no price-list download)
     litellm.suppress_debug_info = True
     model = f"openrouter/{MODEL}"
 
     def call(i: int) -> Any:
-        return litellm.completion(model=model, api_base=server.base_url, api_key=BENCH_KEY, num_retries=0,
-                                  **{k: v for k, v in request_body(i).items() if k != "model"})
+        return litellm.completion(
+            model=model,
+            api_base=server.base_url,
+            api_key=BENCH_KEY,
+            num_retries=0,
+            **{k: v for k, v in request_body(i).items() if k != "model"},
+        )
 
     def stream() -> int:
         chunks = 0
-        response = litellm.completion(model=model, api_base=server.base_url, api_key=BENCH_KEY, stream=True,
-                                      num_retries=0, messages=request_body(0)["messages"])
+        response = litellm.completion(
+            model=model,
+            api_base=server.base_url,
+            api_key=BENCH_KEY,
+            stream=True,
+            num_retries=0,
+            messages=request_body(0)["messages"],
+        )
         for _ in response:
             chunks += 1
         return chunks

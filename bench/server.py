@@ -33,7 +33,7 @@ import socket
 import sys
 from typing import Any
 
-__all__ = ["build_responses", "BenchProtocol", "serve", "main"]
+__all__ = ["BenchProtocol", "build_responses", "main", "serve"]
 
 MODEL = "openai/gpt-4o-mini"
 
@@ -67,8 +67,14 @@ def _completion() -> dict[str, Any]:
 
 
 def _stream_events(chunks: int) -> list[bytes]:
-    base = {"id": "gen-bench-2", "provider": "OpenAI", "model": MODEL, "object": "chat.completion.chunk",
-            "created": 1754500000, "system_fingerprint": "fp_bench"}
+    base = {
+        "id": "gen-bench-2",
+        "provider": "OpenAI",
+        "model": MODEL,
+        "object": "chat.completion.chunk",
+        "created": 1754500000,
+        "system_fingerprint": "fp_bench",
+    }
     frames = [b": OPENROUTER PROCESSING\n\n", b": OPENROUTER PROCESSING\n\n"]
     for i in range(chunks):
         delta = {"role": "assistant", "content": f" word{i}"} if i == 0 else {"content": f" word{i}"}
@@ -76,8 +82,11 @@ def _stream_events(chunks: int) -> list[bytes]:
         frames.append(b"data: " + json.dumps(event, separators=(",", ":")).encode() + b"\n\n")
     finish = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop", "logprobs": None}]}
     frames.append(b"data: " + json.dumps(finish, separators=(",", ":")).encode() + b"\n\n")
-    usage = {**base, "choices": [],
-             "usage": {"prompt_tokens": 12, "completion_tokens": chunks, "total_tokens": 12 + chunks, "cost": 0.00001}}
+    usage = {
+        **base,
+        "choices": [],
+        "usage": {"prompt_tokens": 12, "completion_tokens": chunks, "total_tokens": 12 + chunks, "cost": 0.00001},
+    }
     frames.append(b"data: " + json.dumps(usage, separators=(",", ":")).encode() + b"\n\n")
     frames.append(b"data: [DONE]\n\n")
     return frames
@@ -86,12 +95,22 @@ def _stream_events(chunks: int) -> list[bytes]:
 def _models() -> dict[str, Any]:
     return {
         "data": [
-            {"id": MODEL, "name": "OpenAI: GPT-4o-mini", "created": 1721260800, "context_length": 128000,
-             "architecture": {"input_modalities": ["text", "image"], "output_modalities": ["text"]},
-             "pricing": {"prompt": "0.00000015", "completion": "0.0000006"},
-             "top_provider": {"context_length": 128000, "max_completion_tokens": 16384, "is_moderated": True}},
-            {"id": "meta-llama/llama-3.3-70b-instruct:free", "name": "Llama 3.3 70B (free)", "created": 1733506137,
-             "context_length": 65536, "pricing": {"prompt": "0", "completion": "0"}},
+            {
+                "id": MODEL,
+                "name": "OpenAI: GPT-4o-mini",
+                "created": 1721260800,
+                "context_length": 128000,
+                "architecture": {"input_modalities": ["text", "image"], "output_modalities": ["text"]},
+                "pricing": {"prompt": "0.00000015", "completion": "0.0000006"},
+                "top_provider": {"context_length": 128000, "max_completion_tokens": 16384, "is_moderated": True},
+            },
+            {
+                "id": "meta-llama/llama-3.3-70b-instruct:free",
+                "name": "Llama 3.3 70B (free)",
+                "created": 1733506137,
+                "context_length": 65536,
+                "pricing": {"prompt": "0", "completion": "0"},
+            },
         ]
     }
 
@@ -114,8 +133,9 @@ def build_responses(stream_chunks: int) -> dict[str, bytes]:
         "stream": b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
         b"Transfer-Encoding: chunked\r\n\r\n" + sse,
         "models": _json_response(_models()),
-        "key": _json_response({"data": {"label": "sk-or-v1-ben...ch", "limit": None, "usage": 0.5,
-                                        "is_free_tier": False}}),
+        "key": _json_response(
+            {"data": {"label": "sk-or-v1-ben...ch", "limit": None, "usage": 0.5, "is_free_tier": False}}
+        ),
         "not_found": _json_response({"error": {"code": 404, "message": "no such route"}}, "404 Not Found"),
         "bad_request": _json_response({"error": {"code": 400, "message": "malformed request"}}, "400 Bad Request"),
     }
@@ -149,14 +169,14 @@ class BenchProtocol(asyncio.Protocol):
             marker = head.lower().find(b"\r\ncontent-length:")
             if marker >= 0:
                 stop = head.find(b"\r\n", marker + 2)
-                length = int(head[marker + 17: stop if stop >= 0 else len(head)])
+                length = int(head[marker + 17 : stop if stop >= 0 else len(head)])
             total = end + 4 + length
             if len(buffer) < total:
                 break
-            body = buffer[end + 4: total]
+            body = buffer[end + 4 : total]
             buffer = buffer[total:]
             line_end = head.find(b"\r\n")
-            request_line = head[:line_end if line_end >= 0 else len(head)]
+            request_line = head[: line_end if line_end >= 0 else len(head)]
             method, _, rest = request_line.partition(b" ")
             path = rest.partition(b" ")[0].partition(b"?")[0]
             if method == b"POST" and path.endswith(b"/chat/completions"):

@@ -46,8 +46,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from peers import Contender, Server, Skipped, build_all  # noqa: E402
 from imports import PAIRED, measure_imports  # noqa: E402
+from peers import Contender, Server, Skipped, build_all  # noqa: E402
 
 RESULTS = HERE / "results"
 BASE = "requests.Session (naive)"
@@ -93,7 +93,8 @@ class BenchServer:
     def __init__(self, stream_chunks: int) -> None:
         self.process = subprocess.Popen(
             [sys.executable, str(HERE / "server.py"), "--port", "0", "--stream-chunks", str(stream_chunks)],
-            stdout=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         line = self.process.stdout.readline() if self.process.stdout else ""
         if not line.startswith("PORT "):
@@ -219,8 +220,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 rows[contender.name].stream_chunks = per_stream
                 _settle()
                 if per_stream < args.stream_chunks:
-                    raise RuntimeError(f"{contender.name}: a stream delivered {per_stream} chunks, "
-                                       f"expected at least {args.stream_chunks}")
+                    raise RuntimeError(
+                        f"{contender.name}: a stream delivered {per_stream} chunks, "
+                        f"expected at least {args.stream_chunks}"
+                    )
         threaded = [c for c in contenders if c.threads_ok]
         for threads in args.threads:
             print(f"threads: {threads} x {args.thread_calls} calls, {args.thread_rounds} rounds", flush=True)
@@ -290,7 +293,16 @@ def build_table(rows: dict[str, Row], threads: list[int]) -> str:
     lite_med = lite.median() if lite and not lite.skipped else None
     base_stream = base.stream_median() if base else None
     lite_stream = lite.stream_median() if lite and not lite.skipped else None
-    head = ["contender", "median us", "p90 us", "x session", "x LiteLLM", "stream chunks/s", "x iter_lines", "x LiteLLM"]
+    head = [
+        "contender",
+        "median us",
+        "p90 us",
+        "x session",
+        "x LiteLLM",
+        "stream chunks/s",
+        "x iter_lines",
+        "x LiteLLM",
+    ]
     for n in threads:
         head += [f"{n} thr calls/s", "x session"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -301,8 +313,13 @@ def build_table(rows: dict[str, Row], threads: list[int]) -> str:
         med, stream = row.median(), row.stream_median()
         cells = [
             row.name + (f" ({row.note})" if row.note else ""),
-            _us(med), _us(row.p90()), _ratio(med, base_med), _ratio(med, lite_med),
-            _rate(stream), _ratio(stream, base_stream), _ratio(stream, lite_stream),
+            _us(med),
+            _us(row.p90()),
+            _ratio(med, base_med),
+            _ratio(med, lite_med),
+            _rate(stream),
+            _ratio(stream, base_stream),
+            _ratio(stream, lite_stream),
         ]
         for n in threads:
             rate = row.threads_median(n)
@@ -348,15 +365,24 @@ def check_targets(rows: dict[str, Row], imports: dict[str, dict[str, float]]) ->
     base, full = rows.get(BASE), rows.get(FULL)
     if base and full and not full.skipped:
         bm, fm = base.median(), full.median()
-        add("full pipeline (metrics+breaker+cache miss) per call <= 0.8x naive requests.Session",
-            fm / bm if bm and fm else None, 0.8, True)
+        add(
+            "full pipeline (metrics+breaker+cache miss) per call <= 0.8x naive requests.Session",
+            fm / bm if bm and fm else None,
+            0.8,
+            True,
+        )
     for name in (DEFAULT, BARE, FULL):
         row = rows.get(name)
         if not base or row is None or row.skipped:
             continue
         b8, r8 = base.threads_median(8), row.threads_median(8)
-        add(f"8 threads sharing one provider ({name}) calls/s >= 1.8x 8 threads sharing a naive Session",
-            r8 / b8 if b8 and r8 else None, 1.8, False, "target" if name == DEFAULT else "stricter")
+        add(
+            f"8 threads sharing one provider ({name}) calls/s >= 1.8x 8 threads sharing a naive Session",
+            r8 / b8 if b8 and r8 else None,
+            1.8,
+            False,
+            "target" if name == DEFAULT else "stricter",
+        )
     for name in (BARE, DEFAULT, FULL):
         row = rows.get(name)
         if not base or row is None or row.skipped:
@@ -364,14 +390,22 @@ def check_targets(rows: dict[str, Row], imports: dict[str, dict[str, float]]) ->
         bs, rs = base.stream_median(), row.stream_median()
         add(f"streaming ({name}) chunks/s >= 0.75x iter_lines+json.loads", rs / bs if bs and rs else None, 0.75, False)
     floor = imports.get("llmrelay's dependencies", {}).get("import_ms")
-    for case, kind in (("llmrelay (import llmrelay.core)", "target"),
-                       ("llmrelay ready (openrouter provider built)", "stricter")):
+    for case, kind in (
+        ("llmrelay (import llmrelay.core)", "target"),
+        ("llmrelay ready (openrouter provider built)", "stricter"),
+    ):
         ours = imports.get(case, {}).get("import_ms")
         add(f"import: {case} <= 1.2x its dependencies", ours / floor if ours and floor else None, 1.2, True, kind)
     # Issue 2's reading: what building a provider adds to the dependencies' import
     # (after the first model any pydantic program defines), timed in one process.
-    add("import: llmrelay's own modules add <= 0.2x its dependencies (provider build after dependencies + one model, "
-        "one process)", imports.get(PAIRED, {}).get("share"), 0.2, True, "stricter")
+    add(
+        "import: llmrelay's own modules add <= 0.2x its dependencies (provider build after dependencies + one model, "
+        "one process)",
+        imports.get(PAIRED, {}).get("share"),
+        0.2,
+        True,
+        "stricter",
+    )
     return out
 
 
@@ -402,8 +436,20 @@ def versions() -> dict[str, str]:
     from importlib import metadata
 
     found = {}
-    for dist in ("llmrelay", "requests", "urllib3", "pydantic", "pydantic-core", "tenacity", "pluggy", "cachetools",
-                 "redis", "openai", "httpx", "litellm"):
+    for dist in (
+        "llmrelay",
+        "requests",
+        "urllib3",
+        "pydantic",
+        "pydantic-core",
+        "tenacity",
+        "pluggy",
+        "cachetools",
+        "redis",
+        "openai",
+        "httpx",
+        "litellm",
+    ):
         try:
             found[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -444,6 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     table = build_table(rows, args.threads)
     import_table = build_import_table(imports)
     targets = check_targets(rows, imports)
+
     def target_line(t: dict[str, Any]) -> str:
         return f"- {'MET' if t['met'] else ('n/a' if t['met'] is None else 'MISSED')}: {t['target']}: {_ratio(t['value'], 1.0)}"
 
@@ -457,40 +504,48 @@ def main(argv: list[str] | None = None) -> int:
         f"threads={args.threads} x {args.thread_calls} calls x {args.thread_rounds} rounds, "
         f"import rounds={args.import_rounds}{' (--quick)' if args.quick else ''}; took {time.time() - started:.0f} s"
     )
-    text = "\n".join([
-        f"# llmrelay benchmark results ({when})",
-        "",
-        "`python bench/suite.py` against `bench/server.py` on 127.0.0.1 (a separate process). Rounds are",
-        "interleaved and rotate their order. Per call: median and p90 over every call; streaming and",
-        "threads: median over rounds. Ratios are to the same run's naive `requests.Session` row",
-        "(streaming: its bare `iter_lines` + `json.loads` loop) and to LiteLLM.",
-        "",
-        table,
-        "",
-        import_table,
-        "",
-        "## Targets (issue 6)",
-        "",
-        *target_lines,
-        "",
-        "## Run",
-        "",
-        settings,
-        "",
-        "Machine: " + ", ".join(f"{k}={v}" for k, v in facts.items()),
-        "",
-        "Versions: " + ", ".join(f"{k} {v}" for k, v in vers.items()),
-        "",
-    ])
+    text = "\n".join(
+        [
+            f"# llmrelay benchmark results ({when})",
+            "",
+            "`python bench/suite.py` against `bench/server.py` on 127.0.0.1 (a separate process). Rounds are",
+            "interleaved and rotate their order. Per call: median and p90 over every call; streaming and",
+            "threads: median over rounds. Ratios are to the same run's naive `requests.Session` row",
+            "(streaming: its bare `iter_lines` + `json.loads` loop) and to LiteLLM.",
+            "",
+            table,
+            "",
+            import_table,
+            "",
+            "## Targets (issue 6)",
+            "",
+            *target_lines,
+            "",
+            "## Run",
+            "",
+            settings,
+            "",
+            "Machine: " + ", ".join(f"{k}={v}" for k, v in facts.items()),
+            "",
+            "Versions: " + ", ".join(f"{k} {v}" for k, v in vers.items()),
+            "",
+        ]
+    )
     print()
     print(text)
     if not args.no_write:
         data = {
-            "when": when, "settings": vars(args), "machine": facts, "versions": vers, "targets": targets,
+            "when": when,
+            "settings": vars(args),
+            "machine": facts,
+            "versions": vers,
+            "targets": targets,
             "imports": imports,
             "rows": {
                 name: {
-                    "group": row.group, "skipped": row.skipped, "note": row.note,
+                    "group": row.group,
+                    "skipped": row.skipped,
+                    "note": row.note,
                     "median_us": None if row.median() is None else row.median() * 1e6,
                     "p90_us": None if row.p90() is None else row.p90() * 1e6,
                     "calls": len(row.call_samples),

@@ -37,11 +37,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from llmrelay.core.cli.cassettes import filter_request, filter_response, find_secrets, scan_cassette
 from vcr.request import Request
 from vcr.serialize import deserialize, serialize
 from vcr.serializers import yamlserializer
-
-from llmrelay.core.cassettes import filter_request, filter_response, find_secrets, scan_cassette
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SOURCE = HERE.parent.parent / "shared" / "openrouter"
@@ -61,14 +60,18 @@ SOURCES = [
     Source("vcrpy/llm-openrouter_8fbcfec_test_image_prompt.yaml", "image_prompt_stream_2024-11.yaml", "vcrpy"),
     Source("vcrpy/llm-openrouter_603cd08_test_prompt.yaml", "prompt_stream_2025-08.yaml", "vcrpy"),
     Source("vcrpy/llm-openrouter_603cd08_test_tool_calls.yaml", "tool_calls_stream_2025-08.yaml", "vcrpy"),
-    Source("pydantic-ai/pydantic-ai_4fda389_test_openrouter_stream_error.yaml", "stream_error_2025-11.yaml", "pydantic-ai"),
+    Source(
+        "pydantic-ai/pydantic-ai_4fda389_test_openrouter_stream_error.yaml", "stream_error_2025-11.yaml", "pydantic-ai"
+    ),
     Source("pydantic-ai/pydantic-ai_4fda389_test_openrouter_errors_raised.yaml", "errors_429_2025.yaml", "pydantic-ai"),
     Source(
         "pydantic-ai/pydantic-ai_126710a_test_openrouter_with_google_model.yaml",
         "retry_429_429_200_2025-05.yaml",
         "pydantic-ai",
     ),
-    Source("pydantic-ai/pydantic-ai_4fda389_test_openrouter_tool_calling.yaml", "tool_calling_2025-11.yaml", "pydantic-ai"),
+    Source(
+        "pydantic-ai/pydantic-ai_4fda389_test_openrouter_tool_calling.yaml", "tool_calling_2025-11.yaml", "pydantic-ai"
+    ),
     Source("pydantic-ai/pydantic-ai_4fda389_test_openrouter_usage.yaml", "usage_2025.yaml", "pydantic-ai"),
     Source(
         "pydantic-ai/pydantic-ai_4fda389_test_openrouter_with_native_options.yaml",

@@ -49,14 +49,14 @@ _EXPORTS: dict[str, str] = {
     "reset_registry": "plugins",
     "ENTRY_POINT_GROUP": "plugins",
     # routing, fallback, tools
-    "Router": "routing",
-    "ModelSuffixRule": "routing",
-    "ModelPrefixRule": "routing",
-    "ContentRule": "routing",
-    "FallbackProvider": "fallback",
-    "ToolRegistry": "tools",
-    "run_agent": "agent",
-    "iter_agent": "agent",
+    "Router": "compose.routing",
+    "ModelSuffixRule": "compose.routing",
+    "ModelPrefixRule": "compose.routing",
+    "ContentRule": "compose.routing",
+    "FallbackProvider": "compose.fallback",
+    "ToolRegistry": "compose.tools",
+    "run_agent": "compose.agent",
+    "iter_agent": "compose.agent",
     # domain model
     "ChatRequest": "models",
     "ChatResponse": "models",
@@ -121,7 +121,14 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from .account import Credits, GenerationStats, ValidationReport
+    from .catalog import ModelInfo, ModelList, Pricing
+    from .compose.agent import iter_agent, run_agent
+    from .compose.fallback import FallbackProvider
+    from .compose.routing import ContentRule, ModelPrefixRule, ModelSuffixRule, Router
+    from .compose.tools import ToolRegistry
     from .config import RelayConfig, create_provider, load_config
+    from .embeddings import EmbeddingRequest, EmbeddingResponse
     from .errors import (
         APIConnectionError,
         APIStatusError,
@@ -144,14 +151,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         StreamInterruptedError,
         UnknownProviderError,
     )
-    from .agent import iter_agent, run_agent
-    from .fallback import FallbackProvider
     from .hookspecs import hookimpl, hookspec
-    from .routing import ContentRule, ModelPrefixRule, ModelSuffixRule, Router
-    from .tools import ToolRegistry
-    from .account import Credits, GenerationStats, ValidationReport
-    from .catalog import ModelInfo, ModelList, Pricing
-    from .embeddings import EmbeddingRequest, EmbeddingResponse
     from .models import (
         ChatRequest,
         ChatResponse,

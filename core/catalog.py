@@ -12,7 +12,7 @@ from pydantic import Field, field_validator
 
 from .models import ResponseMeta, _Model, to_decimal
 
-__all__ = ["Pricing", "ModelInfo", "ModelList"]
+__all__ = ["ModelInfo", "ModelList", "Pricing"]
 
 MILLION = Decimal(1_000_000)
 

@@ -43,10 +43,10 @@ from .settings import default_settings
 __all__ = [
     "CONFIG_ENV",
     "RelayConfig",
-    "load_config",
     "create_provider",
-    "validate_settings",
+    "load_config",
     "settings_from_env",
+    "validate_settings",
 ]
 
 CONFIG_ENV = "LLMRELAY_CONFIG"
@@ -87,9 +87,7 @@ class RelayConfig:
         for section in ("providers", "plugins"):
             value = data.get(section, {})
             if not isinstance(value, Mapping) or not all(isinstance(v, Mapping) for v in value.values()):
-                raise ConfigurationError(
-                    f"{source}: [{section}] must hold one table per name, like [{section}.<name>]"
-                )
+                raise ConfigurationError(f"{source}: [{section}] must hold one table per name, like [{section}.<name>]")
         default = data.get("default_provider")
         if default is not None and not isinstance(default, str):
             raise ConfigurationError(f"{source}: default_provider must be a string, got {type(default).__name__}")
@@ -333,14 +331,14 @@ def create_provider(
     _check_plugin_sections(relay_config, registry)
     from_env = settings_from_env(cls.settings_model, cls.env_prefix)
     origins = {
-        field: f"{cls.env_prefix}{field.upper()}" for field in from_env if field not in section and field not in settings
+        field: f"{cls.env_prefix}{field.upper()}"
+        for field in from_env
+        if field not in section and field not in settings
     }
     data = _deep_merge(from_env, section)
     data = _deep_merge(data, settings)
     source = relay_config.source if section else f"settings for provider {instance!r}"
-    model = validate_settings(
-        cls.settings_model, data, source=source, prefix=f"providers.{instance}", origins=origins
-    )
+    model = validate_settings(cls.settings_model, data, source=source, prefix=f"providers.{instance}", origins=origins)
     if cls.requires_api_key and getattr(model, "api_key", None) is None:
         env_hint = f"set {cls.env_prefix}API_KEY, " if cls.env_prefix else ""
         raise ConfigurationError(

@@ -44,26 +44,26 @@ from typing import Any
 from .secrets import redact
 
 __all__ = [
-    "LLMRelayError",
-    "ConfigurationError",
-    "UnknownProviderError",
-    "PluginLoadError",
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
     "CapabilityNotSupportedError",
     "CircuitOpenError",
-    "ProviderError",
-    "APIConnectionError",
-    "APITimeoutError",
-    "StreamInterruptedError",
+    "ConfigurationError",
     "InvalidResponseError",
-    "APIStatusError",
-    "BadRequestError",
-    "AuthenticationError",
+    "LLMRelayError",
+    "ModelNotFoundError",
+    "NotFoundError",
     "PaymentRequiredError",
     "PermissionDeniedError",
-    "NotFoundError",
-    "ModelNotFoundError",
+    "PluginLoadError",
+    "ProviderError",
     "RateLimitError",
     "ServerError",
+    "StreamInterruptedError",
+    "UnknownProviderError",
     "error_for_status",
 ]
 
@@ -153,8 +153,7 @@ class CapabilityNotSupportedError(LLMRelayError):
 
     def __init__(self, capability: str, *, provider: str | None = None) -> None:
         super().__init__(
-            f"{capability!s} is not supported by this provider "
-            "(check `provider.capabilities` before calling)",
+            f"{capability!s} is not supported by this provider (check `provider.capabilities` before calling)",
             provider=provider,
         )
         self.capability = capability

@@ -29,11 +29,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PROJECT_NAME",
-    "hookspec",
     "hookimpl",
-    "llmrelay_register_providers",
-    "llmrelay_register_layers",
+    "hookspec",
     "llmrelay_register_commands",
+    "llmrelay_register_layers",
+    "llmrelay_register_providers",
 ]
 
 PROJECT_NAME = "llmrelay"

@@ -26,19 +26,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import BadRequestError
 
 __all__ = [
-    "TextPart",
-    "ImageURL",
-    "ImagePart",
+    "ChatRequest",
+    "ChatResponse",
     "ContentPart",
     "FunctionCall",
-    "ToolCall",
-    "Message",
     "FunctionDefinition",
-    "Tool",
-    "ChatRequest",
-    "Usage",
+    "ImagePart",
+    "ImageURL",
+    "Message",
     "ResponseMeta",
-    "ChatResponse",
+    "TextPart",
+    "Tool",
+    "ToolCall",
+    "Usage",
     "normalize_finish_reason",
     "to_decimal",
 ]
@@ -260,13 +260,10 @@ class ChatRequest(_Model):
             try:
                 chat = cls.model_validate(request)
             except ValidationError as exc:
-                raise BadRequestError(
-                    f"invalid chat request: {_problems(exc)}", provider=provider
-                ) from None
+                raise BadRequestError(f"invalid chat request: {_problems(exc)}", provider=provider) from None
         else:
             raise BadRequestError(
-                f"a chat request must be a ChatRequest or a dict in OpenAI chat format, "
-                f"not {type(request).__name__}",
+                f"a chat request must be a ChatRequest or a dict in OpenAI chat format, not {type(request).__name__}",
                 provider=provider,
             )
         if chat.model is None and default_model:

@@ -42,13 +42,13 @@ if TYPE_CHECKING:
     from .stream import ChatStream
 
 __all__ = [
-    "Operation",
     "Call",
     "Handler",
     "Layer",
     "LayerContext",
     "LayerSpec",
     "LayeredProvider",
+    "Operation",
     "Position",
 ]
 
@@ -235,7 +235,9 @@ class LayeredProvider(Provider):
         return self._chain(call)
 
     def _chat_request(self, request: RequestLike) -> ChatRequest:
-        return _CHAT_REQUEST.get().coerce(request, default_model=self.settings.default_model, provider=self.instance_name)
+        return _CHAT_REQUEST.get().coerce(
+            request, default_model=self.settings.default_model, provider=self.instance_name
+        )
 
     def execute(self, request: RequestLike, *, options: CallOptions | None = None) -> ChatResponse:
         chat = self._chat_request(request)
@@ -257,7 +259,9 @@ class LayeredProvider(Provider):
     def get_generation_stats(self, generation_id: str, *, options: CallOptions | None = None) -> GenerationStats:
         return self._run(Operation.GENERATION_STATS, generation_id, None, options)  # type: ignore[no-any-return]
 
-    def embed(self, request: EmbeddingRequest | dict[str, Any], *, options: CallOptions | None = None) -> EmbeddingResponse:
+    def embed(
+        self, request: EmbeddingRequest | dict[str, Any], *, options: CallOptions | None = None
+    ) -> EmbeddingResponse:
         from .embeddings import EmbeddingRequest  # kept out of the provider-build path
 
         embedding = request if isinstance(request, EmbeddingRequest) else EmbeddingRequest.model_validate(request)

@@ -33,13 +33,13 @@ from .provider import Provider
 from .secrets import redact
 
 __all__ = [
+    "DISABLE_ENV",
     "ENTRY_POINT_GROUP",
     "STRICT_ENV",
-    "DISABLE_ENV",
-    "PluginInfo",
     "FailedPlugin",
-    "ProviderEntry",
+    "PluginInfo",
     "PluginRegistry",
+    "ProviderEntry",
     "get_registry",
     "reset_registry",
 ]
@@ -167,7 +167,9 @@ class ProviderEntry:
             for part in qualname.split("."):
                 found = getattr(found, part)
         except Exception as exc:
-            raise PluginLoadError(f"{self._where()} failed to import: {redact(f'{type(exc).__name__}: {exc}')}") from exc
+            raise PluginLoadError(
+                f"{self._where()} failed to import: {redact(f'{type(exc).__name__}: {exc}')}"
+            ) from exc
         if not (isinstance(found, type) and issubclass(found, Provider)):
             raise PluginLoadError(f"{self._where()} is {found!r}, not a Provider subclass")
         if getattr(found, "name", None) != self.name:
@@ -253,7 +255,11 @@ class PluginRegistry:
                     raise PluginLoadError(message + f" [strict mode: unset {STRICT_ENV} to skip it]") from exc
                 log.warning("%s; skipping it", message)
                 continue
-            module = plugin.__name__ if isinstance(plugin, ModuleType) else f"{type(plugin).__module__}.{type(plugin).__qualname__}"
+            module = (
+                plugin.__name__
+                if isinstance(plugin, ModuleType)
+                else f"{type(plugin).__module__}.{type(plugin).__qualname__}"
+            )
             self.loaded.append(PluginInfo(ep.name, None, None, module, identity=identity))
         self._invalidate()
 
@@ -289,9 +295,7 @@ class PluginRegistry:
             info = next((p for p in self.loaded if p.name == plugin_name), None)
             entries: list[ProviderEntry] = []
 
-            def register(
-                provider: type[Provider] | str, name: str | None = None, _plugin: str = plugin_name
-            ) -> None:
+            def register(provider: type[Provider] | str, name: str | None = None, _plugin: str = plugin_name) -> None:
                 entries.append(_entry(provider, name, _plugin, info))
 
             # A plugin whose hook raises is skipped like one that fails to
@@ -303,7 +307,9 @@ class PluginRegistry:
                 if earlier is not None and earlier.target != entry.target:
                     log.warning(
                         "provider %r from plugin %r replaces the one from plugin %r",
-                        entry.name, plugin_name, earlier.plugin,
+                        entry.name,
+                        plugin_name,
+                        earlier.plugin,
                     )
                 found[entry.name] = entry
         return found
@@ -332,7 +338,9 @@ class PluginRegistry:
             reason = redact(f"{type(exc).__name__}: {exc}")
             if not any(f.name == plugin_name and f.target == hook for f in self.failed):
                 self.failed.append(FailedPlugin(plugin_name, dist_name, hook, reason))
-            message = f"llmrelay plugin {plugin_name!r} from package {dist_name or 'unknown'!r} failed in {hook}: {reason}"
+            message = (
+                f"llmrelay plugin {plugin_name!r} from package {dist_name or 'unknown'!r} failed in {hook}: {reason}"
+            )
             if self.strict:
                 raise PluginLoadError(message + f" [strict mode: unset {STRICT_ENV} to skip it]") from exc
             log.warning("%s; skipping it", message)

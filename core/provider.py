@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .models import ChatRequest, ChatResponse
     from .stream import ChatStream
 
-__all__ = ["Capability", "CallOptions", "Provider", "RequestLike"]
+__all__ = ["CallOptions", "Capability", "Provider", "RequestLike"]
 
 RequestLike = Union["ChatRequest", dict[str, Any]]
 
@@ -121,7 +121,9 @@ class Provider(ABC):
     def get_generation_stats(self, generation_id: str, *, options: CallOptions | None = None) -> GenerationStats:
         raise CapabilityNotSupportedError(Capability.GENERATION_STATS, provider=self.instance_name)
 
-    def embed(self, request: EmbeddingRequest | dict[str, Any], *, options: CallOptions | None = None) -> EmbeddingResponse:
+    def embed(
+        self, request: EmbeddingRequest | dict[str, Any], *, options: CallOptions | None = None
+    ) -> EmbeddingResponse:
         raise CapabilityNotSupportedError(Capability.EMBEDDINGS, provider=self.instance_name)
 
     def supports(self, capability: str) -> bool:

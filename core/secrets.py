@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["redact", "mask", "KEY_PATTERN"]
+__all__ = ["KEY_PATTERN", "mask", "redact"]
 
 # Shapes of bearer keys issued by the services llmrelay talks to
 # (sk-or-v1-..., sk-proj-..., sk-ant-..., gsk_..., long hex or base64 tokens

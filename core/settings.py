@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-__all__ = ["TimeoutSettings", "RetrySettings", "PoolSettings", "ProviderSettings", "default_settings"]
+__all__ = ["PoolSettings", "ProviderSettings", "RetrySettings", "TimeoutSettings", "default_settings"]
 
 M = TypeVar("M", bound=BaseModel)
 

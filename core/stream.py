@@ -25,7 +25,7 @@ from .errors import LLMRelayError, StreamInterruptedError
 from .models import ChatResponse, FunctionCall, Message, ResponseMeta, ToolCall, Usage
 from .records import Record
 
-__all__ = ["StreamChunk", "ToolCallDelta", "ChatStream", "StreamOutcome"]
+__all__ = ["ChatStream", "StreamChunk", "StreamOutcome", "ToolCallDelta"]
 
 
 class ToolCallDelta(Record):
@@ -76,7 +76,7 @@ class StreamChunk(Record):
         self.native_finish_reason = native_finish_reason
         self.raw = raw
 
-    def replace(self, **changes: Any) -> "StreamChunk":
+    def replace(self, **changes: Any) -> StreamChunk:
         """A copy with ``changes`` applied (as ``dataclasses.replace`` would give)."""
         fields = {name: getattr(self, name) for name in self.__slots__}
         fields.update(changes)
@@ -169,8 +169,15 @@ class ChatStream:
             # instead of reusing the last event's (+1.1 ms per 1000 chunks).
             self._recorded.append(
                 StreamChunk(
-                    chunk.text, chunk.reasoning, chunk.tool_calls, chunk.finish_reason, chunk.usage,
-                    chunk.id, chunk.model, chunk.served_by, chunk.native_finish_reason,
+                    chunk.text,
+                    chunk.reasoning,
+                    chunk.tool_calls,
+                    chunk.finish_reason,
+                    chunk.usage,
+                    chunk.id,
+                    chunk.model,
+                    chunk.served_by,
+                    chunk.native_finish_reason,
                 )
             )
         return chunk

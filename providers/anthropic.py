@@ -23,22 +23,27 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from pydantic import Field
-
 from llmrelay.core.catalog import ModelInfo, ModelList
 from llmrelay.core.errors import APIStatusError, InvalidResponseError, LLMRelayError, StreamInterruptedError
+from llmrelay.core.http.sse import event_object, iter_sse
+from llmrelay.core.http.transport import HTTPResponse
 from llmrelay.core.models import ChatResponse
 from llmrelay.core.provider import CallOptions, Capability, RequestLike
 from llmrelay.core.settings import ProviderSettings, RetrySettings
-from llmrelay.core.sse import event_object, iter_sse
 from llmrelay.core.stream import ChatStream, StreamChunk
-from llmrelay.core.transport import HTTPResponse
+from pydantic import Field
 
-from .anthropic_format import DEFAULT_MAX_TOKENS, StreamDecoder, error_from_anthropic, from_messages_response, to_messages_body
+from .anthropic_format import (
+    DEFAULT_MAX_TOKENS,
+    StreamDecoder,
+    error_from_anthropic,
+    from_messages_response,
+    to_messages_body,
+)
 from .http_provider import HTTPProvider
 from .openai_wire import coerce_chat_request
 
-__all__ = ["DEFAULT_BASE_URL", "API_VERSION", "AnthropicSettings", "AnthropicProvider"]
+__all__ = ["API_VERSION", "DEFAULT_BASE_URL", "AnthropicProvider", "AnthropicSettings"]
 
 DEFAULT_BASE_URL = "https://api.anthropic.com/v1"
 API_VERSION = "2023-06-01"
@@ -144,10 +149,16 @@ class AnthropicProvider(HTTPProvider):
                 raise InvalidResponseError('/models: expected {"data": [...]}', provider=provider)
             for entry in entries:
                 if isinstance(entry, dict) and entry.get("id"):
-                    models.append(ModelInfo(id=entry["id"], name=entry.get("display_name"), provider="anthropic",
-                                            input_modalities=["text", "image"], output_modalities=["text"],
-                                            supported_parameters=["tools", "tool_choice", "max_tokens", "temperature",
-                                                                  "top_p", "stop"]))
+                    models.append(
+                        ModelInfo(
+                            id=entry["id"],
+                            name=entry.get("display_name"),
+                            provider="anthropic",
+                            input_modalities=["text", "image"],
+                            output_modalities=["text"],
+                            supported_parameters=["tools", "tool_choice", "max_tokens", "temperature", "top_p", "stop"],
+                        )
+                    )
             if not data.get("has_more") or not data.get("last_id"):
                 break
             params = {"limit": 1000, "after_id": data["last_id"]}

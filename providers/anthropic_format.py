@@ -54,11 +54,11 @@ from llmrelay.core.stream import StreamChunk, ToolCallDelta
 __all__ = [
     "DEFAULT_MAX_TOKENS",
     "ERROR_STATUS",
-    "to_messages_body",
-    "from_messages_response",
-    "usage_from_anthropic",
     "StreamDecoder",
     "error_from_anthropic",
+    "from_messages_response",
+    "to_messages_body",
+    "usage_from_anthropic",
 ]
 
 DEFAULT_MAX_TOKENS = 4096
@@ -83,11 +83,31 @@ _DATA_URL = re.compile(r"^data:(?P<media>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)$
 # OpenAI request fields with no Messages API equivalent. Sampling hints are
 # dropped (a chain that falls back from OpenAI to Anthropic keeps working);
 # fields that change what the answer is are refused.
-_DROPPED = {"seed", "frequency_penalty", "presence_penalty", "n", "logit_bias", "logprobs", "top_logprobs",
-            "stream_options", "max_completion_tokens"}
+_DROPPED = {
+    "seed",
+    "frequency_penalty",
+    "presence_penalty",
+    "n",
+    "logit_bias",
+    "logprobs",
+    "top_logprobs",
+    "stream_options",
+    "max_completion_tokens",
+}
 _REFUSED = {"response_format": "use a tool with an input_schema to get structured output from Anthropic"}
-_HANDLED = {"model", "messages", "temperature", "top_p", "max_tokens", "stop", "tools", "tool_choice", "user",
-            "extra_body", "parallel_tool_calls"}
+_HANDLED = {
+    "model",
+    "messages",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "stop",
+    "tools",
+    "tool_choice",
+    "user",
+    "extra_body",
+    "parallel_tool_calls",
+}
 
 
 # --------------------------------------------------------------------------- request
@@ -183,8 +203,11 @@ def _tool_choice(choice: Any, parallel: Any, provider: str) -> dict[str, Any] | 
     elif isinstance(choice, Mapping) and choice.get("type") in ("auto", "any", "tool", "none"):
         mapped = dict(choice)  # already Anthropic's shape
     else:
-        raise BadRequestError(f"tool_choice {choice!r} is not understood; use auto, required, none or "
-                              '{"type": "function", "function": {"name": ...}}', provider=provider)
+        raise BadRequestError(
+            f"tool_choice {choice!r} is not understood; use auto, required, none or "
+            '{"type": "function", "function": {"name": ...}}',
+            provider=provider,
+        )
     if parallel is False:
         mapped = dict(mapped or {"type": "auto"}, disable_parallel_tool_use=True)
     return mapped
@@ -200,8 +223,9 @@ def to_messages_body(
             raise BadRequestError(f"{name} is not supported by Anthropic's Messages API: {hint}", provider=provider)
     system, turns = _turns(request.messages, provider)
     if not turns:
-        raise BadRequestError("the request has no user or assistant message (Anthropic needs at least one)",
-                              provider=provider)
+        raise BadRequestError(
+            "the request has no user or assistant message (Anthropic needs at least one)", provider=provider
+        )
     body: dict[str, Any] = {
         "model": request.model,
         "max_tokens": request.max_tokens or default_max_tokens,
@@ -218,8 +242,11 @@ def to_messages_body(
         body["stop_sequences"] = [request.stop] if isinstance(request.stop, str) else list(request.stop)
     if request.tools:
         body["tools"] = [
-            {"name": t.function.name, "input_schema": t.function.parameters,
-             **({"description": t.function.description} if t.function.description else {})}
+            {
+                "name": t.function.name,
+                "input_schema": t.function.parameters,
+                **({"description": t.function.description} if t.function.description else {}),
+            }
             for t in request.tools
         ]
     choice = _tool_choice(request.tool_choice, extras.get("parallel_tool_calls"), provider)
@@ -267,8 +294,14 @@ def from_messages_response(data: Mapping[str, Any], *, provider: str = "anthropi
         elif kind == "thinking":
             reasoning.append(block.get("thinking") or "")
         elif kind == "tool_use":
-            calls.append(ToolCall(id=block["id"], function=FunctionCall(
-                name=block["name"], arguments=json.dumps(block.get("input") or {}, ensure_ascii=False))))
+            calls.append(
+                ToolCall(
+                    id=block["id"],
+                    function=FunctionCall(
+                        name=block["name"], arguments=json.dumps(block.get("input") or {}, ensure_ascii=False)
+                    ),
+                )
+            )
     stop = data.get("stop_reason")
     message = Message(
         role="assistant",
@@ -308,19 +341,29 @@ def error_from_anthropic(
     """
     error = payload.get("error") if isinstance(payload, Mapping) else None
     kind = error.get("type") if isinstance(error, Mapping) else None
-    message = redact(str(error.get("message") or kind or "unknown error")) if isinstance(error, Mapping) else (
-        f"unexpected error body: {redact(str(payload))[:200]}")
+    message = (
+        redact(str(error.get("message") or kind or "unknown error"))
+        if isinstance(error, Mapping)
+        else (f"unexpected error body: {redact(str(payload))[:200]}")
+    )
     if status is None or status < 400:
         status = ERROR_STATUS.get(kind or "", 500)
     text = f"{message} ({kind})" if kind else message
     if status == 404 and model and ("model" in message.lower() or model in message):
-        return ModelNotFoundError(f"model {model!r} not found: {text}", provider=provider, status=status,
-                                  body=payload, request_id=request_id)
-    typed = error_for_status(status, text, retry_after=retry_after, provider=provider, body=payload,
-                             request_id=request_id)
+        return ModelNotFoundError(
+            f"model {model!r} not found: {text}", provider=provider, status=status, body=payload, request_id=request_id
+        )
+    typed = error_for_status(
+        status, text, retry_after=retry_after, provider=provider, body=payload, request_id=request_id
+    )
     if in_stream and typed.availability:
-        return StreamInterruptedError(f"the service reported an error mid-stream: {text}", upstream_code=kind,
-                                      provider=provider, status=status, request_id=request_id)
+        return StreamInterruptedError(
+            f"the service reported an error mid-stream: {text}",
+            upstream_code=kind,
+            provider=provider,
+            status=status,
+            request_id=request_id,
+        )
     return typed
 
 
@@ -354,8 +397,12 @@ class StreamDecoder:
                 return StreamChunk(text=delta.get("text") or "", id=self.id, model=self.model, raw=dict(event))
             if dtype == "input_json_delta":
                 index = event.get("index", 0)
-                return StreamChunk(tool_calls=[ToolCallDelta(index, arguments=delta.get("partial_json") or "")],
-                                   id=self.id, model=self.model, raw=dict(event))
+                return StreamChunk(
+                    tool_calls=[ToolCallDelta(index, arguments=delta.get("partial_json") or "")],
+                    id=self.id,
+                    model=self.model,
+                    raw=dict(event),
+                )
             if dtype == "thinking_delta":
                 return StreamChunk(reasoning=delta.get("thinking") or "", id=self.id, model=self.model, raw=dict(event))
             return None  # signature_delta, citations_delta, ...
@@ -364,8 +411,12 @@ class StreamDecoder:
             index = event.get("index", 0)
             if block.get("type") == "tool_use":
                 self._tool_blocks.add(index)
-                return StreamChunk(tool_calls=[ToolCallDelta(index, id=block.get("id"), name=block.get("name"))],
-                                   id=self.id, model=self.model, raw=dict(event))
+                return StreamChunk(
+                    tool_calls=[ToolCallDelta(index, id=block.get("id"), name=block.get("name"))],
+                    id=self.id,
+                    model=self.model,
+                    raw=dict(event),
+                )
             if block.get("type") == "text" and block.get("text"):
                 return StreamChunk(text=block["text"], id=self.id, model=self.model, raw=dict(event))
             return None
@@ -379,8 +430,14 @@ class StreamDecoder:
             delta = event.get("delta") or {}
             stop = delta.get("stop_reason")
             usage = usage_from_anthropic({**self._input_usage, **(event.get("usage") or {})})
-            return StreamChunk(finish_reason=normalize_finish_reason(stop), native_finish_reason=stop, usage=usage,
-                               id=self.id, model=self.model, raw=dict(event))
+            return StreamChunk(
+                finish_reason=normalize_finish_reason(stop),
+                native_finish_reason=stop,
+                usage=usage,
+                id=self.id,
+                model=self.model,
+                raw=dict(event),
+            )
         if kind == "message_stop":
             self.done = True
             return None

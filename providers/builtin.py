@@ -16,7 +16,7 @@ from typing import Any
 
 from llmrelay.core.hookspecs import hookimpl
 
-__all__ = ["BuiltinProvider", "openrouter", "openai", "anthropic"]
+__all__ = ["BuiltinProvider", "anthropic", "openai", "openrouter"]
 
 
 class BuiltinProvider:

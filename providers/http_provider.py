@@ -6,8 +6,8 @@ It builds, once per instance:
 
 * the settings, coerced to the subclass's ``settings_model`` when a plain
   :class:`~llmrelay.core.settings.ProviderSettings` is passed;
-* one :class:`~llmrelay.core.http.HTTPClient`: a pooled
-  :class:`~llmrelay.core.transport.RequestsTransport` (or the ``transport``
+* one :class:`~llmrelay.core.http.client.HTTPClient`: a pooled
+  :class:`~llmrelay.core.http.transport.RequestsTransport` (or the ``transport``
   given, for tests), the retry policy (``sleep`` / ``clock`` injectable), the
   auth header from :meth:`HTTPProvider.auth_headers` and the service's own
   headers from :meth:`HTTPProvider.service_headers`.
@@ -34,12 +34,12 @@ from llmrelay.core.errors import (
     LLMRelayError,
     PaymentRequiredError,
 )
-from llmrelay.core.http import HTTPClient
+from llmrelay.core.http.client import HTTPClient
+from llmrelay.core.http.retry import RetryPolicy
+from llmrelay.core.http.transport import RequestsTransport, Transport
 from llmrelay.core.provider import Provider
-from llmrelay.core.retry import RetryPolicy
 from llmrelay.core.secrets import mask
 from llmrelay.core.settings import ProviderSettings
-from llmrelay.core.transport import RequestsTransport, Transport
 
 if TYPE_CHECKING:
     from llmrelay.core.account import ValidationReport
@@ -81,7 +81,11 @@ class HTTPProvider(Provider):
         if not isinstance(s, self.settings_model):
             # A plain ProviderSettings: keep its values, add this provider's defaults.
             s = self.settings = self.settings_model.model_validate(
-                {**s.model_dump(exclude={"api_key"}), "api_key": s.api_key, "base_url": s.base_url or self.default_base_url}
+                {
+                    **s.model_dump(exclude={"api_key"}),
+                    "api_key": s.api_key,
+                    "base_url": s.base_url or self.default_base_url,
+                }
             )
         base_url = (s.base_url or self.default_base_url).rstrip("/")
         self.check_settings(s, base_url)
@@ -116,7 +120,9 @@ class HTTPProvider(Provider):
 
         models = self.list_models()
         return ValidationReport(
-            provider=self.instance_name, outcome="valid", message=f"{self._service()} answered with {len(models)} models"
+            provider=self.instance_name,
+            outcome="valid",
+            message=f"{self._service()} answered with {len(models)} models",
         )
 
     def config_problems(self) -> list[str]:
@@ -157,26 +163,33 @@ class HTTPProvider(Provider):
         problems = self.config_problems()
         if problems:
             return ValidationReport(
-                provider=name, outcome="config_error",
-                message="the configuration has problems: " + "; ".join(problems), problems=problems,
+                provider=name,
+                outcome="config_error",
+                message="the configuration has problems: " + "; ".join(problems),
+                problems=problems,
             )
         service = self._service()
         try:
             return self.probe_key()
         except AuthenticationError as error:
-            where = f" Check {self.env_prefix}API_KEY" + (f", or create a key at {self.keys_page}" if self.keys_page else "")
+            where = f" Check {self.env_prefix}API_KEY" + (
+                f", or create a key at {self.keys_page}" if self.keys_page else ""
+            )
             return ValidationReport(
-                provider=name, outcome="invalid_key",
+                provider=name,
+                outcome="invalid_key",
                 message=f"{service} rejected the API key {mask(self.settings.key())} ({error.message}).{where}",
             )
         except PaymentRequiredError as error:
             return ValidationReport(
-                provider=name, outcome="no_credits",
+                provider=name,
+                outcome="no_credits",
                 message=f"the key is valid but out of credits ({error.message}). {self.credits_hint}",
             )
         except (APIConnectionError, APITimeoutError) as error:
             return ValidationReport(
-                provider=name, outcome="unreachable",
+                provider=name,
+                outcome="unreachable",
                 message=f"could not reach {service} at {self._client.base_url}: {error.message}. {self.unreachable_hint}",
             )
         except LLMRelayError as error:

@@ -33,9 +33,9 @@ from urllib.parse import urlsplit
 
 from llmrelay.core.deferred import Deferred
 from llmrelay.core.errors import ConfigurationError, InvalidResponseError, RateLimitError
+from llmrelay.core.http.transport import HTTPResponse
 from llmrelay.core.provider import CallOptions, Capability, RequestLike
 from llmrelay.core.settings import ProviderSettings
-from llmrelay.core.transport import HTTPResponse
 
 from .http_provider import HTTPProvider
 
@@ -54,8 +54,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_BASE_URL",
-    "OpenAICompatibleSettings",
     "OpenAICompatibleProvider",
+    "OpenAICompatibleSettings",
     "model_info_from_openai",
 ]
 
@@ -148,7 +148,9 @@ class OpenAICompatibleProvider(HTTPProvider):
 
     def _chat_body(self, request: RequestLike, stream: bool) -> tuple[dict[str, Any], str]:
         self.require_key()
-        chat = _WIRE.get().coerce_chat_request(request, default_model=self.settings.default_model, provider=self.instance_name)
+        chat = _WIRE.get().coerce_chat_request(
+            request, default_model=self.settings.default_model, provider=self.instance_name
+        )
         body = chat.to_wire()
         if stream:
             body["stream"] = True
@@ -199,12 +201,18 @@ class OpenAICompatibleProvider(HTTPProvider):
             from llmrelay.core.account import ValidationReport
 
             if "quota" not in error.message.lower():
-                return ValidationReport(provider=self.instance_name, outcome="error",
-                                        message=f"the key check was rate limited: {error}")
-            return ValidationReport(provider=self.instance_name, outcome="no_credits",
-                                    message=f"the key is valid but has no quota left ({error.message})")
+                return ValidationReport(
+                    provider=self.instance_name, outcome="error", message=f"the key check was rate limited: {error}"
+                )
+            return ValidationReport(
+                provider=self.instance_name,
+                outcome="no_credits",
+                message=f"the key is valid but has no quota left ({error.message})",
+            )
 
-    def embed(self, request: EmbeddingRequest | dict[str, Any], *, options: CallOptions | None = None) -> EmbeddingResponse:
+    def embed(
+        self, request: EmbeddingRequest | dict[str, Any], *, options: CallOptions | None = None
+    ) -> EmbeddingResponse:
         if Capability.EMBEDDINGS not in self.capabilities:  # a subclass for a service without /embeddings
             return super().embed(request, options=options)
         from llmrelay.core.embeddings import EmbeddingRequest, EmbeddingResponse
@@ -223,7 +231,11 @@ class OpenAICompatibleProvider(HTTPProvider):
             if not isinstance(entries, list) or not all(isinstance(e, dict) and "embedding" in e for e in entries):
                 raise InvalidResponseError('/embeddings: expected {"data": [{"embedding": [...]}]}', provider=provider)
             ordered = sorted(entries, key=lambda e: e.get("index", 0))
-            return EmbeddingResponse(model=data.get("model") or model, provider=provider,
-                                     embeddings=[e["embedding"] for e in ordered], usage=Usage.from_openai(data.get("usage")))
+            return EmbeddingResponse(
+                model=data.get("model") or model,
+                provider=provider,
+                embeddings=[e["embedding"] for e in ordered],
+                usage=Usage.from_openai(data.get("usage")),
+            )
 
         return self._client.request("POST", "/embeddings", parse, body=body, model=model, what="embeddings")

@@ -4,9 +4,8 @@ Kept apart from :mod:`llmrelay.providers.openai_compat` so that building a
 subclass with settings of its own (OpenRouter's) does not define them.
 """
 
-from pydantic import Field
-
 from llmrelay.core.settings import ProviderSettings
+from pydantic import Field
 
 __all__ = ["OpenAICompatibleSettings"]
 

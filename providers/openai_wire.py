@@ -20,27 +20,26 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from pydantic import ValidationError
-
 from llmrelay.core.errors import (
     ConfigurationError,
     InvalidResponseError,
     LLMRelayError,
     StreamInterruptedError,
 )
-from llmrelay.core.http import upstream_error_message
+from llmrelay.core.http.client import upstream_error_message
+from llmrelay.core.http.sse import event_object, iter_sse
+from llmrelay.core.http.transport import HTTPResponse
 from llmrelay.core.models import ChatRequest, ChatResponse, Message, Usage, normalize_finish_reason
 from llmrelay.core.secrets import redact
-from llmrelay.core.sse import event_object, iter_sse
 from llmrelay.core.stream import ChatStream, StreamChunk, ToolCallDelta
-from llmrelay.core.transport import HTTPResponse
+from pydantic import ValidationError
 
 __all__ = [
-    "coerce_chat_request",
-    "parse_chat_response",
-    "chunk_from_data",
-    "iter_chat_chunks",
     "chat_stream",
+    "chunk_from_data",
+    "coerce_chat_request",
+    "iter_chat_chunks",
+    "parse_chat_response",
     "upstream_error_message",
 ]
 
@@ -199,6 +198,8 @@ def _stream_error(error: Any, obj: Mapping[str, Any], provider: str) -> StreamIn
 
 def chat_stream(response: HTTPResponse, *, provider: str, model: str | None) -> ChatStream:
     """A :class:`ChatStream` over an open SSE response; closing it releases the connection."""
-    stream = ChatStream(iter_chat_chunks(response, provider=provider), provider=provider, model=model, close=response.close)
+    stream = ChatStream(
+        iter_chat_chunks(response, provider=provider), provider=provider, model=model, close=response.close
+    )
     stream.meta.attempts = response.attempts
     return stream

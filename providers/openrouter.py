@@ -31,8 +31,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
-
 from llmrelay.core.errors import (
     CapabilityNotSupportedError,
     ConfigurationError,
@@ -40,10 +38,11 @@ from llmrelay.core.errors import (
     LLMRelayError,
     PermissionDeniedError,
 )
-from llmrelay.core.http import Attempted, is_status
+from llmrelay.core.http.client import Attempted, is_status
+from llmrelay.core.http.retry import RetryPolicy
 from llmrelay.core.provider import CallOptions, Capability
-from llmrelay.core.retry import RetryPolicy
 from llmrelay.core.settings import ProviderSettings, RetrySettings
+from pydantic import Field, ValidationError, field_validator
 
 from .openai_compat import OpenAICompatibleProvider
 
@@ -54,9 +53,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_BASE_URL",
-    "OpenRouterSettings",
-    "OpenRouterProvider",
     "CreditsNotAvailableError",
+    "OpenRouterProvider",
+    "OpenRouterSettings",
     "model_info_from_openrouter",
     "parse_model_list",
 ]
@@ -71,14 +70,18 @@ class OpenRouterSettings(ProviderSettings):
     """OpenRouter's settings: the common ones plus app attribution."""
 
     base_url: str | None = DEFAULT_BASE_URL
-    app_url: str | None = Field(default=None, description="sent as HTTP-Referer: your app's URL, for openrouter.ai rankings")
+    app_url: str | None = Field(
+        default=None, description="sent as HTTP-Referer: your app's URL, for openrouter.ai rankings"
+    )
     app_title: str | None = Field(default=None, description="sent as X-OpenRouter-Title and X-Title: your app's name")
     # A lambda rather than ``list``: pydantic reads a factory's signature, and
     # list's is parsed from text by the tokenizer, whose first use compiles
     # its regexes (about 15M instructions, some 4 ms, when a provider is built).
     app_categories: list[str] = Field(default_factory=lambda: [], description="sent as X-OpenRouter-Categories")
     generation_wait_seconds: float = Field(
-        default=10.0, gt=0, description="how long get_generation_stats retries the 404 OpenRouter gives right after a call"
+        default=10.0,
+        gt=0,
+        description="how long get_generation_stats retries the 404 OpenRouter gives right after a call",
     )
 
     @field_validator("app_url")
@@ -200,7 +203,7 @@ class OpenRouterProvider(OpenAICompatibleProvider):
     An :class:`~llmrelay.providers.openai_compat.OpenAICompatibleProvider`
     (chat, streaming, the pooled client) with OpenRouter's own parts added.
     ``transport`` replaces the pooled HTTP transport (tests pass a
-    :class:`~llmrelay.core.transport.MockTransport`); ``sleep`` and ``clock``
+    :class:`~llmrelay.core.http.transport.MockTransport`); ``sleep`` and ``clock``
     replace the retry policy's ``time.sleep`` / ``time.monotonic``.
     """
 
@@ -269,7 +272,10 @@ class OpenRouterProvider(OpenAICompatibleProvider):
         retries = 0
         for _ in range(_MAX_MODEL_PAGES):
             reply = self._client.request(
-                "GET", path, lambda data, _r: Attempted(parse_model_list(data, provider=provider)), params=params,
+                "GET",
+                path,
+                lambda data, _r: Attempted(parse_model_list(data, provider=provider)),
+                params=params,
                 what="list models",
             )
             page, extras = reply
@@ -295,7 +301,7 @@ class OpenRouterProvider(OpenAICompatibleProvider):
             return None  # never send the key to another host
         path = target.path
         if path.startswith(base.path):
-            path = path[len(base.path):]
+            path = path[len(base.path) :]
         return path + (f"?{target.query}" if target.query else "")
 
     # ------------------------------------------------------------------ key, credits, generations
@@ -309,7 +315,9 @@ class OpenRouterProvider(OpenAICompatibleProvider):
         data, _ = self._client.request_json("GET", "/key", what="key check")
         info = data.get("data") if isinstance(data, dict) else None
         if not isinstance(info, dict):
-            return ValidationReport(provider=name, outcome="error", message="the key check failed: /key returned no data")
+            return ValidationReport(
+                provider=name, outcome="error", message="the key check failed: /key returned no data"
+            )
         limit = to_decimal(info.get("limit"))
         remaining = to_decimal(info.get("limit_remaining"))
         usage = to_decimal(info.get("usage"))
@@ -332,7 +340,9 @@ class OpenRouterProvider(OpenAICompatibleProvider):
                 f"Raise the key's limit at {KEYS_PAGE} or add credits at {CREDITS_PAGE}",
                 **fields,
             )
-        return ValidationReport(outcome="valid", message=f"the key {info.get('label')} is valid: {spent}{bound}", **fields)
+        return ValidationReport(
+            outcome="valid", message=f"the key {info.get('label')} is valid: {spent}{bound}", **fields
+        )
 
     def get_credits(self, *, options: CallOptions | None = None) -> Credits:
         """Total credits bought and used. Raises :class:`CreditsNotAvailableError` for keys that may not ask."""

@@ -37,7 +37,7 @@ from llmrelay.core.errors import ConfigurationError, LLMRelayError
 from llmrelay.core.models import ChatResponse, ResponseMeta, Usage
 from llmrelay.core.provider import Provider
 
-__all__ = ["CostEstimate", "ModelPrice", "PricingService", "compute_cost", "load_fallback_models", "FALLBACK_FILE"]
+__all__ = ["FALLBACK_FILE", "CostEstimate", "ModelPrice", "PricingService", "compute_cost", "load_fallback_models"]
 
 FALLBACK_FILE = "openrouter_fallback_models.json"
 ONE = Decimal(1)
@@ -201,7 +201,9 @@ class PricingService:
 
     # ------------------------------------------------------------------ costs
 
-    def cost(self, usage: Usage | None, model_id: str | None, *, markup: Decimal | float | str | None = None) -> CostEstimate:
+    def cost(
+        self, usage: Usage | None, model_id: str | None, *, markup: Decimal | float | str | None = None
+    ) -> CostEstimate:
         """Cost of a call with ``usage`` on ``model_id``: ``usage.cost`` if reported, else computed."""
         factor = _as_decimal(markup, "markup") if markup is not None else self.markup
         if usage is None:
@@ -221,5 +223,3 @@ class PricingService:
 
     def __repr__(self) -> str:
         return f"<PricingService markup={self.markup} ttl={self.ttl}s provider={self.provider!r}>"
-
-

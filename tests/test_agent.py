@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from llmrelay.core import (
     ChatResponse,
     ChatStream,
@@ -17,8 +16,8 @@ from llmrelay.core import (
     ToolCallDelta,
     create_provider,
 )
-from llmrelay.core.agent import iter_agent, run_agent
-from llmrelay.core.tools import ToolRegistry
+from llmrelay.core.compose.agent import iter_agent, run_agent
+from llmrelay.core.compose.tools import ToolRegistry
 
 REQUEST = {"model": "m", "messages": [{"role": "user", "content": "weather in Paris and Rome?"}]}
 
@@ -43,6 +42,7 @@ def model_that_calls_tools(turns_with_tools: int, stream: bool):
         if turn < turns_with_tools:
             calls = [("c%d_%d" % (turn, i), city) for i, city in enumerate(["Paris", "Rome"])]
             if stream:
+
                 def chunks():
                     yield StreamChunk(text="Let me check. ")
                     for index, (cid, city) in enumerate(calls):
@@ -51,12 +51,15 @@ def model_that_calls_tools(turns_with_tools: int, stream: bool):
                         yield StreamChunk(tool_calls=[ToolCallDelta(index, arguments=args[:5])])
                         yield StreamChunk(tool_calls=[ToolCallDelta(index, arguments=args[5:])])
                     yield StreamChunk(finish_reason="tool_calls")
+
                 return ChatStream(chunks(), provider="fake")
             return ChatResponse(
-                message=Message.assistant(tool_calls=[
-                    ToolCall(id=cid, function=FunctionCall(name="weather", arguments=json.dumps({"city": city})))
-                    for cid, city in calls
-                ]),
+                message=Message.assistant(
+                    tool_calls=[
+                        ToolCall(id=cid, function=FunctionCall(name="weather", arguments=json.dumps({"city": city})))
+                        for cid, city in calls
+                    ]
+                ),
                 finish_reason="tool_calls",
             )
         results = [json.loads(m.content) for m in request.messages if m.role == "tool"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from llmrelay.core import (
     AuthenticationError,
     BadRequestError,
@@ -16,12 +15,15 @@ from llmrelay.core import (
     create_provider,
 )
 from llmrelay.providers.anthropic import AnthropicProvider
+
 from tests.support import fake_anthropic as fa
 from tests.support.scripted_http import Reply, ScriptedServer
 
 KEY = "sk-ant-api03-TESTKEY-0123456789abcdefghij"
-REQUEST = {"model": "claude-3-5-haiku-latest",
-           "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]}
+REQUEST = {
+    "model": "claude-3-5-haiku-latest",
+    "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+}
 
 
 @pytest.fixture
@@ -73,15 +75,37 @@ def test_streaming_text(server, claude):
 
 def test_streaming_tool_calls(server, claude):
     args = {"city": "Paris", "unit": "C"}
-    server.replies.append(fa.stream([
-        {"type": "thinking", "parts": ["need ", "weather"]},
-        {"type": "text", "parts": ["Checking."]},
-        {"type": "tool_use", "id": "toolu_A", "name": "weather", "json_parts": fa.tool_json_parts(args)},
-        {"type": "tool_use", "id": "toolu_B", "name": "weather", "json_parts": fa.tool_json_parts({"city": "Rome"})},
-    ], stop_reason="tool_use"))
+    server.replies.append(
+        fa.stream(
+            [
+                {"type": "thinking", "parts": ["need ", "weather"]},
+                {"type": "text", "parts": ["Checking."]},
+                {"type": "tool_use", "id": "toolu_A", "name": "weather", "json_parts": fa.tool_json_parts(args)},
+                {
+                    "type": "tool_use",
+                    "id": "toolu_B",
+                    "name": "weather",
+                    "json_parts": fa.tool_json_parts({"city": "Rome"}),
+                },
+            ],
+            stop_reason="tool_use",
+        )
+    )
 
-    response = claude.stream_execute({**REQUEST, "tools": [{"type": "function", "function": {
-        "name": "weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]}).final_response()
+    response = claude.stream_execute(
+        {
+            **REQUEST,
+            "tools": [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": "weather",
+                        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+                    },
+                }
+            ],
+        }
+    ).final_response()
 
     assert server.requests[0].json["tools"][0]["name"] == "weather"
     assert response.message.reasoning == "need weather"
@@ -113,12 +137,15 @@ def test_overloaded_529_is_retried_then_succeeds(server, claude, sleeps):
     assert len(server.requests) == 2 and len(sleeps) == 1
 
 
-@pytest.mark.parametrize("status, kind, cls", [
-    (529, "overloaded_error", ServerError),
-    (429, "rate_limit_error", RateLimitError),
-    (401, "authentication_error", AuthenticationError),
-    (400, "invalid_request_error", BadRequestError),
-])
+@pytest.mark.parametrize(
+    "status, kind, cls",
+    [
+        (529, "overloaded_error", ServerError),
+        (429, "rate_limit_error", RateLimitError),
+        (401, "authentication_error", AuthenticationError),
+        (400, "invalid_request_error", BadRequestError),
+    ],
+)
 def test_error_statuses_map_to_typed_errors(server, sleeps, status, kind, cls):
     server.handler = lambda request: fa.error(status, kind, "details here", **{"retry-after": "0"})
     provider = AnthropicProvider(api_key=KEY, base_url=server.url + "/v1", sleep=sleeps.append)
@@ -138,8 +165,10 @@ def test_streaming_request_error_before_any_chunk_raises_at_call(server, claude)
 
 
 def test_list_models_and_validate(server, claude):
-    server.handler = lambda request: Reply(200, {"data": [{"id": "claude-3-5-haiku-20241022", "display_name": "Haiku"}],
-                                                 "has_more": False, "last_id": None})
+    server.handler = lambda request: Reply(
+        200,
+        {"data": [{"id": "claude-3-5-haiku-20241022", "display_name": "Haiku"}], "has_more": False, "last_id": None},
+    )
     assert claude.list_models().ids == ["claude-3-5-haiku-20241022"]
     assert claude.validate_config().ok
     server.handler = lambda request: fa.error(401, "authentication_error", "invalid x-api-key")
@@ -158,8 +187,11 @@ def test_registered_through_entry_points_and_needs_a_key(monkeypatch):
 
 
 def test_validate_config_reports_settings_problems_without_a_request(server):
-    for settings, expected in [({}, "api_key is not set"), ({"api_key": KEY + " "}, "whitespace"),
-                               ({"api_key": "Bearer " + KEY}, "'Bearer '")]:
+    for settings, expected in [
+        ({}, "api_key is not set"),
+        ({"api_key": KEY + " "}, "whitespace"),
+        ({"api_key": "Bearer " + KEY}, "'Bearer '"),
+    ]:
         provider = AnthropicProvider(base_url=server.url + "/v1", **settings)
         report = provider.validate_config()
         assert report.outcome == "config_error" and expected in report.message

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-
+from llmrelay.core.config import validate_settings
 from llmrelay.core.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -20,8 +20,8 @@ from llmrelay.core.errors import (
     ServerError,
     StreamInterruptedError,
 )
-from llmrelay.core.config import validate_settings
 from llmrelay.plugins.breaker import BreakerSettings, CircuitBreaker, CircuitState, Outcome, classify
+
 from tests.support.clock import FakeClock
 from tests.support.threads import run_in_threads
 
@@ -147,7 +147,9 @@ def test_late_result_of_a_call_from_an_earlier_state_does_not_decide() -> None:
 
 
 def test_recording_twice_counts_once() -> None:
-    breaker = CircuitBreaker("up", BreakerSettings(failure_threshold=2, failure_rate_threshold=None), clock=FakeClock(1000.0))
+    breaker = CircuitBreaker(
+        "up", BreakerSettings(failure_threshold=2, failure_rate_threshold=None), clock=FakeClock(1000.0)
+    )
     permit = breaker.acquire()
     permit.record(ServerError("x", status=500))
     permit.record(ServerError("x", status=500))
@@ -201,7 +203,9 @@ def test_rate_limits_can_be_excluded() -> None:
 def test_foreign_exceptions_and_nested_rejections_are_ignored() -> None:
     assert classify(ValueError("bug")) == Outcome.IGNORED
     assert classify(CircuitOpenError("inner", retry_after=1)) == Outcome.IGNORED
-    breaker = CircuitBreaker("up", BreakerSettings(failure_threshold=2, failure_rate_threshold=None), clock=FakeClock(1000.0))
+    breaker = CircuitBreaker(
+        "up", BreakerSettings(failure_threshold=2, failure_rate_threshold=None), clock=FakeClock(1000.0)
+    )
     fail(breaker)
     fail(breaker, ValueError("bug"))  # neither success nor failure
     fail(breaker)
@@ -217,7 +221,11 @@ def test_listeners_get_plain_events_for_every_transition() -> None:
         fail(breaker)
     clock.advance(60)
     breaker.acquire().record(None)
-    assert [(e["from"], e["to"]) for e in events] == [("closed", "open"), ("open", "half_open"), ("half_open", "closed")]
+    assert [(e["from"], e["to"]) for e in events] == [
+        ("closed", "open"),
+        ("open", "half_open"),
+        ("half_open", "closed"),
+    ]
     assert events[0]["reason"] == "5 consecutive failures"
     assert events[0]["retry_after"] == 60.0
     assert all(type(e) is dict for e in events)
@@ -237,7 +245,9 @@ def test_reset_and_trip_by_hand() -> None:
 
 def test_bad_settings_are_configuration_errors() -> None:
     with pytest.raises(ConfigurationError, match="minimum_calls"):
-        validate_settings(BreakerSettings, {"minimum_calls": 50, "window_size": 10}, source="test", prefix="plugins.breaker")
+        validate_settings(
+            BreakerSettings, {"minimum_calls": 50, "window_size": 10}, source="test", prefix="plugins.breaker"
+        )
     with pytest.raises(ConfigurationError, match="failure_threshold"):
         validate_settings(BreakerSettings, {"failure_threshold": 0}, source="test", prefix="plugins.breaker")
     with pytest.raises(ConfigurationError, match="redis_url"):
@@ -258,7 +268,9 @@ def test_lock_is_not_held_during_the_call() -> None:
 
 def test_concurrent_failures_open_exactly_once() -> None:
     events: list[dict] = []
-    breaker = CircuitBreaker("up", BreakerSettings(failure_threshold=50, failure_rate_threshold=None), listeners=[events.append])
+    breaker = CircuitBreaker(
+        "up", BreakerSettings(failure_threshold=50, failure_rate_threshold=None), listeners=[events.append]
+    )
     start = threading.Barrier(16)
 
     def worker() -> None:

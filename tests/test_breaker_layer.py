@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-
 from llmrelay.core import ChatStream, StreamChunk, create_provider
 from llmrelay.core.errors import (
     AuthenticationError,
@@ -15,6 +14,7 @@ from llmrelay.core.errors import (
     StreamInterruptedError,
 )
 from llmrelay.plugins.breaker import CircuitState, listen, unlisten
+
 from tests.support.clock import FakeClock
 from tests.support.threads import run_in_threads
 

@@ -11,9 +11,9 @@ import os
 import uuid
 
 import pytest
-
 from llmrelay.core.errors import CircuitOpenError, ServerError
 from llmrelay.plugins.breaker import BreakerSettings, CircuitBreaker, CircuitState
+
 from tests.support.clock import FakeClock
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -30,7 +30,9 @@ def redis_client():
     except Exception as exc:
         if os.environ.get("LLMRELAY_REQUIRE_REDIS") == "1":
             pytest.fail(f"LLMRELAY_REQUIRE_REDIS=1 but Redis at {REDIS_URL} is unreachable: {exc}")
-        pytest.skip(f"Redis at {REDIS_URL} is unreachable ({type(exc).__name__}); set LLMRELAY_REQUIRE_REDIS=1 to fail instead")
+        pytest.skip(
+            f"Redis at {REDIS_URL} is unreachable ({type(exc).__name__}); set LLMRELAY_REQUIRE_REDIS=1 to fail instead"
+        )
     yield client
     client.close()
 

@@ -11,7 +11,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-
 from llmrelay.core import (
     AuthenticationError,
     BadRequestError,
@@ -31,7 +30,7 @@ from llmrelay.core import (
     Usage,
     create_provider,
 )
-from llmrelay.core.errors import APITimeoutError, APIConnectionError, NotFoundError
+from llmrelay.core.errors import APIConnectionError, APITimeoutError, NotFoundError
 from llmrelay.core.pipeline import Call, Handler, Layer, Operation
 from llmrelay.core.stream import ToolCallDelta
 from llmrelay.plugins.cache import CacheSettings
@@ -39,8 +38,9 @@ from llmrelay.plugins.cache.backends import BackendUnavailable, L2Backend, Memor
 from llmrelay.plugins.cache.codec import FORMAT_VERSION
 from llmrelay.plugins.cache.keys import KeyBuilder
 from llmrelay.plugins.cache.layer import CacheLayer
-from tests.support.fake_provider import FakeProvider, FakeSettings
+
 from tests.support.clock import FakeClock
+from tests.support.fake_provider import FakeProvider, FakeSettings
 from tests.support.threads import run_in_threads
 
 CHAT = {"model": "fake/small", "messages": [{"role": "user", "content": "hi"}]}
@@ -64,7 +64,7 @@ def build(
     settings: dict[str, Any] | None = None,
     *,
     clock: FakeClock | None = None,
-    backend: L2Backend | None | str = "memory",
+    backend: L2Backend | str | None = "memory",
     api_key: str | None = "sk-test-key-0123456789abcdef",
     base_url: str = "http://fake.local/v1",
     upstream: FakeProvider | None = None,
@@ -252,9 +252,16 @@ def test_keys_are_short_stable_and_never_hold_the_api_key() -> None:
     assert one.key("execute", request) == two.key("execute", CHAT)  # same call, same key, however it was given
     built = one.key("execute", request)
     assert len(built) < 100
-    for leaked in (key, key[-12:], hashlib.sha256(key.encode()).hexdigest()[:16], hashlib.md5(key.encode()).hexdigest()[:16]):
+    for leaked in (
+        key,
+        key[-12:],
+        hashlib.sha256(key.encode()).hexdigest()[:16],
+        hashlib.md5(key.encode()).hexdigest()[:16],
+    ):
         assert leaked not in built
-    other_account = KeyBuilder(namespace="ns", provider="openrouter", base_url="https://openrouter.ai/api/v1", api_key=key + "x")
+    other_account = KeyBuilder(
+        namespace="ns", provider="openrouter", base_url="https://openrouter.ai/api/v1", api_key=key + "x"
+    )
     other_service = KeyBuilder(namespace="ns", provider="openrouter", base_url="https://example.test/v1", api_key=key)
     assert len({built, other_account.key("execute", request), other_service.key("execute", request)}) == 3
     assert one.key("execute", {**CHAT, "temperature": 0.5}) != built
@@ -392,7 +399,9 @@ def test_a_completed_stream_is_replayed_with_text_reasoning_tool_calls_and_usage
     assert replay.completed
     assert replay.text == original.text == "Hello"
     assert replay.reasoning == "thinking "
-    assert [(t.id, t.function.name, t.function.arguments) for t in replay.tool_calls] == [("call_1", "lookup", '{"q":"x"}')]
+    assert [(t.id, t.function.name, t.function.arguments) for t in replay.tool_calls] == [
+        ("call_1", "lookup", '{"q":"x"}')
+    ]
     assert replay.usage == original.usage and replay.usage.cost == Decimal("0.00042")
     assert replay.finish_reason == "tool_calls"
     chunks[1].text = "changed"  # a caller's change to a replayed chunk stays its own
@@ -665,7 +674,11 @@ def test_the_plugin_builds_the_layer_from_config(registry: Any) -> None:
         "fake",
         registry=registry,
         plugins=["cache"],
-        config={"plugins": {"cache": {"background": False, "namespace": "wiring", "operations": {"list_models": {"l1_ttl": 5}}}}},
+        config={
+            "plugins": {
+                "cache": {"background": False, "namespace": "wiring", "operations": {"list_models": {"l1_ttl": 5}}}
+            }
+        },
     )
     try:
         layer = provider.layer("cache")
@@ -698,7 +711,9 @@ def test_bad_settings_are_reported_by_name(registry: Any, section: dict[str, Any
 
 
 def test_redis_url_password_stays_out_of_reprs() -> None:
-    settings = CacheSettings.model_validate({"backend": "redis", "redis_url": "redis://:hunter2secret@127.0.0.1:6379/0"})
+    settings = CacheSettings.model_validate(
+        {"backend": "redis", "redis_url": "redis://:hunter2secret@127.0.0.1:6379/0"}
+    )
     assert "hunter2secret" not in repr(settings)
     from llmrelay.plugins.cache.redis_backend import RedisBackend
 

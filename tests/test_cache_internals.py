@@ -9,11 +9,11 @@ import threading
 from typing import Any
 
 import pytest
-
 from llmrelay.plugins.cache.codec import Entry, Header, encode_entry, new_etag, new_header, split
 from llmrelay.plugins.cache.keys import KeyBuilder
 from llmrelay.plugins.cache.l1 import L1Cache, L1Item
 from llmrelay.plugins.cache.singleflight import SingleFlight
+
 from tests.support.clock import FakeClock
 from tests.support.threads import run_in_threads
 
@@ -230,8 +230,10 @@ def _stream() -> list[Any]:
         StreamChunk(tool_calls=[ToolCallDelta(0, None, None, '"x"}')], **common),
         StreamChunk(text="other", id="gen-2", model="openai/gpt-4o-mini", served_by="Azure"),
         StreamChunk(
-            finish_reason="stop", native_finish_reason="end_turn",
-            usage=Usage(prompt_tokens=3, completion_tokens=7, total_tokens=10, cost=Decimal("0.0001")), **common,
+            finish_reason="stop",
+            native_finish_reason="end_turn",
+            usage=Usage(prompt_tokens=3, completion_tokens=7, total_tokens=10, cost=Decimal("0.0001")),
+            **common,
         ),
     ]
 
@@ -256,8 +258,12 @@ def test_a_stored_stream_reads_back_chunk_for_chunk(chunks: Any) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b'{"common":[null,null,null],"text":["a"],"whole":[[5,[]]]}', b'{"common":[1],"text":[],"whole":[]}',
-     b'{"common":[null,null,null],"text":["a"],"reasoning":[],"whole":[]}', b"[]"],
+    [
+        b'{"common":[null,null,null],"text":["a"],"whole":[[5,[]]]}',
+        b'{"common":[1],"text":[],"whole":[]}',
+        b'{"common":[null,null,null],"text":["a"],"reasoning":[],"whole":[]}',
+        b"[]",
+    ],
 )
 def test_a_damaged_stored_stream_is_a_decode_error(body: bytes) -> None:
     from llmrelay.plugins.cache.codec import DecodeError, decode_value

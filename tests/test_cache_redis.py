@@ -16,13 +16,13 @@ import uuid
 from typing import Any
 
 import pytest
-
 from llmrelay.core import LayeredProvider
 from llmrelay.plugins.cache import CacheSettings
 from llmrelay.plugins.cache.codec import FORMAT_VERSION
 from llmrelay.plugins.cache.keys import KeyBuilder
 from llmrelay.plugins.cache.layer import CacheLayer
 from llmrelay.plugins.cache.redis_backend import RedisBackend
+
 from tests.support.fake_provider import FakeProvider, FakeSettings
 from tests.support.redis_fixture import REDIS_URL, FleetClock, RedisServer, fleet_process, redis_client, redis_namespace
 

@@ -15,9 +15,8 @@ from typing import Any
 
 import pytest
 import requests
-
 from llmrelay.core import ConfigurationError
-from llmrelay.core.cassettes import (
+from llmrelay.core.cli.cassettes import (
     RECORD_ENV,
     cassette_fixture,
     find_secrets,
@@ -64,7 +63,9 @@ def test_secret_scan_is_strict_about_placeholders_too(text: str, label: str) -> 
     assert any(found.startswith(label) for found in find_secrets(text))
 
 
-@pytest.mark.parametrize("text", ["a risk-free task-based plan", "Bearer ***", "sk-*** and key=***", "__cf_bm=REDACTED"])
+@pytest.mark.parametrize(
+    "text", ["a risk-free task-based plan", "Bearer ***", "sk-*** and key=***", "__cf_bm=REDACTED"]
+)
 def test_secret_scan_accepts_redacted_values_and_prose(text: str) -> None:
     assert find_secrets(text) == []
 
@@ -169,7 +170,7 @@ class _Echo(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:
         pass
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         payload = json.dumps({"got": json.loads(body or b"{}"), "auth": self.headers.get("Authorization")}).encode()
         self.send_response(200)
@@ -275,7 +276,10 @@ def test_replay_of_a_missing_cassette_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_unknown_mode_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="record mode 'sometimes'"), use_cassette(tmp_path / "x.yaml", "sometimes"):
+    with (
+        pytest.raises(ConfigurationError, match="record mode 'sometimes'"),
+        use_cassette(tmp_path / "x.yaml", "sometimes"),
+    ):
         pass
 
 
@@ -294,7 +298,7 @@ def test_mode_from_env_rejects_nonsense(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_importing_cassettes_does_not_import_vcrpy() -> None:
-    code = "import sys, llmrelay.core.cassettes; print('vcr' in sys.modules, 'yaml' in sys.modules)"
+    code = "import sys, llmrelay.core.cli.cassettes; print('vcr' in sys.modules, 'yaml' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "False"]
 

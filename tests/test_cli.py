@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-
 from llmrelay.core import (
     AuthenticationError,
     ChatStream,
@@ -20,7 +19,7 @@ from llmrelay.core import (
     ValidationReport,
     hookimpl,
 )
-from llmrelay.core.cli import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, main
+from llmrelay.core.cli.main import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, main
 
 FAKE_KEY = "sk-or-v1-" + "0123456789abcdef" * 4
 
@@ -86,10 +85,14 @@ def test_providers_lists_providers_layers_and_failed_plugins(run: Callable[..., 
     assert code == EXIT_OK
     assert "fake" in out and "tests.support.fake_provider:FakeProvider" in out
     failed_section = out.split("Plugins that failed to load:")[1]
-    assert "broken" in failed_section and "broken-dist" in failed_section and "ImportError: no module x" in failed_section
+    assert (
+        "broken" in failed_section and "broken-dist" in failed_section and "ImportError: no module x" in failed_section
+    )
 
 
-def test_providers_json_names_distribution_of_each_entry_point(run: Callable[..., Any], registry: PluginRegistry) -> None:
+def test_providers_json_names_distribution_of_each_entry_point(
+    run: Callable[..., Any], registry: PluginRegistry
+) -> None:
     code, out, _ = run("providers", "--json", registry=registry)
     data = json.loads(out)
     assert code == EXIT_OK
@@ -151,7 +154,7 @@ def test_chat_prompt_argument_system_and_model(run: Callable[..., Any], scripted
     code, out, _ = run("--provider", "fake", "chat", "--model", "fake/small", "--system", "be brief", "hi there")
     assert code == EXIT_OK
     assert out == "hello: hi there\n"
-    (_, request), = built[0].calls
+    ((_, request),) = built[0].calls
     assert request.model == "fake/small"
     assert [(m.role, m.text) for m in request.messages] == [("system", "be brief"), ("user", "hi there")]
 
@@ -205,7 +208,9 @@ def test_chat_without_model_is_a_usage_error(run: Callable[..., Any]) -> None:
     assert "no model: pass --model" in one_error_line(err)
 
 
-def test_chat_uses_default_model_from_config(run: Callable[..., Any], tmp_path: Any, scripted: Callable[..., Any]) -> None:
+def test_chat_uses_default_model_from_config(
+    run: Callable[..., Any], tmp_path: Any, scripted: Callable[..., Any]
+) -> None:
     config = tmp_path / "llmrelay.toml"
     config.write_text('default_provider = "fake"\n[providers.fake]\ndefault_model = "fake/from-config"\nreply = "yo"\n')
     built = scripted(lambda op, request: None)
@@ -233,8 +238,13 @@ def test_validate_exit_code_is_zero_only_when_valid(
     from tests.support.fake_provider import FakeProvider
 
     def validate(self: Any) -> ValidationReport:
-        return ValidationReport(provider="fake", outcome=outcome, message=f"it is {outcome}",
-                                key_label="sk-or-v1-0fa...240", problems=["first problem"])
+        return ValidationReport(
+            provider="fake",
+            outcome=outcome,
+            message=f"it is {outcome}",
+            key_label="sk-or-v1-0fa...240",
+            problems=["first problem"],
+        )
 
     monkeypatch.setattr(FakeProvider, "validate_config", validate)
     code, out, _ = run("--provider", "fake", "validate")
@@ -306,8 +316,10 @@ def test_missing_cassette_file_is_a_usage_error(run: Callable[..., Any], tmp_pat
 
 @pytest.mark.parametrize(
     "error",
-    [RateLimitError("slow down", provider="fake", status=429, retry_after=3.0),
-     AuthenticationError("invalid key", provider="fake", status=401)],
+    [
+        RateLimitError("slow down", provider="fake", status=429, retry_after=3.0),
+        AuthenticationError("invalid key", provider="fake", status=401),
+    ],
 )
 def test_upstream_failure_exits_1_with_one_line(
     run: Callable[..., Any], scripted: Callable[..., Any], error: Exception
@@ -421,7 +433,7 @@ def test_importing_the_cli_is_cheap() -> None:
     import sys
 
     code = (
-        "import sys, llmrelay.core.cli; "
+        "import sys, llmrelay.core.cli.main; "
         "heavy = [m for m in ('pydantic', 'vcr', 'yaml', 'requests', 'redis', 'pluggy') if m in sys.modules]; "
         "print(','.join(heavy))"
     )
@@ -439,4 +451,7 @@ def test_cassette_without_vcrpy_installed_says_what_to_install(
     monkeypatch.setitem(sys.modules, "vcr", None)  # as on a machine without the dev extra
     code, _, err = run("--cassette", str(cassette), "--provider", "fake", "models")
     assert code == EXIT_USAGE
-    assert one_error_line(err) == "llmrelay: error: cassettes need vcrpy: pip install 'llmrelay[dev]' (or pip install vcrpy)"
+    assert (
+        one_error_line(err)
+        == "llmrelay: error: cassettes need vcrpy: pip install 'llmrelay[dev]' (or pip install vcrpy)"
+    )

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from llmrelay.core import PluginRegistry
-from llmrelay.core.cassettes import scan_cassette
-from llmrelay.core.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, main
+from llmrelay.core.cli.cassettes import scan_cassette
+from llmrelay.core.cli.main import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, main
+
 from tests.support.fake_server import VALID_KEY, FakeOpenRouter, Reply
 
 pytest.importorskip("llmrelay.providers.openrouter")
@@ -61,12 +61,16 @@ def test_quickstart_models_from_the_shipped_cassette_without_a_key(run: Callable
     assert _errors(err) == []
 
 
-def test_replay_with_a_key_set_uses_it_and_says_nothing(run: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_replay_with_a_key_set_uses_it_and_says_nothing(
+    run: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-v1-" + "ab" * 32)
     code, out, err = run("--cassette", str(MODELS_2025), "models", "claude-3.7")
     assert code == EXIT_OK
     assert [line.split()[0] for line in out.splitlines()[1:-1]] == [
-        "anthropic/claude-3.7-sonnet", "anthropic/claude-3.7-sonnet:beta", "anthropic/claude-3.7-sonnet:thinking",
+        "anthropic/claude-3.7-sonnet",
+        "anthropic/claude-3.7-sonnet:beta",
+        "anthropic/claude-3.7-sonnet:thinking",
     ]
     assert "placeholder" not in err
 
@@ -147,8 +151,10 @@ def test_record_then_replay_offline(run: Callable[..., Any], tmp_path: Path, mon
 def test_record_into_a_missing_folder_is_a_usage_error(run: Callable[..., Any], tmp_path: Path) -> None:
     code, _, err = run("--record", str(tmp_path / "no" / "such" / "dir.yaml"), "models")
     assert code == EXIT_USAGE
-    assert _errors(err) == [f"llmrelay: error: cannot record to {tmp_path / 'no/such/dir.yaml'}: folder "
-                            f"{tmp_path / 'no/such'} does not exist"]
+    assert _errors(err) == [
+        f"llmrelay: error: cannot record to {tmp_path / 'no/such/dir.yaml'}: folder "
+        f"{tmp_path / 'no/such'} does not exist"
+    ]
 
 
 # --------------------------------------------------------------------------- live against a local server
@@ -159,9 +165,15 @@ def test_stream_cut_short_prints_what_arrived_then_the_error(
 ) -> None:
     with FakeOpenRouter() as server:
         server.stream_words = 6
-        server.script("POST", "/chat/completions", Reply(stream_error_after=3, error={"code": 400, "message": "Token limit reached"}))
+        server.script(
+            "POST",
+            "/chat/completions",
+            Reply(stream_error_after=3, error={"code": 400, "message": "Token limit reached"}),
+        )
         monkeypatch.setenv("OPENROUTER_API_KEY", VALID_KEY)
-        code, out, err = run("--config", str(_config(tmp_path, server)), "chat", "-m", "openai/gpt-4o-mini", "--stream", "go")
+        code, out, err = run(
+            "--config", str(_config(tmp_path, server)), "chat", "-m", "openai/gpt-4o-mini", "--stream", "go"
+        )
     assert code == EXIT_FAILURE
     assert out.endswith("\n") and out.strip()  # what arrived, on its own line
     (line,) = _errors(err)
@@ -241,7 +253,11 @@ def test_console_script_ctrl_c_mid_stream_exits_130_quietly(tmp_path: Path) -> N
         env = {k: v for k, v in os.environ.items() if k != "LLMRELAY_CONFIG"} | {"OPENROUTER_API_KEY": VALID_KEY}
         process = subprocess.Popen(
             [str(LLMRELAY), "--config", str(config), "chat", "-m", "openai/gpt-4o-mini", "--stream", "hi"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=tmp_path,
         )
         assert process.stdout is not None
         first = process.stdout.read1(100)  # type: ignore[attr-defined]  # the stream has started, then stalls

@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
-
 from llmrelay.core import (
     Call,
     ConfigurationError,
@@ -26,6 +24,8 @@ from llmrelay.core import (
 )
 from llmrelay.core.pipeline import Handler
 from llmrelay.core.settings import default_settings
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
 from tests.support import fake_provider
 from tests.support.fake_provider import FakeProvider
 
@@ -64,7 +64,11 @@ class Plugin:
 
     @hookimpl
     def llmrelay_register_layers(self, register: Callable[[LayerSpec], None]) -> None:
-        register(LayerSpec(name="quota", position=150, factory=lambda c: QuotaLayer(c.settings), settings_model=QuotaSettings))
+        register(
+            LayerSpec(
+                name="quota", position=150, factory=lambda c: QuotaLayer(c.settings), settings_model=QuotaSettings
+            )
+        )
         register(LayerSpec(name="audit", position=250, factory=_audit_layer, enabled_by_default=False))
 
 
@@ -267,7 +271,7 @@ def test_env_only_openrouter_just_works(monkeypatch: pytest.MonkeyPatch) -> None
         ),
         ("[providers.fake]\napi_key = 12345\n", "providers.fake.api_key: Input should be a valid string (got int)"),
         (
-            "[providers.fake]\napi_key = \"${LLMRELAY_TEST_UNSET}\"\n",
+            '[providers.fake]\napi_key = "${LLMRELAY_TEST_UNSET}"\n',
             "providers.fake.api_key refers to ${LLMRELAY_TEST_UNSET}, but the environment variable "
             "LLMRELAY_TEST_UNSET is not set (set it, or write ${LLMRELAY_TEST_UNSET:-default})",
         ),

@@ -21,7 +21,6 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-
 from llmrelay.core import ConfigurationError, LayeredProvider, PluginRegistry, create_provider, hookimpl
 from llmrelay.core.errors import PluginLoadError
 from llmrelay.core.plugins import DISABLE_ENV, STRICT_ENV, get_registry, reset_registry
@@ -329,8 +328,10 @@ def test_a_plugin_whose_hooks_raise_is_skipped_and_the_rest_still_work(caplog: p
         ("flaky", "llmrelay_register_providers"),
         ("flaky", "llmrelay_register_layers"),
     ]
-    assert "llmrelay plugin 'flaky' from package 'unknown' failed in llmrelay_register_layers: " \
+    assert (
+        "llmrelay plugin 'flaky' from package 'unknown' failed in llmrelay_register_layers: "
         "ValueError: layer hook broke; skipping it" in caplog.text
+    )
     assert KEY not in caplog.text and KEY not in str(registry.failed)
     with create_provider("fake", registry=registry) as provider:
         assert provider.execute(HI).text == "hello: hello there"
@@ -339,7 +340,9 @@ def test_a_plugin_whose_hooks_raise_is_skipped_and_the_rest_still_work(caplog: p
 def test_a_plugin_whose_hook_raises_is_an_error_in_strict_mode() -> None:
     registry = PluginRegistry(load_entry_points=False, strict=True)
     registry.register(FailingHooks(), name="flaky")
-    with pytest.raises(PluginLoadError, match="plugin 'flaky' from package 'unknown' failed in llmrelay_register_layers"):
+    with pytest.raises(
+        PluginLoadError, match="plugin 'flaky' from package 'unknown' failed in llmrelay_register_layers"
+    ):
         registry.layer_specs()
 
 

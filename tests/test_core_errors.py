@@ -6,7 +6,6 @@ import logging
 import pickle
 
 import pytest
-
 from llmrelay.core import errors
 from llmrelay.core.errors import (
     APIConnectionError,
@@ -65,7 +64,14 @@ def test_every_error_is_an_llmrelay_error_and_the_tree_is_as_documented() -> Non
     assert exported == set(parents) | {LLMRelayError}
 
 
-AVAILABILITY = {CircuitOpenError, APIConnectionError, APITimeoutError, StreamInterruptedError, RateLimitError, ServerError}
+AVAILABILITY = {
+    CircuitOpenError,
+    APIConnectionError,
+    APITimeoutError,
+    StreamInterruptedError,
+    RateLimitError,
+    ServerError,
+}
 
 
 @pytest.mark.parametrize(
@@ -134,8 +140,7 @@ def test_str_names_provider_status_and_generation() -> None:
     assert str(only_request) == "[p] bad (HTTP 400) (request req-9)"
     assert str(ConfigurationError("missing key")) == "missing key"
     assert repr(error) == (
-        "ServerError('upstream failed', provider='openrouter', status=502, "
-        "request_id='req-9', generation_id='gen-9')"
+        "ServerError('upstream failed', provider='openrouter', status=502, request_id='req-9', generation_id='gen-9')"
     )
 
 
@@ -193,7 +198,14 @@ def test_a_key_in_a_message_or_body_never_reaches_str_repr_args_or_logs(caplog: 
     assert isinstance(error, AuthenticationError)
     with caplog.at_level(logging.DEBUG):
         logging.getLogger("llmrelay.test").debug("call failed: %r", error, exc_info=error)
-    shown = [str(error), repr(error), str(error.args), repr(error.body), caplog.text, pickle.dumps(error).decode("latin-1")]
+    shown = [
+        str(error),
+        repr(error),
+        str(error.args),
+        repr(error.body),
+        caplog.text,
+        pickle.dumps(error).decode("latin-1"),
+    ]
     for text in shown:
         assert KEY not in text
         assert "sk-or-v1-0123" not in text

@@ -43,9 +43,7 @@ REPORT = textwrap.dedent(
 
 def run_isolated(body: str, *, setup: str = "") -> tuple[list[list[str]], set[str]]:
     code = AUDIT + setup + textwrap.dedent(body) + REPORT
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=str(ROOT)
-    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=str(ROOT))
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout.strip().splitlines()[-1])
     return data["events"], set(data["modules"])
@@ -155,7 +153,7 @@ def test_building_the_openrouter_provider_does_no_network_io() -> None:
 OPENROUTER_ANSWERING_HELLO = textwrap.dedent(
     """
     from llmrelay.core import CallOptions, create_provider
-    from llmrelay.core.transport import HTTPResponse, MockTransport
+    from llmrelay.core.http.transport import HTTPResponse, MockTransport
     REPLY = json.dumps({
         "id": "gen-1", "model": "openai/gpt-4o-mini", "created": 1,
         "choices": [{"index": 0, "finish_reason": "stop",
@@ -201,14 +199,19 @@ def test_building_openrouter_and_chatting_does_not_import_the_other_result_model
 # The chat model, the stream and the OpenAI wire format: loaded by the first
 # chat call, not by building a provider (list_models, credits and
 # validate_config never need them).
-CHAT_MODULES = ["llmrelay.core.models", "llmrelay.core.stream", "llmrelay.core.sse", "llmrelay.providers.openai_wire"]
+CHAT_MODULES = [
+    "llmrelay.core.models",
+    "llmrelay.core.stream",
+    "llmrelay.core.http.sse",
+    "llmrelay.providers.openai_wire",
+]
 
 
 def test_the_chat_model_loads_with_the_first_chat_call_not_with_the_build() -> None:
     _, modules = run_isolated(
         f"""
         from llmrelay.core import CallOptions, create_provider
-        from llmrelay.core.transport import HTTPResponse, MockTransport
+        from llmrelay.core.http.transport import HTTPResponse, MockTransport
         CHAT_MODULES = {CHAT_MODULES!r}
         provider = create_provider(
             "openrouter", api_key="sk-or-v1-not-a-real-key-0000000000",

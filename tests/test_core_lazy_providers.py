@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from llmrelay.core import PluginRegistry, create_provider, hookimpl
 from llmrelay.core.errors import PluginLoadError, UnknownProviderError
 
@@ -45,12 +44,14 @@ def module_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_a_provider_registered_by_path_is_imported_when_first_built(module_dir: Path) -> None:
-    (module_dir / "lazy_echo.py").write_text(textwrap.dedent("""
+    (module_dir / "lazy_echo.py").write_text(
+        textwrap.dedent("""
         from tests.support.fake_provider import FakeProvider
 
         class LazyEcho(FakeProvider):
             name = "lazy-echo"
-    """))
+    """)
+    )
     registry = _registry(("lazy_echo:LazyEcho", "lazy-echo"))
     entry = registry.providers()["lazy-echo"]
     assert (entry.target, entry.plugin, entry.loaded) == ("lazy_echo:LazyEcho", "by-path", False)
@@ -106,7 +107,11 @@ def test_a_path_to_the_wrong_thing_is_reported_when_built(target: str, name: str
 @pytest.mark.parametrize(
     ("target", "name", "error"),
     [
-        ("tests.support.fake_provider:FakeProvider", None, "registered 'tests.support.fake_provider:FakeProvider' without a name"),
+        (
+            "tests.support.fake_provider:FakeProvider",
+            None,
+            "registered 'tests.support.fake_provider:FakeProvider' without a name",
+        ),
         ("tests.support.fake_provider.FakeProvider", "fake", "a provider path is 'package.module:ClassName'"),
     ],
 )

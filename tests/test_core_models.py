@@ -5,10 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from pydantic import ValidationError
-
-from llmrelay.core.errors import BadRequestError
-
 from llmrelay.core import (
     ChatRequest,
     ChatResponse,
@@ -23,7 +19,9 @@ from llmrelay.core import (
     Usage,
     ValidationReport,
 )
+from llmrelay.core.errors import BadRequestError
 from llmrelay.core.models import normalize_finish_reason, to_decimal
+from pydantic import ValidationError
 
 OPENAI_TOOL_CONVERSATION = {
     "model": "openai/gpt-4o-mini",
@@ -88,9 +86,7 @@ def test_to_wire_round_trips_an_openai_request() -> None:
     wire = ChatRequest.coerce(OPENAI_TOOL_CONVERSATION).to_wire()
     # What goes out is what came in: agent code moves over without changes.
     expected = dict(OPENAI_TOOL_CONVERSATION)
-    expected["messages"] = [
-        {k: v for k, v in m.items() if v is not None} for m in OPENAI_TOOL_CONVERSATION["messages"]
-    ]
+    expected["messages"] = [{k: v for k, v in m.items() if v is not None} for m in OPENAI_TOOL_CONVERSATION["messages"]]
     assert wire == expected
 
 

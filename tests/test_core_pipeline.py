@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
 from llmrelay.core import (
     Call,
     CallOptions,
@@ -27,6 +26,7 @@ from llmrelay.core import (
 from llmrelay.core.errors import CapabilityNotSupportedError, CircuitOpenError
 from llmrelay.core.pipeline import Handler, Operation
 from llmrelay.core.stream import StreamOutcome
+
 from tests.support import fake_provider
 from tests.support.fake_provider import FakeProvider
 from tests.support.threads import run_in_threads
@@ -122,7 +122,10 @@ def test_layers_run_in_position_order_whatever_the_registration_order() -> None:
     assert response.text == "hello: hi"
     assert built.trace == ["metrics:execute", "cache:execute", "breaker:execute", "zz-inner:execute"]
     assert fake(provider).count("execute") == 1
-    assert repr(provider) == "<LayeredProvider 'fake' [metrics, cache, breaker, zz-inner] -> <FakeProvider 'fake' base_url=''>>"
+    assert (
+        repr(provider)
+        == "<LayeredProvider 'fake' [metrics, cache, breaker, zz-inner] -> <FakeProvider 'fake' base_url=''>>"
+    )
 
 
 def test_a_layer_can_answer_without_an_upstream_call() -> None:
@@ -145,7 +148,9 @@ def test_a_layer_raising_before_proceed_makes_no_upstream_call() -> None:
         raise CircuitOpenError("breaker open", provider=call.provider, retry_after=5)
 
     built = Built()
-    provider = make_provider(built.spec("metrics", Position.METRICS), built.spec("breaker", Position.BREAKER, before=reject))
+    provider = make_provider(
+        built.spec("metrics", Position.METRICS), built.spec("breaker", Position.BREAKER, before=reject)
+    )
 
     with pytest.raises(CircuitOpenError) as info:
         provider.execute(HI)

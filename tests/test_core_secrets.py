@@ -6,10 +6,9 @@ import logging
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
-
 from llmrelay.core import ConfigurationError, ProviderSettings, create_provider
 from llmrelay.core.secrets import mask, redact
+from pydantic import SecretStr
 
 KEY = "sk-or-v1-" + "fedcba9876543210" * 4
 
@@ -61,6 +60,7 @@ def test_the_key_does_not_belong_in_headers() -> None:
 
 def _registry():  # type: ignore[no-untyped-def]
     from llmrelay.core import PluginRegistry
+
     from tests.support import fake_provider
 
     registry = PluginRegistry(load_entry_points=False)

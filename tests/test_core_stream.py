@@ -6,10 +6,10 @@ import gc
 from collections.abc import Iterator
 
 import pytest
-
 from llmrelay.core import ChatStream, StreamChunk, ToolCallDelta, Usage
 from llmrelay.core.errors import ServerError, StreamInterruptedError
 from llmrelay.core.stream import StreamOutcome
+
 from tests.support.clock import FakeClock
 
 
@@ -69,7 +69,9 @@ def test_stream_assembles_text_reasoning_tool_calls_and_usage() -> None:
 
 
 def test_a_tool_call_only_stream_has_no_content() -> None:
-    chunks = [StreamChunk(tool_calls=[ToolCallDelta(index=0, id="c", name="f", arguments="{}")], finish_reason="tool_calls")]
+    chunks = [
+        StreamChunk(tool_calls=[ToolCallDelta(index=0, id="c", name="f", arguments="{}")], finish_reason="tool_calls")
+    ]
     response = ChatStream(iter(chunks)).final_response()
     assert response.message.content is None
     assert response.tool_calls[0].function.name == "f"
@@ -237,7 +239,9 @@ def test_repr_shows_state_not_content() -> None:
 
 def test_chunks_compare_by_value_and_keep_raw_out_of_their_repr() -> None:
     chunk = StreamChunk(text="hi", tool_calls=[ToolCallDelta(0, "c1", "f", "{}")], raw={"secret-ish": "payload"})
-    assert chunk == StreamChunk(text="hi", tool_calls=[ToolCallDelta(0, "c1", "f", "{}")], raw={"secret-ish": "payload"})
+    assert chunk == StreamChunk(
+        text="hi", tool_calls=[ToolCallDelta(0, "c1", "f", "{}")], raw={"secret-ish": "payload"}
+    )
     assert chunk != chunk.replace(raw=None) and chunk.replace(raw=None).text == "hi"
     assert "payload" not in repr(chunk) and "text='hi'" in repr(chunk)
     assert repr(ToolCallDelta(1)) == "ToolCallDelta(index=1, id=None, name=None, arguments='')"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
 from llmrelay.core import (
     APIConnectionError,
     APITimeoutError,
@@ -19,7 +18,7 @@ from llmrelay.core import (
     StreamInterruptedError,
     create_provider,
 )
-from llmrelay.core.fallback import FallbackAttempt, FallbackProvider
+from llmrelay.core.compose.fallback import FallbackAttempt, FallbackProvider
 
 REQUEST = {"model": "primary-model", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -169,9 +168,7 @@ def test_streamed_429_at_request_time_falls_back(members):
 
 def test_stream_failing_after_content_is_not_retried_elsewhere(members):
     first, second = members
-    first.script = lambda op, req: scripted_stream(
-        [StreamChunk(text="partial")], StreamInterruptedError("dropped")
-    )
+    first.script = lambda op, req: scripted_stream([StreamChunk(text="partial")], StreamInterruptedError("dropped"))
     stream = FallbackProvider([first, second]).stream_execute(REQUEST)
 
     assert next(stream).text == "partial"

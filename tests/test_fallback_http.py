@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import pytest
-
 from llmrelay.core import (
     BadRequestError,
     CircuitOpenError,
     create_provider,
 )
-from llmrelay.core.fallback import FallbackProvider
+from llmrelay.core.compose.fallback import FallbackProvider
 from llmrelay.providers.anthropic import AnthropicProvider
 from llmrelay.providers.openai_compat import OpenAICompatibleProvider
+
 from tests.support import fake_anthropic as fa
 from tests.support.fake_server import VALID_KEY, FakeOpenRouter
 from tests.support.fake_server import Reply as FaultReply
@@ -49,7 +49,9 @@ def test_5xx_on_the_first_server_is_answered_by_the_second(failing, healthy):
     assert reply.meta.answered_by == "backup/small-model"
     assert healthy.requests[0].body["model"] == "small-model"
     assert [(a["provider"], a["outcome"], a["error_type"]) for a in reply.meta.fallback] == [
-        ("primary", "failed", "ServerError"), ("backup", "answered", None)]
+        ("primary", "failed", "ServerError"),
+        ("backup", "answered", None),
+    ]
 
 
 def test_refused_connection_falls_back(healthy):
@@ -61,8 +63,11 @@ def test_refused_connection_falls_back(healthy):
 
 
 def test_streamed_429_falls_back(failing, healthy):
-    failing.handle("POST", "/chat/completions", lambda r: FaultReply(
-        status=429, body={"error": {"message": "rate limited"}}, headers={"Retry-After": "1"}))
+    failing.handle(
+        "POST",
+        "/chat/completions",
+        lambda r: FaultReply(status=429, body={"error": {"message": "rate limited"}}, headers={"Retry-After": "1"}),
+    )
     chain = FallbackProvider([openai(failing, "primary"), openai(healthy, "backup")])
 
     with chain.stream_execute(REQUEST) as stream:
@@ -74,7 +79,9 @@ def test_streamed_429_falls_back(failing, healthy):
 
 def test_error_event_before_the_first_chunk_falls_back(failing, healthy):
     # HTTP 200, then an error event as the first data: nothing reached the caller yet.
-    failing.script("POST", "/chat/completions", FaultReply(stream_error_after=0, error={"code": 502, "message": "upstream"}))
+    failing.script(
+        "POST", "/chat/completions", FaultReply(stream_error_after=0, error={"code": 502, "message": "upstream"})
+    )
     chain = FallbackProvider([openai(failing, "primary"), openai(healthy, "backup")])
     assert chain.stream_execute(REQUEST).final_response().text == "word0 word1 word2 word3 word4"
 
@@ -89,8 +96,9 @@ def test_client_error_is_not_masked_by_the_backup(failing, healthy):
 def test_anthropic_overloaded_falls_back_to_an_openai_compatible_server(healthy):
     with ScriptedServer() as anthropic_server:
         anthropic_server.handler = lambda r: fa.error(529, "overloaded_error", "Overloaded")
-        claude = AnthropicProvider(api_key="sk-ant-test-0000000000000000", base_url=anthropic_server.url + "/v1",
-                                   retry=NO_RETRY)
+        claude = AnthropicProvider(
+            api_key="sk-ant-test-0000000000000000", base_url=anthropic_server.url + "/v1", retry=NO_RETRY
+        )
         chain = FallbackProvider([(claude, "claude-3-5-sonnet-latest"), (openai(healthy, "local"), "llama3.1")])
         reply = chain.execute(REQUEST)
     assert reply.meta.answered_by == "local/llama3.1"

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-
 from llmrelay.core.account import ValidationReport
 from llmrelay.core.catalog import ModelList
 from llmrelay.core.errors import (
@@ -55,8 +54,9 @@ from llmrelay.plugins.cache.layer import CacheLayer
 from llmrelay.plugins.cache.settings import CacheSettings
 from llmrelay.plugins.metrics import MetricsCollector, MetricsLayer
 from llmrelay.providers.openrouter import OpenRouterProvider
-from tests.support.fake_server import VALID_KEY, FakeOpenRouter, Reply, chat_completion, sample_models
+
 from tests.support.clock import FakeClock
+from tests.support.fake_server import VALID_KEY, FakeOpenRouter, Reply, chat_completion, sample_models
 
 CONNECT, READ, IDLE = 2.0, 0.4, 0.4
 ATTEMPTS = 3
@@ -86,7 +86,9 @@ def _full_body(operation: str) -> bytes:
 def _cut_json(operation: str) -> Reply:
     # Content-Length promises the whole body; half of it is sent and the connection closed.
     full = _full_body(operation)
-    return Reply(status=200, body=full[: len(full) // 2], headers={"Content-Length": str(len(full)), "Connection": "close"})
+    return Reply(
+        status=200, body=full[: len(full) // 2], headers={"Content-Length": str(len(full)), "Connection": "close"}
+    )
 
 
 def _stalled_json(operation: str) -> Reply:
@@ -99,8 +101,9 @@ ERROR_OBJECT = {"code": 502, "message": "Upstream provider failed"}
 
 # fault name -> (operation -> Reply)
 FAULTS: dict[str, Callable[[str], Reply]] = {
-    "429_retry_after": lambda op: Reply(status=429, headers={"Retry-After": "2"},
-                                        body={"error": {"code": 429, "message": "Rate limit exceeded"}}),
+    "429_retry_after": lambda op: Reply(
+        status=429, headers={"Retry-After": "2"}, body={"error": {"code": 429, "message": "Rate limit exceeded"}}
+    ),
     "500": lambda op: Reply(status=500, body={"error": {"code": 500, "message": "Internal Server Error"}}),
     "502": lambda op: Reply(status=502, body={"error": {"code": 502, "message": "Bad gateway"}}),
     "503": lambda op: Reply(status=503, body={"error": {"code": 503, "message": "No instances available"}}),
@@ -112,7 +115,8 @@ FAULTS: dict[str, Callable[[str], Reply]] = {
     "malformed_json": lambda op: Reply(malformed_json=True),
     "html_error_page": lambda op: Reply(status=502, html=True),
     "midstream_error_event": lambda op: (
-        Reply(stream_error_after=STREAM_N, error=ERROR_OBJECT) if op == "stream_execute"
+        Reply(stream_error_after=STREAM_N, error=ERROR_OBJECT)
+        if op == "stream_execute"
         else Reply(status=200, body={"error": ERROR_OBJECT})
     ),
     "empty_200": lambda op: Reply(empty=True),
@@ -157,8 +161,9 @@ def expected(operation: str, fault: str) -> Expect:
             "reset_after_headers": Expect(StreamInterruptedError, False, after_chunks=0),
             "stream_cut_after_n": Expect(StreamInterruptedError, False, after_chunks=STREAM_N, message="broke off"),
             "stream_stall": Expect(StreamInterruptedError, False, after_chunks=STREAM_N, message="stream_idle"),
-            "midstream_error_event": Expect(StreamInterruptedError, False, after_chunks=STREAM_N,
-                                            message="Upstream provider failed"),
+            "midstream_error_event": Expect(
+                StreamInterruptedError, False, after_chunks=STREAM_N, message="Upstream provider failed"
+            ),
             # A 200 that is not an event stream has no events and no end marker.
             "malformed_json": Expect(StreamInterruptedError, False, after_chunks=0, message="ended before"),
             "empty_200": Expect(StreamInterruptedError, False, after_chunks=0, message="ended before"),
@@ -227,7 +232,9 @@ def build_pipeline(
     layers = [
         MetricsLayer(inner.name, MetricsCollector()),
         CacheLayer(cache_settings, keys=keys, provider_name=inner.name, clock=cache_clock),
-        BreakerLayer(BreakerBoard(inner.name, breaker or BreakerSettings(failure_threshold=50, failure_rate_threshold=None))),
+        BreakerLayer(
+            BreakerBoard(inner.name, breaker or BreakerSettings(failure_threshold=50, failure_rate_threshold=None))
+        ),
     ]
     return LayeredProvider(inner, layers)
 
@@ -360,7 +367,9 @@ def test_matrix_covers_every_operation_and_fault() -> None:
 
 def test_midstream_error_carries_the_upstream_code(server: FakeOpenRouter) -> None:
     provider = build_pipeline(server, Recorder())
-    server.script("POST", "/chat/completions", Reply(stream_error_after=STREAM_N, error={"code": 429, "message": "slow down"}))
+    server.script(
+        "POST", "/chat/completions", Reply(stream_error_after=STREAM_N, error={"code": 429, "message": "slow down"})
+    )
     try:
         outcome = run_operation(provider, "stream_execute")
     finally:
@@ -372,7 +381,9 @@ def test_midstream_error_carries_the_upstream_code(server: FakeOpenRouter) -> No
 
 # --------------------------------------------------------------------------- stale data
 
-AVAILABILITY_FAULTS = [f for f in FAULTS if f in RETRYABLE or f in ("reset_after_headers", "stream_cut_after_n", "stream_stall")]
+AVAILABILITY_FAULTS = [
+    f for f in FAULTS if f in RETRYABLE or f in ("reset_after_headers", "stream_cut_after_n", "stream_stall")
+]
 NOT_AVAILABILITY = ["malformed_json", "empty_200"]
 
 
@@ -416,7 +427,9 @@ BREAKER_OPERATIONS = ["execute", "stream_execute", "list_models"]
 def test_breaker_opens_once_the_threshold_is_passed(server: FakeOpenRouter, operation: str, fault: str) -> None:
     threshold = 3
     provider = build_pipeline(
-        server, Recorder(), attempts=1,
+        server,
+        Recorder(),
+        attempts=1,
         breaker=BreakerSettings(failure_threshold=threshold, failure_rate_threshold=None, reset_timeout=600),
     )
     method, path = ROUTES[operation]
@@ -444,7 +457,11 @@ def test_breaker_ignores_client_errors(server: FakeOpenRouter) -> None:
     provider = build_pipeline(
         server, Recorder(), attempts=1, breaker=BreakerSettings(failure_threshold=2, failure_rate_threshold=None)
     )
-    server.script("POST", "/chat/completions", *([Reply(malformed_json=True)] * 2 + [Reply(status=400, body={"error": {"code": 400, "message": "bad"}})] * 3))
+    server.script(
+        "POST",
+        "/chat/completions",
+        *([Reply(malformed_json=True)] * 2 + [Reply(status=400, body={"error": {"code": 400, "message": "bad"}})] * 3),
+    )
     try:
         for _ in range(5):
             outcome = run_operation(provider, "execute")

@@ -19,11 +19,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-
 from llmrelay.core import create_provider
 from llmrelay.core.errors import LLMRelayError
 from llmrelay.core.provider import CallOptions
 from llmrelay.plugins.metrics import metrics_registry
+
 from tests.support.fake_server import VALID_KEY, FakeOpenRouter, RecordedRequest, Reply
 
 THREADS = 16
@@ -75,7 +75,9 @@ class LoadRun:
 
 def _client_threads() -> int:
     """Threads that are not the fake server's own (its per-connection handlers come and go)."""
-    return sum(1 for t in threading.enumerate() if "process_request_thread" not in t.name and "serve_forever" not in t.name)
+    return sum(
+        1 for t in threading.enumerate() if "process_request_thread" not in t.name and "serve_forever" not in t.name
+    )
 
 
 def _settle(predicate, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
@@ -161,8 +163,16 @@ def _run_load(server: FakeOpenRouter) -> LoadRun:
     gc.collect()
     _settle(lambda: server.open_connections == 0)
     return LoadRun(
-        name, THREADS * CALLS_PER_THREAD, outcomes, unexpected, thread_crashes, server,
-        open_after_close, server.open_connections, threads_before, _client_threads(),
+        name,
+        THREADS * CALLS_PER_THREAD,
+        outcomes,
+        unexpected,
+        thread_crashes,
+        server,
+        open_after_close,
+        server.open_connections,
+        threads_before,
+        _client_threads(),
         [t.name for t in threading.enumerate()],
     )
 

@@ -7,7 +7,6 @@ import re
 from decimal import Decimal
 
 import pytest
-
 from llmrelay.core.config import validate_settings
 from llmrelay.core.errors import ConfigurationError
 from llmrelay.plugins.metrics import (
@@ -17,6 +16,7 @@ from llmrelay.plugins.metrics import (
     MetricsSettings,
     MetricsSnapshot,
 )
+
 from tests.support.clock import FakeClock
 
 
@@ -151,7 +151,9 @@ def test_grade_thresholds_from_the_reports(latency: float, errors: int, expected
 def test_grade_thresholds_are_configurable() -> None:
     assert graded(2.5, 0, latency_seconds=(3.0, 4.0, 6.0)).grade == "A"
     with pytest.raises(ConfigurationError, match="increasing"):
-        validate_settings(MetricsSettings, {"grade": {"latency_seconds": [5, 3, 2]}}, source="t", prefix="plugins.metrics")
+        validate_settings(
+            MetricsSettings, {"grade": {"latency_seconds": [5, 3, 2]}}, source="t", prefix="plugins.metrics"
+        )
 
 
 def test_open_breaker_is_an_f_with_a_recommendation() -> None:
@@ -168,8 +170,10 @@ def test_recommends_caching_model_listing() -> None:
     for _ in range(5):
         metrics.record(CallRecord("openrouter", None, "list_models", 0.8))
     report = metrics.snapshot().grade()
-    assert any("list_models was called 5 times and never served from cache" in r and "[plugins.cache]" in r
-               for r in report.recommendations)
+    assert any(
+        "list_models was called 5 times and never served from cache" in r and "[plugins.cache]" in r
+        for r in report.recommendations
+    )
     metrics.reset()
     for cache in ("miss", "miss", "miss", "hit"):
         metrics.record(CallRecord("openrouter", None, "list_models", 0.8, cache=cache))
@@ -224,11 +228,16 @@ def test_prometheus_text_is_well_formed_and_consistent() -> None:
     assert typed["llmrelay_request_duration_seconds"] == "histogram"
     assert 'model="we\\"ird\\\\model"' in text
     # histogram buckets are cumulative and end at the count
-    buckets = [line for line in lines if line.startswith('llmrelay_request_duration_seconds_bucket{provider="p",model="we')]
+    buckets = [
+        line for line in lines if line.startswith('llmrelay_request_duration_seconds_bucket{provider="p",model="we')
+    ]
     counts = [int(line.rsplit(" ", 1)[1]) for line in buckets]
     assert counts == sorted(counts) and counts[-1] == 2
     assert 'le="0.5"} 1' in buckets[2] and buckets[-1].split("le=")[1].startswith('"+Inf"')
-    assert 'llmrelay_errors_total{provider="p",model="we\\"ird\\\\model",operation="execute",error_type="ServerError"} 1' in text
+    assert (
+        'llmrelay_errors_total{provider="p",model="we\\"ird\\\\model",operation="execute",error_type="ServerError"} 1'
+        in text
+    )
     assert 'llmrelay_time_to_first_token_seconds_count{provider="p",model="m",operation="stream_execute"} 1' in text
     assert 'llmrelay_breaker_state{provider="p",breaker="p",state="half_open"} 1' in text
     assert 'llmrelay_breaker_state{provider="p",breaker="p",state="open"} 0' in text
@@ -249,7 +258,9 @@ def test_breaker_events_out_of_order_keep_the_latest_state() -> None:
     metrics, _ = collector()
     base = {"breaker": "p", "provider": "p"}
     metrics.observe_breaker_event({**base, "from": "open", "to": "half_open", "generation": 2})
-    metrics.observe_breaker_event({**base, "from": "closed", "to": "open", "generation": 1, "reason": "5 consecutive failures"})
+    metrics.observe_breaker_event(
+        {**base, "from": "closed", "to": "open", "generation": 1, "reason": "5 consecutive failures"}
+    )
     metrics.observe_breaker("p", "p", None, "closed")  # a sighting never overrides what events said
     (breaker,) = metrics.snapshot().breakers
     assert (breaker.state, breaker.transitions, breaker.opened) == ("half_open", 2, 1)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from llmrelay.core import create_provider
-from llmrelay.core.cli import main
+from llmrelay.core.cli.main import main
 from llmrelay.core.errors import ServerError
 from llmrelay.plugins.metrics import MetricsSnapshot, metrics_registry
 
@@ -32,8 +31,10 @@ def test_probe_makes_calls_and_prints_prometheus(registry, capsys) -> None:
 def test_probe_execute_needs_a_model_and_grades(registry, capsys) -> None:
     assert main(["--provider", "fake", "metrics", "--probe", "1", "--operation", "execute"], registry=registry) == 2
     assert "--model" in capsys.readouterr().err
-    code = main(["--provider", "fake", "metrics", "--probe", "2", "--operation", "execute", "--model", "fake/small"],
-                registry=registry)
+    code = main(
+        ["--provider", "fake", "metrics", "--probe", "2", "--operation", "execute", "--model", "fake/small"],
+        registry=registry,
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert out.startswith("overall grade: A")
@@ -81,8 +82,10 @@ def test_merges_snapshots_of_several_processes(registry, tmp_path, capsys) -> No
     for name in ("a", "b"):
         service_writes_snapshot(registry, tmp_path / f"{name}.json")
         metrics_registry().clear()
-    code = main(["metrics", "--snapshot", str(tmp_path / "a.json"), "--snapshot", str(tmp_path / "b.json"),
-                 "--format", "json"], registry=registry)
+    code = main(
+        ["metrics", "--snapshot", str(tmp_path / "a.json"), "--snapshot", str(tmp_path / "b.json"), "--format", "json"],
+        registry=registry,
+    )
     assert code == 0
     assert json.loads(capsys.readouterr().out)["totals"]["requests"] == 20
 

@@ -8,11 +8,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-
 from llmrelay.core import ChatResponse, ChatStream, Message, ResponseMeta, StreamChunk, Usage, create_provider, hookimpl
 from llmrelay.core.errors import APITimeoutError, BadRequestError, CircuitOpenError, ServerError, StreamInterruptedError
 from llmrelay.core.pipeline import Call, Handler, Layer, LayerSpec, Position
 from llmrelay.plugins.metrics import metrics_registry
+
 from tests.support.clock import FakeClock
 from tests.support.threads import run_in_threads
 
@@ -135,7 +135,9 @@ def test_stream_ttft_and_tokens_per_second(registry) -> None:
             clock.now += 0.2  # first token
             yield StreamChunk(text="a")
             clock.now += 1.0
-            yield StreamChunk(text="b", usage=Usage(prompt_tokens=4, completion_tokens=40, total_tokens=44, cost=Decimal("0.01")))
+            yield StreamChunk(
+                text="b", usage=Usage(prompt_tokens=4, completion_tokens=40, total_tokens=44, cost=Decimal("0.01"))
+            )
 
         return ChatStream(chunks(), provider="fake", model="fake/small", clock=clock)
 
@@ -277,10 +279,12 @@ def test_totals_reconcile_exactly_under_16_threads(registry) -> None:
 
 def test_one_structured_log_event_per_call_without_secrets(registry, caplog) -> None:
     provider = create_provider(
-        "fake", registry=registry, plugins=["metrics", "breaker"],
+        "fake",
+        registry=registry,
+        plugins=["metrics", "breaker"],
         config={"providers": {"fake": {"api_key": SECRET}}},
     )
-    provider.inner.errors = [ServerError(f"upstream said no", status=502)]
+    provider.inner.errors = [ServerError("upstream said no", status=502)]
     with caplog.at_level(logging.DEBUG, logger="llmrelay.metrics"):
         with pytest.raises(ServerError):
             provider.execute(REQUEST)
@@ -304,8 +308,9 @@ def test_log_level_off_silences_events(registry, caplog) -> None:
 
 def test_process_registry_exports_every_provider(registry) -> None:
     first = create_provider("fake", registry=registry, plugins=["metrics"])
-    second = create_provider("other", registry=registry, plugins=["metrics"],
-                             config={"providers": {"other": {"type": "fake"}}})
+    second = create_provider(
+        "other", registry=registry, plugins=["metrics"], config={"providers": {"other": {"type": "fake"}}}
+    )
     again = create_provider("fake", registry=registry, plugins=["metrics"])
     first.execute(REQUEST)
     second.execute(REQUEST)
@@ -332,5 +337,8 @@ def test_every_operation_is_counted_whatever_its_result(registry) -> None:
     provider.list_models()
     snap = provider.layer("metrics").collector.snapshot()
     assert sorted((s.operation, s.requests, s.prompt_tokens) for s in snap.series) == [
-        ("get_credits", 1, 0), ("get_generation_stats", 1, 0), ("list_models", 1, 0), ("validate_config", 1, 0),
+        ("get_credits", 1, 0),
+        ("get_generation_stats", 1, 0),
+        ("list_models", 1, 0),
+        ("validate_config", 1, 0),
     ]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from llmrelay.core import (
     APIConnectionError,
     AuthenticationError,
@@ -21,6 +20,7 @@ from llmrelay.core import (
     create_provider,
 )
 from llmrelay.providers.openai_compat import OpenAICompatibleProvider
+
 from tests.support.fake_server import VALID_KEY, FakeOpenRouter
 from tests.support.fake_server import Reply as FaultReply
 from tests.support.scripted_http import Reply, ScriptedServer, sse
@@ -72,7 +72,9 @@ def test_stream_usage_can_be_turned_off_for_strict_servers(server):
 
 
 def test_organization_and_project_headers(server):
-    with OpenAICompatibleProvider(base_url=server.base_url, api_key=VALID_KEY, organization="org-1", project="p-2") as p:
+    with OpenAICompatibleProvider(
+        base_url=server.base_url, api_key=VALID_KEY, organization="org-1", project="p-2"
+    ) as p:
         p.execute(REQUEST)
     assert server.requests[0].headers["openai-organization"] == "org-1"
     assert server.requests[0].headers["openai-project"] == "p-2"
@@ -80,8 +82,9 @@ def test_organization_and_project_headers(server):
 
 def test_local_server_needs_no_key():
     with ScriptedServer() as local:
-        local.replies.append(Reply(200, {"choices": [{"message": {"role": "assistant", "content": "local"},
-                                                      "finish_reason": "stop"}]}))
+        local.replies.append(
+            Reply(200, {"choices": [{"message": {"role": "assistant", "content": "local"}, "finish_reason": "stop"}]})
+        )
         with OpenAICompatibleProvider(base_url=local.url + "/v1") as p:
             assert p.execute(REQUEST).text == "local"
         assert "authorization" not in local.requests[0].headers
@@ -103,25 +106,45 @@ def test_second_instance_from_config(server):
 
 def test_streaming_tool_calls():
     def delta(**fields):
-        return {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "gpt-4o",
-                "choices": [{"index": 0, "delta": fields, "finish_reason": None}]}
+        return {
+            "id": "chatcmpl-1",
+            "object": "chat.completion.chunk",
+            "model": "gpt-4o",
+            "choices": [{"index": 0, "delta": fields, "finish_reason": None}],
+        }
 
     events = [
         delta(role="assistant", content=None),
-        delta(tool_calls=[{"index": 0, "id": "call_A", "type": "function",
-                           "function": {"name": "weather", "arguments": ""}}]),
+        delta(
+            tool_calls=[
+                {"index": 0, "id": "call_A", "type": "function", "function": {"name": "weather", "arguments": ""}}
+            ]
+        ),
         delta(tool_calls=[{"index": 0, "function": {"arguments": '{"city":'}}]),
         delta(tool_calls=[{"index": 0, "function": {"arguments": ' "Paris"}'}}]),
-        delta(tool_calls=[{"index": 1, "id": "call_B", "type": "function",
-                           "function": {"name": "weather", "arguments": '{"city": "Rome"}'}}]),
+        delta(
+            tool_calls=[
+                {
+                    "index": 1,
+                    "id": "call_B",
+                    "type": "function",
+                    "function": {"name": "weather", "arguments": '{"city": "Rome"}'},
+                }
+            ]
+        ),
         {"id": "chatcmpl-1", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
-        {"id": "chatcmpl-1", "choices": [], "usage": {"prompt_tokens": 50, "completion_tokens": 20, "total_tokens": 70}},
+        {
+            "id": "chatcmpl-1",
+            "choices": [],
+            "usage": {"prompt_tokens": 50, "completion_tokens": 20, "total_tokens": 70},
+        },
     ]
     with ScriptedServer() as local:
         local.replies.append(Reply(200, chunks=sse(*[(None, e) for e in events], (None, "[DONE]"))))
         with OpenAICompatibleProvider(base_url=local.url + "/v1", api_key="sk-local-000000000000000000") as p:
-            response = p.stream_execute({**REQUEST, "tools": [{"type": "function", "function": {"name": "weather"}}]}
-                                        ).final_response()
+            response = p.stream_execute(
+                {**REQUEST, "tools": [{"type": "function", "function": {"name": "weather"}}]}
+            ).final_response()
         assert local.requests[0].json["tools"][0]["function"]["name"] == "weather"
     assert [(c.id, c.function.name) for c in response.tool_calls] == [("call_A", "weather"), ("call_B", "weather")]
     assert json.loads(response.tool_calls[0].function.arguments) == {"city": "Paris"}
@@ -129,7 +152,9 @@ def test_streaming_tool_calls():
 
 
 def test_error_inside_a_200_stream(server, provider):
-    server.script("POST", "/chat/completions", FaultReply(stream_error_after=2, error={"code": 503, "message": "overloaded"}))
+    server.script(
+        "POST", "/chat/completions", FaultReply(stream_error_after=2, error={"code": 503, "message": "overloaded"})
+    )
     stream = provider.stream_execute(REQUEST)
     assert [next(stream).text, next(stream).text] == ["word0", " word1"]
     with pytest.raises(StreamInterruptedError, match="overloaded"):
@@ -144,8 +169,13 @@ def test_connection_cut_mid_stream(server, provider):
 
 @pytest.mark.parametrize("status, cls", [(401, AuthenticationError), (429, RateLimitError), (503, ServerError)])
 def test_error_statuses(server, sleeps, status, cls):
-    server.handle("POST", "/chat/completions", lambda r: FaultReply(
-        status=status, body={"error": {"message": "nope", "type": "x", "code": None}}, headers={"Retry-After": "0"}))
+    server.handle(
+        "POST",
+        "/chat/completions",
+        lambda r: FaultReply(
+            status=status, body={"error": {"message": "nope", "type": "x", "code": None}}, headers={"Retry-After": "0"}
+        ),
+    )
     with OpenAICompatibleProvider(api_key=VALID_KEY, base_url=server.base_url, sleep=sleeps.append) as p:
         with pytest.raises(cls) as caught:
             p.execute(REQUEST)
@@ -156,10 +186,13 @@ def test_error_statuses(server, sleeps, status, cls):
 
 
 def test_list_models_validate_and_unreachable(server, provider):
-    server.models_payload = {"object": "list", "data": [
-        {"id": "llama3.1:8b", "object": "model", "created": 1721260800, "owned_by": "library"},
-        {"id": "Qwen/Qwen2.5-7B", "object": "model", "owned_by": "vllm", "max_model_len": 32768},
-    ]}
+    server.models_payload = {
+        "object": "list",
+        "data": [
+            {"id": "llama3.1:8b", "object": "model", "created": 1721260800, "owned_by": "library"},
+            {"id": "Qwen/Qwen2.5-7B", "object": "model", "owned_by": "vllm", "max_model_len": 32768},
+        ],
+    }
     models = provider.list_models()
     assert models.ids == ["llama3.1:8b", "Qwen/Qwen2.5-7B"]
     assert models.get("Qwen/Qwen2.5-7B").context_length == 32768
@@ -176,9 +209,16 @@ def test_list_models_validate_and_unreachable(server, provider):
 
 def test_embeddings():
     with ScriptedServer() as local:
-        local.replies.append(Reply(200, {"model": "nomic-embed-text", "data": [
-            {"index": 1, "embedding": [0.3, 0.4]}, {"index": 0, "embedding": [0.1, 0.2]}],
-            "usage": {"prompt_tokens": 4, "total_tokens": 4}}))
+        local.replies.append(
+            Reply(
+                200,
+                {
+                    "model": "nomic-embed-text",
+                    "data": [{"index": 1, "embedding": [0.3, 0.4]}, {"index": 0, "embedding": [0.1, 0.2]}],
+                    "usage": {"prompt_tokens": 4, "total_tokens": 4},
+                },
+            )
+        )
         with OpenAICompatibleProvider(base_url=local.url + "/v1") as p:
             result = p.embed({"model": "nomic-embed-text", "input": ["a", "b"]})
         assert local.requests[0].json == {"model": "nomic-embed-text", "input": ["a", "b"]}
@@ -187,6 +227,7 @@ def test_embeddings():
 
 def test_a_subclass_for_another_service_needs_only_its_identity():
     with ScriptedServer() as service:
+
         class ExampleCloud(OpenAICompatibleProvider):
             name = "examplecloud"
             env_prefix = "EXAMPLECLOUD_"
@@ -196,8 +237,9 @@ def test_a_subclass_for_another_service_needs_only_its_identity():
             def prepare_body(self, body, request, *, stream):
                 return {**super().prepare_body(body, request, stream=stream), "safe_mode": True}
 
-        service.replies.append(Reply(200, {"choices": [{"message": {"role": "assistant", "content": "hi"},
-                                                        "finish_reason": "stop"}]}))
+        service.replies.append(
+            Reply(200, {"choices": [{"message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}]})
+        )
         with ExampleCloud(api_key="ec-key-000000000000") as provider:
             assert provider.base_url == service.url + "/v1"
             assert provider.execute(REQUEST).text == "hi"

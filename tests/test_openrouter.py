@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from llmrelay.core.errors import (
     APIConnectionError,
     AuthenticationError,
@@ -24,7 +23,7 @@ from llmrelay.core.errors import (
     ServerError,
     StreamInterruptedError,
 )
-from llmrelay.core.transport import HTTPRequest, HTTPResponse, MockTransport
+from llmrelay.core.http.transport import HTTPRequest, HTTPResponse, MockTransport
 from llmrelay.providers.openrouter import CreditsNotAvailableError, OpenRouterProvider
 
 SAMPLES = Path(__file__).parent / "data" / "openrouter_samples"
@@ -36,7 +35,9 @@ def sample(name: str) -> Any:
     return json.loads((SAMPLES / name).read_text())
 
 
-def make(handler: Callable[[HTTPRequest], HTTPResponse], **settings: Any) -> tuple[OpenRouterProvider, MockTransport, list[float]]:
+def make(
+    handler: Callable[[HTTPRequest], HTTPResponse], **settings: Any
+) -> tuple[OpenRouterProvider, MockTransport, list[float]]:
     sleeps: list[float] = []
     transport = MockTransport(handler)
     provider = OpenRouterProvider(api_key=KEY, transport=transport, sleep=sleeps.append, **settings)
@@ -55,7 +56,7 @@ def replies(*responses: HTTPResponse) -> Callable[[HTTPRequest], HTTPResponse]:
 
 def sse(body: bytes, pieces: int = 7) -> HTTPResponse:
     size = max(1, len(body) // pieces)
-    chunks = [body[i:i + size] for i in range(0, len(body), size)]
+    chunks = [body[i : i + size] for i in range(0, len(body), size)]
     return HTTPResponse(200, {"content-type": "text/event-stream"}, stream=iter(chunks))
 
 
@@ -74,8 +75,11 @@ def test_execute_parses_a_real_response_with_cost_and_serving_provider() -> None
 
 
 def test_request_carries_key_usage_include_and_attribution_headers() -> None:
-    provider, transport, _ = make(replies(answer(200, sample("chat_usage_2025.json")["response"])),
-                                  app_url="https://myapp.example", app_title="My App")
+    provider, transport, _ = make(
+        replies(answer(200, sample("chat_usage_2025.json")["response"])),
+        app_url="https://myapp.example",
+        app_title="My App",
+    )
     provider.execute(HI)
     sent = transport.requests[0]
     assert sent.url == "https://openrouter.ai/api/v1/chat/completions" and sent.method == "POST"
@@ -124,7 +128,9 @@ def test_whitespace_padded_body_and_unknown_finish_reason() -> None:
 
 def test_error_object_inside_a_200_body_is_a_typed_error_and_retried() -> None:
     failed = b"\n\n" + json.dumps({"error": {"code": 502, "message": "Upstream died"}}).encode()
-    provider, transport, sleeps = make(replies(answer(200, failed), answer(200, sample("chat_usage_2025.json")["response"])))
+    provider, transport, sleeps = make(
+        replies(answer(200, failed), answer(200, sample("chat_usage_2025.json")["response"]))
+    )
     assert provider.execute(HI).text
     assert len(transport.requests) == 2 and len(sleeps) == 1
 
@@ -152,14 +158,19 @@ def test_client_errors_raise_at_once(status: int, error_type: type[Exception]) -
 
 
 def test_404_naming_the_model_is_model_not_found() -> None:
-    provider, _, _ = make(replies(answer(404, {"error": {"code": 404, "message": "No endpoints found for openai/gpt-4o-mini."}})))
+    provider, _, _ = make(
+        replies(answer(404, {"error": {"code": 404, "message": "No endpoints found for openai/gpt-4o-mini."}}))
+    )
     with pytest.raises(ModelNotFoundError, match="openai/gpt-4o-mini"):
         provider.execute(HI)
 
 
 def test_html_error_page_and_empty_body() -> None:
-    html = HTTPResponse(502, {"content-type": "text/html", "cf-ray": "abc-LHR"},
-                        b"<html><head><title>502 Bad Gateway</title></head></html>")
+    html = HTTPResponse(
+        502,
+        {"content-type": "text/html", "cf-ray": "abc-LHR"},
+        b"<html><head><title>502 Bad Gateway</title></head></html>",
+    )
     provider, _, _ = make(replies(html, html, html), retry={"max_attempts": 3})
     with pytest.raises(ServerError, match="HTML page.*502 Bad Gateway") as caught:
         provider.execute(HI)
@@ -308,10 +319,16 @@ def test_2024_modality_string_becomes_modalities() -> None:
 
 
 def test_list_models_follows_next_links_on_the_same_host_only() -> None:
-    page1 = {"data": [{"id": "a/one", "pricing": {"prompt": "0", "completion": "0"}}], "total_count": 2,
-             "links": {"next": "https://openrouter.ai/api/v1/models?offset=1&limit=1"}}
-    page2 = {"data": [{"id": "a/two", "pricing": {"prompt": "0", "completion": "0"}}], "total_count": 2,
-             "links": {"next": "https://elsewhere.example/models?offset=2"}}
+    page1 = {
+        "data": [{"id": "a/one", "pricing": {"prompt": "0", "completion": "0"}}],
+        "total_count": 2,
+        "links": {"next": "https://openrouter.ai/api/v1/models?offset=1&limit=1"},
+    }
+    page2 = {
+        "data": [{"id": "a/two", "pricing": {"prompt": "0", "completion": "0"}}],
+        "total_count": 2,
+        "links": {"next": "https://elsewhere.example/models?offset=2"},
+    }
     provider, transport, _ = make(replies(answer(200, page1), answer(200, page2)))
     assert provider.list_models().ids == ["a/one", "a/two"]
     assert transport.requests[1].url == "https://openrouter.ai/api/v1/models?offset=1&limit=1"
@@ -389,8 +406,20 @@ def test_credits_and_the_403_for_ordinary_keys() -> None:
 
 def test_generation_stats_retry_the_brief_404_window() -> None:
     missing = answer(404, {"error": {"code": 404, "message": "Generation not found"}})
-    found = answer(200, {"data": {"id": "gen-1", "model": "openai/gpt-4o-mini", "total_cost": 0.0012,
-                                  "tokens_prompt": 10, "latency": 400, "provider_name": "OpenAI", "unknown_new": 1}})
+    found = answer(
+        200,
+        {
+            "data": {
+                "id": "gen-1",
+                "model": "openai/gpt-4o-mini",
+                "total_cost": 0.0012,
+                "tokens_prompt": 10,
+                "latency": 400,
+                "provider_name": "OpenAI",
+                "unknown_new": 1,
+            }
+        },
+    )
     provider, transport, sleeps = make(replies(missing, missing, found))
     stats = provider.get_generation_stats("gen-1")
     assert stats.id == "gen-1" and stats.total_cost == Decimal("0.0012") and stats.provider_name == "OpenAI"
@@ -404,8 +433,13 @@ def test_generation_stats_404_gives_up_after_the_window() -> None:
     def sleep(seconds: float) -> None:
         clock[0] += seconds
 
-    provider = OpenRouterProvider(api_key=KEY, transport=MockTransport(lambda r: missing), sleep=sleep,
-                                  clock=lambda: clock[0], generation_wait_seconds=3)
+    provider = OpenRouterProvider(
+        api_key=KEY,
+        transport=MockTransport(lambda r: missing),
+        sleep=sleep,
+        clock=lambda: clock[0],
+        generation_wait_seconds=3,
+    )
     with pytest.raises(NotFoundError):
         provider.get_generation_stats("gen-404")
     assert clock[0] <= 3

@@ -7,11 +7,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-
 from llmrelay.core.catalog import Pricing
 from llmrelay.core.errors import APIConnectionError, AuthenticationError, ConfigurationError
+from llmrelay.core.http.transport import HTTPRequest, HTTPResponse, MockTransport
 from llmrelay.core.models import ChatResponse, Message, Usage
-from llmrelay.core.transport import HTTPRequest, HTTPResponse, MockTransport
 from llmrelay.providers.openrouter import OpenRouterProvider
 from llmrelay.providers.pricing import PricingService, compute_cost, load_fallback_models
 
@@ -37,8 +36,9 @@ class Switchable:
 def service(payload: dict | None = None, **kw: object) -> tuple[PricingService, Switchable, list[float]]:
     endpoint = Switchable(payload or json.loads((SAMPLES / "models_2026.json").read_text()))
     clock = [0.0]
-    provider = OpenRouterProvider(api_key=KEY, transport=MockTransport(endpoint), sleep=lambda s: None,
-                                  retry={"max_attempts": 1})
+    provider = OpenRouterProvider(
+        api_key=KEY, transport=MockTransport(endpoint), sleep=lambda s: None, retry={"max_attempts": 1}
+    )
     return PricingService(provider, clock=lambda: clock[0], **kw), endpoint, clock  # type: ignore[arg-type]
 
 

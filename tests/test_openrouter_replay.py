@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from llmrelay.core import RateLimitError, StreamInterruptedError
-from llmrelay.core.cassettes import mode_from_env, use_cassette
+from llmrelay.core.cli.cassettes import mode_from_env, use_cassette
 
 openrouter = pytest.importorskip("llmrelay.providers.openrouter")
 
@@ -191,8 +190,14 @@ def test_native_options_pass_through_and_fallback_model_served(provider: Any) ->
 
 def test_usage_with_and_without_cost(provider: Any) -> None:
     base = {"model": "openai/gpt-5-mini", "extra_body": {"stream": False}}
-    venus = {**base, "messages": [{"role": "system", "content": "Be helpful."}, {"role": "user", "content": "Tell me about Venus"}]}
-    mars = {**base, "messages": [{"role": "system", "content": "Be helpful."}, {"role": "user", "content": "Tell me about Mars"}]}
+    venus = {
+        **base,
+        "messages": [{"role": "system", "content": "Be helpful."}, {"role": "user", "content": "Tell me about Venus"}],
+    }
+    mars = {
+        **base,
+        "messages": [{"role": "system", "content": "Be helpful."}, {"role": "user", "content": "Tell me about Mars"}],
+    }
     with replay("usage_2025.yaml", not_requested=(1,)):
         without = provider.execute(venus)
     # The recorder sent usage.include for Mars, as llmrelay always does: compare it too.
@@ -223,24 +228,38 @@ def test_stream_text_and_usage_chunk(provider: Any) -> None:
 
 
 def test_stream_tool_call_then_answer(provider: Any) -> None:
-    tools = [{"type": "function", "function": {"name": "llm_version", "description": "Return the installed version of llm",
-                                               "parameters": {"properties": {}, "type": "object"}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "llm_version",
+                "description": "Return the installed version of llm",
+                "parameters": {"properties": {}, "type": "object"},
+            },
+        }
+    ]
     question = {"role": "user", "content": "What is the current llm version?"}
     extra = {"stream_options": {"include_usage": True}}
     with replay("tool_calls_stream_2025-08.yaml", not_requested=(0,)):  # (0 is the recorder's GET /models)
-        with provider.stream_execute({"model": "openai/gpt-4.1-mini", "messages": [question], "tools": tools,
-                                      "extra_body": extra}) as first:
+        with provider.stream_execute(
+            {"model": "openai/gpt-4.1-mini", "messages": [question], "tools": tools, "extra_body": extra}
+        ) as first:
             first_turn = first.final_response()
         (call,) = first_turn.tool_calls
-        assert (call.id, call.function.name, call.function.arguments) == ("call_o4OCgtJrNoZTmoCRvmlfoHfj", "llm_version", "{}")
+        assert (call.id, call.function.name, call.function.arguments) == (
+            "call_o4OCgtJrNoZTmoCRvmlfoHfj",
+            "llm_version",
+            "{}",
+        )
         assert first_turn.finish_reason == "tool_calls"
         messages = [
             question,
             {"role": "assistant", "tool_calls": [call.model_dump()]},
             {"role": "tool", "tool_call_id": call.id, "content": "0.0+test"},
         ]
-        with provider.stream_execute({"model": "openai/gpt-4.1-mini", "messages": messages, "tools": tools,
-                                      "extra_body": extra}) as second:
+        with provider.stream_execute(
+            {"model": "openai/gpt-4.1-mini", "messages": messages, "tools": tools, "extra_body": extra}
+        ) as second:
             answer = second.final_response()
     assert "0.0+test" in answer.text and answer.finish_reason == "stop"
 
@@ -254,9 +273,8 @@ def test_stream_with_native_options(provider: Any) -> None:
         "transforms": ["middle-out"],
         "extra_body": {"stream_options": {"include_usage": True}},
     }
-    with replay("stream_native_options_2025-11.yaml"):
-        with provider.stream_execute(request) as stream:
-            reply = stream.final_response()
+    with replay("stream_native_options_2025-11.yaml"), provider.stream_execute(request) as stream:
+        reply = stream.final_response()
     assert reply.model == "x-ai/grok-4" and reply.served_by == "xAI"
     assert reply.native_finish_reason == "completed" and reply.text
     assert reply.usage is not None and reply.usage.total_tokens > 0
@@ -269,8 +287,15 @@ def test_stream_image_prompt_keeps_unknown_finish_reason(provider: Any) -> None:
     )
     request = {
         "model": "anthropic/claude-3.5-sonnet",
-        "messages": [{"role": "user", "content": [{"type": "text", "text": "Describe image in three words"},
-                                                  {"type": "image_url", "image_url": {"url": png}}]}],
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Describe image in three words"},
+                    {"type": "image_url", "image_url": {"url": png}},
+                ],
+            }
+        ],
         "extra_body": {"stream_options": {"include_usage": True}},
     }
     with replay("image_prompt_stream_2024-11.yaml", not_requested=(0,)):  # (0: GET /models, another test)
@@ -304,7 +329,7 @@ def test_mid_stream_error_after_the_chunks_before_it(provider: Any) -> None:
 
 
 def test_a_request_not_in_the_cassette_fails(provider: Any) -> None:
-    from llmrelay.core.cassettes import unmatched_request
+    from llmrelay.core.cli.cassettes import unmatched_request
 
     with replay("retry_429_429_200_2025-05.yaml", not_requested=(0, 1, 2)), pytest.raises(Exception) as caught:
         provider.execute({**JOKE, "messages": JOKE["messages"][:1] + [{"role": "user", "content": "Another"}]})

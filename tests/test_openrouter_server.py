@@ -9,7 +9,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-
 from llmrelay.core.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -20,6 +19,7 @@ from llmrelay.core.errors import (
     StreamInterruptedError,
 )
 from llmrelay.providers.openrouter import CreditsNotAvailableError, OpenRouterProvider
+
 from tests.support.fake_server import VALID_KEY, FakeOpenRouter, Reply
 from tests.support.fixtures import openrouter_server  # noqa: F401  (fixture)
 from tests.support.threads import run_in_threads
@@ -49,17 +49,23 @@ def test_all_operations_end_to_end(openrouter_server: FakeOpenRouter) -> None:
 
 
 def test_429_with_retry_after_then_success(openrouter_server: FakeOpenRouter) -> None:
-    openrouter_server.script("POST", "/chat/completions",
-                             Reply(status=429, headers={"Retry-After": "2"}, body={"error": {"code": 429, "message": "slow"}}),
-                             Reply(status=503, headers={"retry-after-ms": "150"}, body={"error": {"code": 503, "message": "busy"}}))
+    openrouter_server.script(
+        "POST",
+        "/chat/completions",
+        Reply(status=429, headers={"Retry-After": "2"}, body={"error": {"code": 429, "message": "slow"}}),
+        Reply(status=503, headers={"retry-after-ms": "150"}, body={"error": {"code": 503, "message": "busy"}}),
+    )
     sleeps: list[float] = []
     assert provider_for(openrouter_server, sleeps).execute(HI).text
     assert sleeps == [2.0, 0.15] and openrouter_server.count("POST") == 3
 
 
 def test_retry_budget_exceeded_by_retry_after_fails_at_once(openrouter_server: FakeOpenRouter) -> None:
-    openrouter_server.script("POST", "/chat/completions",
-                             Reply(status=429, headers={"Retry-After": "3600"}, body={"error": {"code": 429, "message": "quota"}}))
+    openrouter_server.script(
+        "POST",
+        "/chat/completions",
+        Reply(status=429, headers={"Retry-After": "3600"}, body={"error": {"code": 429, "message": "quota"}}),
+    )
     sleeps: list[float] = []
     with pytest.raises(RateLimitError) as caught:
         provider_for(openrouter_server, sleeps).execute(HI)
@@ -121,7 +127,9 @@ def test_generation_404_window(openrouter_server: FakeOpenRouter) -> None:
         (Reply(status=200, empty=True), InvalidResponseError, "empty body"),
     ],
 )
-def test_bodies_that_are_not_what_the_api_promises(openrouter_server: FakeOpenRouter, reply: Reply, error: type[Exception], match: str) -> None:
+def test_bodies_that_are_not_what_the_api_promises(
+    openrouter_server: FakeOpenRouter, reply: Reply, error: type[Exception], match: str
+) -> None:
     openrouter_server.script("POST", "/chat/completions", reply, reply, reply)
     with pytest.raises(error, match=match):
         provider_for(openrouter_server).execute(HI)
@@ -133,8 +141,11 @@ def test_padded_body(openrouter_server: FakeOpenRouter) -> None:
 
 
 def test_mid_stream_error_event(openrouter_server: FakeOpenRouter) -> None:
-    openrouter_server.script("POST", "/chat/completions",
-                             Reply(stream_error_after=3, error={"code": 502, "message": "Provider disconnected"}))
+    openrouter_server.script(
+        "POST",
+        "/chat/completions",
+        Reply(stream_error_after=3, error={"code": 502, "message": "Provider disconnected"}),
+    )
     stream = provider_for(openrouter_server).stream_execute(HI)
     texts = []
     with pytest.raises(StreamInterruptedError, match="Provider disconnected") as caught:
@@ -182,7 +193,9 @@ def test_completed_stream_returns_its_connection_to_the_pool(openrouter_server: 
     assert openrouter_server.connections_opened == 1
 
 
-def test_sixteen_threads_share_one_provider(openrouter_server: FakeOpenRouter, caplog: pytest.LogCaptureFixture) -> None:
+def test_sixteen_threads_share_one_provider(
+    openrouter_server: FakeOpenRouter, caplog: pytest.LogCaptureFixture
+) -> None:
     provider = provider_for(openrouter_server)
     barrier = threading.Barrier(16)
     failures: list[BaseException] = []

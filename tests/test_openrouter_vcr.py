@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from llmrelay.providers.openrouter import OpenRouterProvider
+
 from tests.support.fake_server import VALID_KEY, FakeOpenRouter
 
 vcr = pytest.importorskip("vcr")
@@ -24,13 +24,21 @@ def test_record_then_replay_offline(tmp_path: Path) -> None:
         base = server.base_url
         with vcr.use_cassette(cassette, record_mode="once", **options):
             with OpenRouterProvider(api_key=VALID_KEY, base_url=base) as provider:
-                recorded = (provider.execute(HI).text, provider.stream_execute(HI).final_response().text, provider.list_models().ids)
+                recorded = (
+                    provider.execute(HI).text,
+                    provider.stream_execute(HI).final_response().text,
+                    provider.list_models().ids,
+                )
     text = Path(cassette).read_text()
     assert VALID_KEY not in text
     # The server is gone: everything below comes from the cassette.
     with vcr.use_cassette(cassette, record_mode="none", **options):
         with OpenRouterProvider(api_key=VALID_KEY, base_url=base) as provider:
-            replayed = (provider.execute(HI).text, provider.stream_execute(HI).final_response().text, provider.list_models().ids)
+            replayed = (
+                provider.execute(HI).text,
+                provider.stream_execute(HI).final_response().text,
+                provider.list_models().ids,
+            )
     assert replayed == recorded and recorded[1] == "word0 word1 word2 word3 word4"
 
 
@@ -39,12 +47,16 @@ def test_replayed_gzip_body_is_decoded(tmp_path: Path) -> None:
     payload = json.loads((SAMPLES / "models_2025.json").read_text())
     cassette = {
         "version": 1,
-        "interactions": [{
-            "request": {"body": None, "headers": {}, "method": "GET", "uri": "https://openrouter.ai/api/v1/models"},
-            "response": {"status": {"code": 200, "message": "OK"},
-                         "headers": {"Content-Type": ["application/json"], "Content-Encoding": ["gzip"]},
-                         "body": {"string": gzip.compress(json.dumps(payload).encode())}},
-        }],
+        "interactions": [
+            {
+                "request": {"body": None, "headers": {}, "method": "GET", "uri": "https://openrouter.ai/api/v1/models"},
+                "response": {
+                    "status": {"code": 200, "message": "OK"},
+                    "headers": {"Content-Type": ["application/json"], "Content-Encoding": ["gzip"]},
+                    "body": {"string": gzip.compress(json.dumps(payload).encode())},
+                },
+            }
+        ],
     }
     import yaml
 

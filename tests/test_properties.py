@@ -1,6 +1,6 @@
 """Property-based tests: arbitrary input gives a result or a typed llmrelay error, never anything else, never a hang.
 
-Covered: the SSE parser (``llmrelay.core.sse``) and the stream driver on top
+Covered: the SSE parser (``llmrelay.core.http.sse``) and the stream driver on top
 of it, the config loader (``load_config``, ``RelayConfig.from_dict``,
 ``create_provider``) and request validation (``ChatRequest.coerce`` and the
 provider's request path).
@@ -16,12 +16,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from llmrelay.core.config import RelayConfig, create_provider, load_config
 from llmrelay.core.errors import BadRequestError, LLMRelayError
+from llmrelay.core.http.sse import SSEDecoder, SSEEvent, iter_sse
+from llmrelay.core.http.transport import HTTPResponse, MockTransport
 from llmrelay.core.models import ChatRequest
-from llmrelay.core.sse import SSEDecoder, SSEEvent, iter_sse
-from llmrelay.core.transport import HTTPResponse, MockTransport
 from llmrelay.providers.openai_wire import coerce_chat_request
 from llmrelay.providers.openrouter import OpenRouterProvider
 
@@ -32,8 +31,26 @@ FAST = settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCh
 sse_bytes = st.one_of(
     st.binary(max_size=300),
     st.lists(
-        st.sampled_from([b"data: ", b"data:", b"event: x", b"id: 1", b"retry: 5", b": c", b"\n", b"\r", b"\r\n",
-                         b"{\"a\":1}", b"[DONE]", b"\xef\xbb\xbf", b"\xff\xfe", b"\x00", "é".encode(), b"field"]),
+        st.sampled_from(
+            [
+                b"data: ",
+                b"data:",
+                b"event: x",
+                b"id: 1",
+                b"retry: 5",
+                b": c",
+                b"\n",
+                b"\r",
+                b"\r\n",
+                b'{"a":1}',
+                b"[DONE]",
+                b"\xef\xbb\xbf",
+                b"\xff\xfe",
+                b"\x00",
+                "é".encode(),
+                b"field",
+            ]
+        ),
         max_size=60,
     ).map(b"".join),
 )
@@ -59,8 +76,13 @@ def test_sse_parser_never_fails_and_ignores_how_bytes_are_split(data: bytes, cut
 
 
 @FAST
-@given(st.lists(st.text(alphabet=string.printable + "éあ", max_size=40).filter(lambda s: "\n" not in s and "\r" not in s),
-                min_size=1, max_size=5))
+@given(
+    st.lists(
+        st.text(alphabet=string.printable + "éあ", max_size=40).filter(lambda s: "\n" not in s and "\r" not in s),
+        min_size=1,
+        max_size=5,
+    )
+)
 def test_sse_data_lines_round_trip(lines: list[str]) -> None:
     payload = "".join(f"data: {line}\n" for line in lines) + "\n"
     events = SSEDecoder().feed(payload.encode())
@@ -77,7 +99,9 @@ def test_stream_driver_yields_chunks_or_a_typed_error(data: bytes) -> None:
     def handler(request: Any) -> HTTPResponse:
         return _stream_response(data)
 
-    provider = OpenRouterProvider(api_key="sk-or-v1-prop", base_url="http://127.0.0.1:9", transport=MockTransport(handler))
+    provider = OpenRouterProvider(
+        api_key="sk-or-v1-prop", base_url="http://127.0.0.1:9", transport=MockTransport(handler)
+    )
     try:
         with provider.stream_execute({"model": "m", "messages": [{"role": "user", "content": "x"}]}) as stream:
             for chunk in stream:
@@ -103,7 +127,9 @@ def test_stream_driver_handles_any_json_event(events: list[Any]) -> None:
     def handler(request: Any) -> HTTPResponse:
         return _stream_response(body)
 
-    provider = OpenRouterProvider(api_key="sk-or-v1-prop", base_url="http://127.0.0.1:9", transport=MockTransport(handler))
+    provider = OpenRouterProvider(
+        api_key="sk-or-v1-prop", base_url="http://127.0.0.1:9", transport=MockTransport(handler)
+    )
     try:
         with provider.stream_execute({"model": "m", "messages": [{"role": "user", "content": "x"}]}) as stream:
             list(stream)
@@ -116,22 +142,46 @@ def test_stream_driver_handles_any_json_event(events: list[Any]) -> None:
 # --------------------------------------------------------------------------- config
 
 toml_fragments = st.lists(
-    st.sampled_from([
-        "default_provider = \"openrouter\"\n", "[providers.openrouter]\n", "[providers.x]\n", "type = \"openrouter\"\n",
-        "type = 3\n", "api_key = \"sk-or-v1-abc\"\n", "api_key = \"${NOPE_UNSET_VAR}\"\n", "api_key = \"${X:-d}\"\n",
-        "timeout = { connect = 5 }\n", "timeout = { connect = \"fast\" }\n", "timeout = 7\n", "retry = { max_attempts = 0 }\n",
-        "base_url = \"ftp://x\"\n", "base_url = \"http://127.0.0.1:1\"\n", "[plugins.cache]\n", "[plugins.cahce]\n",
-        "enabled = \"yes\"\n", "enabled = false\n", "backend = \"redis\"\n", "[[providers]]\n", "x = [1, 2\n", "= 1\n",
-        "unknown = 1\n", "\x00", "é = 1\n", "[plugins]\n", "providers = 1\n",
-    ]),
+    st.sampled_from(
+        [
+            'default_provider = "openrouter"\n',
+            "[providers.openrouter]\n",
+            "[providers.x]\n",
+            'type = "openrouter"\n',
+            "type = 3\n",
+            'api_key = "sk-or-v1-abc"\n',
+            'api_key = "${NOPE_UNSET_VAR}"\n',
+            'api_key = "${X:-d}"\n',
+            "timeout = { connect = 5 }\n",
+            'timeout = { connect = "fast" }\n',
+            "timeout = 7\n",
+            "retry = { max_attempts = 0 }\n",
+            'base_url = "ftp://x"\n',
+            'base_url = "http://127.0.0.1:1"\n',
+            "[plugins.cache]\n",
+            "[plugins.cahce]\n",
+            'enabled = "yes"\n',
+            "enabled = false\n",
+            'backend = "redis"\n',
+            "[[providers]]\n",
+            "x = [1, 2\n",
+            "= 1\n",
+            "unknown = 1\n",
+            "\x00",
+            "é = 1\n",
+            "[plugins]\n",
+            "providers = 1\n",
+        ]
+    ),
     max_size=8,
 ).map("".join)
 
 
 @FAST
 @given(st.one_of(toml_fragments, st.text(max_size=200)), st.booleans())
-def test_config_file_loads_or_raises_configuration_error(tmp_path_factory: pytest.TempPathFactory, text: str,
-                                                         binary: bool) -> None:
+def test_config_file_loads_or_raises_configuration_error(
+    tmp_path_factory: pytest.TempPathFactory, text: str, binary: bool
+) -> None:
     path = Path(tmp_path_factory.mktemp("cfg")) / "llmrelay.toml"
     path.write_bytes(text.encode("utf-8") + (b"\xff" if binary else b""))
     try:
@@ -140,8 +190,11 @@ def test_config_file_loads_or_raises_configuration_error(tmp_path_factory: pytes
         return
     assert isinstance(config, RelayConfig)
     try:
-        provider = create_provider(config=config, base_url="http://127.0.0.1:1", api_key="sk-or-v1-prop",
-                                   plugins=False) if config.default_provider else None
+        provider = (
+            create_provider(config=config, base_url="http://127.0.0.1:1", api_key="sk-or-v1-prop", plugins=False)
+            if config.default_provider
+            else None
+        )
     except LLMRelayError:
         return
     if provider is not None:
@@ -158,11 +211,28 @@ def test_config_dict_is_accepted_or_a_typed_error(data: dict[str, Any]) -> None:
 
 
 @FAST
-@given(st.dictionaries(
-    st.sampled_from(["api_key", "base_url", "default_model", "timeout", "retry", "pool", "proxies", "headers",
-                     "trust_env", "app_title", "app_url", "nonsense"]),
-    json_values, max_size=4,
-))
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "api_key",
+                "base_url",
+                "default_model",
+                "timeout",
+                "retry",
+                "pool",
+                "proxies",
+                "headers",
+                "trust_env",
+                "app_title",
+                "app_url",
+                "nonsense",
+            ]
+        ),
+        json_values,
+        max_size=4,
+    )
+)
 def test_create_provider_settings_build_or_raise_configuration_error(fields: dict[str, Any]) -> None:
     try:
         provider = create_provider("openrouter", plugins=False, config={}, **fields)
@@ -177,10 +247,17 @@ message = st.fixed_dictionaries(
     {},
     optional={
         "role": st.one_of(st.sampled_from(["user", "system", "assistant", "tool", "bogus"]), json_values),
-        "content": st.one_of(st.text(max_size=20), json_values,
-                             st.lists(st.fixed_dictionaries({"type": st.sampled_from(["text", "image_url", "x"])},
-                                                            optional={"text": json_values, "image_url": json_values}),
-                                      max_size=2)),
+        "content": st.one_of(
+            st.text(max_size=20),
+            json_values,
+            st.lists(
+                st.fixed_dictionaries(
+                    {"type": st.sampled_from(["text", "image_url", "x"])},
+                    optional={"text": json_values, "image_url": json_values},
+                ),
+                max_size=2,
+            ),
+        ),
         "tool_calls": json_values,
         "name": json_values,
     },
@@ -230,14 +307,23 @@ def test_provider_request_validation_gives_a_request_or_a_typed_error(request: A
 def _layered_provider() -> Any:
     from llmrelay.core.pipeline import LayeredProvider
 
-    body = json.dumps({"id": "g", "model": "m", "choices": [{"index": 0, "finish_reason": "stop",
-                                                              "message": {"role": "assistant", "content": "ok"}}]})
+    body = json.dumps(
+        {
+            "id": "g",
+            "model": "m",
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "ok"}}],
+        }
+    )
 
     def handler(_request: Any) -> HTTPResponse:
         return HTTPResponse(200, {"content-type": "application/json"}, body.encode())
 
-    inner = OpenRouterProvider(api_key="sk-or-v1-prop", base_url="http://127.0.0.1:9", transport=MockTransport(handler),
-                               default_model="openai/gpt-4o-mini")
+    inner = OpenRouterProvider(
+        api_key="sk-or-v1-prop",
+        base_url="http://127.0.0.1:9",
+        transport=MockTransport(handler),
+        default_model="openai/gpt-4o-mini",
+    )
     return LayeredProvider(inner, [])
 
 

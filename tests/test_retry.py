@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 import random
-from email.utils import format_datetime
 from datetime import datetime, timezone
+from email.utils import format_datetime
 
 import pytest
-
 from llmrelay.core.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -21,9 +20,10 @@ from llmrelay.core.errors import (
     ServerError,
     error_for_status,
 )
-from llmrelay.core.retry import RetryPolicy, parse_retry_after
+from llmrelay.core.http.retry import RetryPolicy, parse_retry_after
+from llmrelay.core.http.transport import Headers
 from llmrelay.core.settings import RetrySettings
-from llmrelay.core.transport import Headers
+
 from tests.support.threads import run_in_threads
 
 
@@ -183,7 +183,9 @@ def test_each_retry_is_logged_without_the_key(caplog: pytest.LogCaptureFixture) 
     secret = "sk-or-v1-abcdefabcdefabcdefabcdef0123456789"
     fn = Script(RateLimitError(f"limit for key {secret}", status=429, retry_after=2.0))
     with caplog.at_level(logging.DEBUG, logger="llmrelay"):
-        RetryPolicy(RetrySettings(), sleep=t.sleep, clock=t.clock, provider="openrouter").call(fn, what="chat completion")
+        RetryPolicy(RetrySettings(), sleep=t.sleep, clock=t.clock, provider="openrouter").call(
+            fn, what="chat completion"
+        )
     text = caplog.text
     assert "attempt 1 of 3" in text and "HTTP 429" in text and "2.00s" in text and "chat completion" in text
     assert secret not in text

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from llmrelay.core import ChatRequest, ConfigurationError, Message, create_provider
-from llmrelay.core.routing import (
+from llmrelay.core.compose.routing import (
     ContentRule,
     ModelPrefixRule,
     ModelSuffixRule,
@@ -84,7 +83,7 @@ def test_text_rule_and_stop(pair):
 
 def test_prefix_rule_strips_or_keeps():
     features = RequestFeatures("openai/gpt-4o", False, False)
-    from llmrelay.core.routing import Route
+    from llmrelay.core.compose.routing import Route
 
     start = Route(None, "openai/gpt-4o")
     assert ModelPrefixRule("openai/", "openai").apply(features, start).model == "gpt-4o"
@@ -102,8 +101,11 @@ def test_decisions_are_cached_by_request_features(pair):
         return features.has_tools
 
     openai, anthropic = pair
-    router = Router({"openai": openai, "anthropic": anthropic},
-                    rules=[ContentRule(counting, provider="anthropic")], default_provider="openai")
+    router = Router(
+        {"openai": openai, "anthropic": anthropic},
+        rules=[ContentRule(counting, provider="anthropic")],
+        default_provider="openai",
+    )
     for _ in range(5):
         router.execute(ask("m"))
     router.execute(ask("other"))
@@ -137,11 +139,13 @@ def test_rules_naming_unknown_providers_are_rejected(pair):
 
 
 def test_rules_from_config(pair):
-    rules = rules_from_config([
-        {"suffix": "-openai", "provider": "openai"},
-        {"prefix": "claude-", "provider": "anthropic", "strip": False},
-        {"when": "images", "model": "glm-4.5v"},
-    ])
+    rules = rules_from_config(
+        [
+            {"suffix": "-openai", "provider": "openai"},
+            {"prefix": "claude-", "provider": "anthropic", "strip": False},
+            {"when": "images", "model": "glm-4.5v"},
+        ]
+    )
     openai, anthropic = pair
     router = Router({"openai": openai, "anthropic": anthropic}, rules)
     assert router.route(ask("claude-3-haiku")).model == "claude-3-haiku"

@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from llmrelay.core import create_provider
 from llmrelay.core.errors import LLMRelayError
 from llmrelay.core.provider import CallOptions
 from llmrelay.plugins.metrics import metrics_registry
+
 from tests.support.fake_server import FakeOpenRouter, Reply
 
 TAIL = random_secrets.token_hex(24)  # 48 hex characters
@@ -55,7 +55,9 @@ FAULT_REPLIES = [
 def assert_clean(text: Any, where: str) -> None:
     blob = text if isinstance(text, str) else repr(text)
     for needle in NEEDLES:
-        assert needle not in blob, f"the canary key leaked into {where}: ...{blob[max(0, blob.find(needle) - 80):][:200]}"
+        assert needle not in blob, (
+            f"the canary key leaked into {where}: ...{blob[max(0, blob.find(needle) - 80) :][:200]}"
+        )
 
 
 class RawCapture(logging.Handler):
@@ -102,9 +104,14 @@ def _provider(server: FakeOpenRouter, name: str, cache: dict[str, Any] | None = 
         name,
         config={
             "providers": {name: {"type": "openrouter"}},
-            "plugins": {"cache": {"warm_up": [], "operations": {"execute": {"enabled": True}, "stream_execute": {"enabled": True}},
-                                  **(cache or {})},
-                        "breaker": {"failure_threshold": 1000, "failure_rate_threshold": None}},
+            "plugins": {
+                "cache": {
+                    "warm_up": [],
+                    "operations": {"execute": {"enabled": True}, "stream_execute": {"enabled": True}},
+                    **(cache or {}),
+                },
+                "breaker": {"failure_threshold": 1000, "failure_rate_threshold": None},
+            },
         },
         api_key=CANARY,
         base_url=server.base_url,
@@ -124,8 +131,11 @@ def _exercise(provider: Any, server: FakeOpenRouter, seen: list[Any]) -> None:
     seen.append(provider.validate_config())
     for number, reply in enumerate(FAULT_REPLIES):
         for operation in ("execute", "stream_execute", "list_models", "validate_config"):
-            method, path = ("GET", "/models") if operation == "list_models" else (
-                ("GET", "/key") if operation == "validate_config" else ("POST", "/chat/completions"))
+            method, path = (
+                ("GET", "/models")
+                if operation == "list_models"
+                else (("GET", "/key") if operation == "validate_config" else ("POST", "/chat/completions"))
+            )
             server.script(method, path, reply, reply)
             request = dict(REQUEST, messages=[{"role": "user", "content": f"fault {number}"}])
             try:
@@ -197,8 +207,9 @@ def test_redis_cache_keys_and_values_hold_no_key(server: FakeOpenRouter, raw_log
     except redis.RedisError:
         pytest.skip("no Redis on 127.0.0.1:6379")
     namespace = f"audit-{TAIL[:8]}"
-    provider = _provider(server, "audit-redis", {"backend": "redis", "redis_url": "redis://127.0.0.1:6379/0",
-                                                 "namespace": namespace})
+    provider = _provider(
+        server, "audit-redis", {"backend": "redis", "redis_url": "redis://127.0.0.1:6379/0", "namespace": namespace}
+    )
     seen: list[Any] = []
     try:
         _exercise(provider, server, seen)
@@ -223,7 +234,7 @@ def test_redis_cache_keys_and_values_hold_no_key(server: FakeOpenRouter, raw_log
 
 def test_cassette_recording_filters_the_key(server: FakeOpenRouter, tmp_path: Path, raw_log: RawCapture) -> None:
     pytest.importorskip("vcr")
-    from llmrelay.core.cassettes import use_cassette
+    from llmrelay.core.cli.cassettes import use_cassette
 
     cassette = tmp_path / "audit.yaml"
     provider = _provider(server, "audit-cassette")
@@ -235,8 +246,11 @@ def test_cassette_recording_filters_the_key(server: FakeOpenRouter, tmp_path: Pa
                 seen.extend(list(stream))
             seen.append(provider.list_models(options=CallOptions(cache=False)))
             seen.append(provider.validate_config())
-            server.script("POST", "/chat/completions",
-                          Reply(status=401, body={"error": {"code": 401, "message": f"bad key {CANARY}"}}))
+            server.script(
+                "POST",
+                "/chat/completions",
+                Reply(status=401, body={"error": {"code": 401, "message": f"bad key {CANARY}"}}),
+            )
             with pytest.raises(LLMRelayError) as caught:
                 provider.execute(dict(REQUEST, seed=1), options=CallOptions(cache=False))
             seen.append(caught.value)
@@ -265,10 +279,15 @@ def test_cassette_recording_filters_the_key(server: FakeOpenRouter, tmp_path: Pa
 )
 @pytest.mark.parametrize("fault", [None, "401", "500", "reset", "stream_error"])
 def test_cli_with_debug_logging_never_prints_the_key(
-    server: FakeOpenRouter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-    raw_log: RawCapture, argv: list[str], fault: str | None,
+    server: FakeOpenRouter,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    raw_log: RawCapture,
+    argv: list[str],
+    fault: str | None,
 ) -> None:
-    from llmrelay.core.cli import main
+    from llmrelay.core.cli.main import main
 
     config = tmp_path / "llmrelay.toml"
     config.write_text(
@@ -297,10 +316,13 @@ def test_cli_with_debug_logging_never_prints_the_key(
 
 
 def test_cli_record_writes_a_clean_cassette(
-    server: FakeOpenRouter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    server: FakeOpenRouter,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     pytest.importorskip("vcr")
-    from llmrelay.core.cli import main
+    from llmrelay.core.cli.main import main
 
     config = tmp_path / "llmrelay.toml"
     config.write_text(f'[providers.openrouter]\nbase_url = "{server.base_url}"\n')

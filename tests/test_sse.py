@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from llmrelay.core.errors import InvalidResponseError
-from llmrelay.core.sse import SSEDecoder, SSEEvent, event_object, iter_sse
+from llmrelay.core.http.sse import SSEDecoder, SSEEvent, event_object, iter_sse
 
 SAMPLES = Path(__file__).parent / "data" / "openrouter_samples"
 
@@ -24,7 +23,7 @@ def datas(*reads: bytes) -> list[str]:
 
 
 def test_data_events_and_comments() -> None:
-    body = b": OPENROUTER PROCESSING\n\ndata: {\"a\":1}\n\n: OPENROUTER PROCESSING\n\ndata: [DONE]\n\n"
+    body = b': OPENROUTER PROCESSING\n\ndata: {"a":1}\n\n: OPENROUTER PROCESSING\n\ndata: [DONE]\n\n'
     assert datas(body) == ['{"a":1}', "[DONE]"]
 
 
@@ -88,7 +87,11 @@ def test_real_streams_split_at_every_position(name: str) -> None:
 
 @settings(max_examples=150, deadline=None)
 @given(
-    payloads=st.lists(st.text(alphabet=st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)), max_size=20), min_size=1, max_size=6),
+    payloads=st.lists(
+        st.text(alphabet=st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)), max_size=20),
+        min_size=1,
+        max_size=6,
+    ),
     eol=st.sampled_from(["\n", "\r\n", "\r"]),
     cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=8),
 )
@@ -112,7 +115,12 @@ def test_decoder_feed_returns_completed_events_only() -> None:
 
 @pytest.mark.parametrize(
     ("data", "expected"),
-    [('{"a": 1}', {"a": 1}), ('  {"a": 1}', {"a": 1}), ('{"a": 1}\t\r\n ', {"a": 1}), ('{"a":[1,{"b":null}]}', {"a": [1, {"b": None}]})],
+    [
+        ('{"a": 1}', {"a": 1}),
+        ('  {"a": 1}', {"a": 1}),
+        ('{"a": 1}\t\r\n ', {"a": 1}),
+        ('{"a":[1,{"b":null}]}', {"a": [1, {"b": None}]}),
+    ],
 )
 def test_event_object_accepts_json_objects_with_json_whitespace(data: str, expected: dict) -> None:
     assert event_object(data, provider="p") == expected

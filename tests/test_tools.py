@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 import pytest
+from llmrelay.core import ConfigurationError, FunctionCall, ToolCall
+from llmrelay.core.compose.tools import ToolRegistry, schema_from_function
 from pydantic import BaseModel
 
-from llmrelay.core import ConfigurationError, FunctionCall, ToolCall
-from llmrelay.core.tools import ToolRegistry, schema_from_function
 from tests.support.clock import FakeClock
 
 
@@ -29,7 +29,7 @@ def test_schema_from_type_hints():
         query: Annotated[str, "what to look for"],
         limit: int = 10,
         unit: Literal["C", "F"] = "C",
-        tags: Optional[list[str]] = None,
+        tags: list[str] | None = None,
         near: Address | None = None,
     ) -> list[str]:
         """Search the index.
@@ -100,11 +100,13 @@ def test_identical_calls_run_once_and_share_the_result():
         runs.append(key)
         return f"value of {key}"
 
-    results = tools.execute_results([
-        call("lookup", '{"key": "a", "exact": true}', "c1"),
-        call("lookup", '{"exact": true, "key": "a"}', "c2"),  # same call, keys in another order
-        call("lookup", {"key": "b"}, "c3"),
-    ])
+    results = tools.execute_results(
+        [
+            call("lookup", '{"key": "a", "exact": true}', "c1"),
+            call("lookup", '{"exact": true, "key": "a"}', "c2"),  # same call, keys in another order
+            call("lookup", {"key": "b"}, "c3"),
+        ]
+    )
 
     assert sorted(runs) == ["a", "b"]
     assert [r.call_id for r in results] == ["c1", "c2", "c3"]

@@ -7,10 +7,10 @@ import socket
 import threading
 
 import pytest
-
 from llmrelay.core.errors import APIConnectionError, APITimeoutError, StreamInterruptedError
+from llmrelay.core.http.transport import Headers, HTTPRequest, HTTPResponse, MockTransport, RequestsTransport
 from llmrelay.core.settings import ProviderSettings
-from llmrelay.core.transport import Headers, HTTPRequest, HTTPResponse, MockTransport, RequestsTransport
+
 from tests.support.fake_server import VALID_KEY, FakeOpenRouter, Reply
 from tests.support.fixtures import openrouter_server  # noqa: F401  (fixture)
 
@@ -68,8 +68,15 @@ def stream_request(server: FakeOpenRouter, idle: float = 5.0) -> HTTPRequest:
     import json
 
     body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": True}).encode()
-    return HTTPRequest("POST", server.base_url + "/chat/completions", dict(AUTH), body, stream=True,
-                       timeout=(1.0, 5.0), idle_timeout=idle)
+    return HTTPRequest(
+        "POST",
+        server.base_url + "/chat/completions",
+        dict(AUTH),
+        body,
+        stream=True,
+        timeout=(1.0, 5.0),
+        idle_timeout=idle,
+    )
 
 
 def test_stream_cut_mid_body_is_stream_interrupted(openrouter_server: FakeOpenRouter) -> None:
@@ -101,13 +108,17 @@ def test_idle_timeout_does_not_leak_into_the_next_request(openrouter_server: Fak
 
 
 def test_redirects_are_not_followed(openrouter_server: FakeOpenRouter) -> None:
-    openrouter_server.script("GET", "/models", Reply(status=302, headers={"Location": "http://evil.example/steal"}, body=b""))
+    openrouter_server.script(
+        "GET", "/models", Reply(status=302, headers={"Location": "http://evil.example/steal"}, body=b"")
+    )
     response = RequestsTransport().send(get(openrouter_server))
     assert response.status == 302
     assert openrouter_server.count() == 1
 
 
-def test_environment_proxies_ignored_unless_trust_env(openrouter_server: FakeOpenRouter, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_proxies_ignored_unless_trust_env(
+    openrouter_server: FakeOpenRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
     dead_proxy = f"http://127.0.0.1:{closed_port()}"
     monkeypatch.setenv("HTTP_PROXY", dead_proxy)
     monkeypatch.setenv("http_proxy", dead_proxy)
@@ -119,7 +130,9 @@ def test_environment_proxies_ignored_unless_trust_env(openrouter_server: FakeOpe
         trusting.send(get(openrouter_server, timeout=(0.5, 0.5)))
 
 
-def test_environment_read_once_at_construction(openrouter_server: FakeOpenRouter, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_read_once_at_construction(
+    openrouter_server: FakeOpenRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
     transport = RequestsTransport(ProviderSettings(trust_env=True))
@@ -127,7 +140,9 @@ def test_environment_read_once_at_construction(openrouter_server: FakeOpenRouter
     assert transport.send(get(openrouter_server)).status == 200
 
 
-def test_no_proxy_bypasses_the_environment_proxy(openrouter_server: FakeOpenRouter, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_proxy_bypasses_the_environment_proxy(
+    openrouter_server: FakeOpenRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{closed_port()}")
     monkeypatch.setenv("no_proxy", "localhost,127.0.0.1")
     transport = RequestsTransport(ProviderSettings(trust_env=True))
@@ -160,7 +175,9 @@ def _hammer(transport: RequestsTransport, server: FakeOpenRouter, threads: int, 
     assert not failures
 
 
-def test_sixteen_threads_never_overflow_the_default_pool(openrouter_server: FakeOpenRouter, caplog: pytest.LogCaptureFixture) -> None:
+def test_sixteen_threads_never_overflow_the_default_pool(
+    openrouter_server: FakeOpenRouter, caplog: pytest.LogCaptureFixture
+) -> None:
     transport = RequestsTransport(ProviderSettings())
     with caplog.at_level(logging.WARNING, logger="urllib3"):
         _hammer(transport, openrouter_server, threads=16, calls=20)

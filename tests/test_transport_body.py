@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from llmrelay.core.errors import StreamInterruptedError
-from llmrelay.core.transport import HTTPRequest, RequestsTransport
-from llmrelay.core.transport_body import body_error, can_read_in_bulk, read_chunked_bulk
+from llmrelay.core.http.transport import HTTPRequest, RequestsTransport
+from llmrelay.core.http.transport_body import body_error, can_read_in_bulk, read_chunked_bulk
+
 from tests.support.fake_server import VALID_KEY, FakeOpenRouter
 
 
@@ -70,7 +70,7 @@ def chunked(body: bytes, sizes: list[int], *, extension: bool = False, trailers:
     while pos < len(body):
         size = max(1, sizes[turn % len(sizes)])
         turn += 1
-        part = body[pos:pos + size]
+        part = body[pos : pos + size]
         pos += len(part)
         out.append(b"%x%s\r\n%s\r\n" % (len(part), b";name=value" if extension else b"", part))
     out.append(b"0\r\n" + (b"X-Trailer: 1\r\n" if trailers else b"") + b"\r\n")
@@ -143,8 +143,15 @@ def test_only_chunked_identity_or_zlib_bodies_are_read_in_bulk() -> None:
 
 def stream_request(server: FakeOpenRouter) -> HTTPRequest:
     body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": True}).encode()
-    return HTTPRequest("POST", server.base_url + "/chat/completions", {"Authorization": f"Bearer {VALID_KEY}"}, body,
-                       stream=True, timeout=(1.0, 5.0), idle_timeout=5.0)
+    return HTTPRequest(
+        "POST",
+        server.base_url + "/chat/completions",
+        {"Authorization": f"Bearer {VALID_KEY}"},
+        body,
+        stream=True,
+        timeout=(1.0, 5.0),
+        idle_timeout=5.0,
+    )
 
 
 def events(data: bytes) -> Iterator[str]:

@@ -23,7 +23,6 @@ Standalone use, with no provider pipeline at all::
 
 from __future__ import annotations
 
-
 from llmrelay.core.pipeline import LayerContext
 
 from .board import BreakerBoard, listen, unlisten

@@ -38,13 +38,13 @@ from .outcome import Outcome, classify
 from .settings import BreakerSettings
 
 __all__ = [
+    "BreakerListener",
+    "CircuitBreaker",
     "CircuitState",
     "Outcome",
     "Permit",
-    "CircuitBreaker",
-    "BreakerListener",
-    "SharedState",
     "RemoteView",
+    "SharedState",
     "classify",
 ]
 
@@ -403,8 +403,15 @@ class CircuitBreaker:
     def _notify(self, events: list[dict[str, Any]]) -> None:
         for event in events:
             level = logging.WARNING if event["to"] == CircuitState.OPEN.value else logging.INFO
-            log.log(level, "circuit breaker %s: %s -> %s (%s)", self.name, event["from"], event["to"], event["reason"],
-                    extra={"llmrelay_event": dict(event)})
+            log.log(
+                level,
+                "circuit breaker %s: %s -> %s (%s)",
+                self.name,
+                event["from"],
+                event["to"],
+                event["reason"],
+                extra={"llmrelay_event": dict(event)},
+            )
             for listener in self._listeners:
                 try:
                     listener(event)
@@ -450,7 +457,9 @@ class CircuitBreaker:
             if self._state is CircuitState.OPEN:
                 self._opened_at, self._open_for = now, remote.remaining  # follow the fleet's clock
             elif self._state is CircuitState.CLOSED:
-                self._transition(CircuitState.OPEN, now, "opened by another instance", events, open_for=remote.remaining)
+                self._transition(
+                    CircuitState.OPEN, now, "opened by another instance", events, open_for=remote.remaining
+                )
         elif remote.state == "closed" and self._state is CircuitState.OPEN:
             self._transition(CircuitState.CLOSED, now, "closed by another instance", events)
 

@@ -33,7 +33,7 @@ from typing import Any
 
 from llmrelay.core.errors import ConfigurationError
 
-__all__ = ["RemoteState", "RedisSharedState"]
+__all__ = ["RedisSharedState", "RemoteState"]
 
 log = logging.getLogger("llmrelay.breaker")
 
@@ -98,7 +98,11 @@ class RedisSharedState:
                 log.warning(
                     "circuit breaker: Redis at %s failed (%s: %s) during %s; using local breaker state "
                     "and retrying Redis every %.0fs",
-                    self._url_for_logs, type(exc).__name__, exc, what, self.retry_interval,
+                    self._url_for_logs,
+                    type(exc).__name__,
+                    exc,
+                    what,
+                    self.retry_interval,
                 )
             return None
         if self._warned:

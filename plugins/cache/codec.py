@@ -26,10 +26,9 @@ import os
 import secrets
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from llmrelay.core.deferred import Deferred
 from pydantic import BaseModel, ValidationError
 from pydantic_core import SchemaSerializer
-
-from llmrelay.core.deferred import Deferred
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -38,7 +37,17 @@ if TYPE_CHECKING:
     from llmrelay.core.stream import StreamChunk
 
 __all__ = [
-    "FORMAT_VERSION", "STREAM_TYPE", "Entry", "Header", "DecodeError", "encode", "encode_entry", "new_etag", "new_header", "split", "decode_value",
+    "FORMAT_VERSION",
+    "STREAM_TYPE",
+    "DecodeError",
+    "Entry",
+    "Header",
+    "decode_value",
+    "encode",
+    "encode_entry",
+    "new_etag",
+    "new_header",
+    "split",
 ]  # fmt: skip
 
 # 3: stream chunks stored as columns (2: a positional row per chunk; 1: an object per chunk).
@@ -295,9 +304,7 @@ def decode(data: bytes) -> Entry:
 # not need it.
 _TEXT = operator.attrgetter("text")
 _REASONING = operator.attrgetter("reasoning")
-_SHAPE = operator.attrgetter(
-    "tool_calls", "finish_reason", "usage", "native_finish_reason", "id", "model", "served_by"
-)
+_SHAPE = operator.attrgetter("tool_calls", "finish_reason", "usage", "native_finish_reason", "id", "model", "served_by")
 
 
 def _encode_stream(chunks: Any) -> bytes:
@@ -311,9 +318,7 @@ def _encode_stream(chunks: Any) -> bytes:
         "common": common,
         "text": list(map(_TEXT, chunks)),
         "whole": [
-            (index, _chunk_to_json(chunks[index]))
-            for index, shape in enumerate(map(_SHAPE, chunks))
-            if shape != plain
+            (index, _chunk_to_json(chunks[index])) for index, shape in enumerate(map(_SHAPE, chunks)) if shape != plain
         ],
     }
     reasoning = list(map(_REASONING, chunks))

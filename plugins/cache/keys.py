@@ -145,4 +145,4 @@ class KeyBuilder:
 
     def lock_name(self, key: str) -> str:
         # Locks live outside the scope prefix so invalidation never drops a held lock.
-        return f"{self.namespace}:lock:{key[len(self.namespace) + 1:]}"
+        return f"{self.namespace}:lock:{key[len(self.namespace) + 1 :]}"

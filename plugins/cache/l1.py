@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .codec import Entry
 
-__all__ = ["L1Item", "L1Cache"]
+__all__ = ["L1Cache", "L1Item"]
 
 
 class L1Item:

@@ -64,9 +64,10 @@ class GuardedL2:
                 self._down_until = self._clock() + self._retry_interval
             if first:
                 log.warning(
-                    "cache L2 (%s) is unavailable (%s); serving from L1 and the upstream, "
-                    "retrying L2 every %gs",
-                    self.backend.describe(), exc, self._retry_interval,
+                    "cache L2 (%s) is unavailable (%s); serving from L1 and the upstream, retrying L2 every %gs",
+                    self.backend.describe(),
+                    exc,
+                    self._retry_interval,
                 )
             else:
                 log.debug("cache L2 still unavailable: %s", exc)

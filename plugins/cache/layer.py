@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
     from .stats import CacheStats
 
-__all__ = ["CacheLayer", "HIT", "STALE", "MISS", "BYPASS"]
+__all__ = ["BYPASS", "HIT", "MISS", "STALE", "CacheLayer"]
 
 log = logging.getLogger("llmrelay.plugins.cache")
 
@@ -510,4 +510,3 @@ def _drain(stream: ChatStream) -> tuple[Any, ...] | None:
     if not stream.completed:
         raise stream.error or RuntimeError("stream did not complete")
     return tuple(stream.recorded_chunks)
-

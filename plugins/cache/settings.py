@@ -25,10 +25,10 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 __all__ = [
     "CACHEABLE_OPERATIONS",
-    "WARMABLE_OPERATIONS",
     "DEFAULT_POLICIES",
-    "OperationPolicy",
+    "WARMABLE_OPERATIONS",
     "CacheSettings",
+    "OperationPolicy",
 ]
 
 #: Operations the cache knows how to store. ``validate_config`` is never cached:
@@ -57,8 +57,12 @@ class OperationPolicy(BaseModel):
     enabled: bool = Field(description="cache this operation without a per-call opt-in")
     l1_ttl: float = Field(gt=0, description="seconds an entry is served from this process before L2 is asked again")
     l2_ttl: float = Field(gt=0, description="seconds an entry is fresh (the shared tier's freshness)")
-    stale_while_revalidate: float = Field(default=0.0, ge=0, description="after expiry: serve stale, refresh in background")
-    stale_if_error: float = Field(default=0.0, ge=0, description="after expiry: serve stale when the upstream is unavailable")
+    stale_while_revalidate: float = Field(
+        default=0.0, ge=0, description="after expiry: serve stale, refresh in background"
+    )
+    stale_if_error: float = Field(
+        default=0.0, ge=0, description="after expiry: serve stale when the upstream is unavailable"
+    )
     refresh_every: float | None = Field(
         default=None, gt=0, description="refresh-ahead period for warmed-up operations (before l2_ttl ends)"
     )
@@ -140,9 +144,7 @@ class CacheSettings(BaseModel):
             return value
         unknown = sorted(set(value) - set(CACHEABLE_OPERATIONS))
         if unknown:
-            raise ValueError(
-                f"unknown operation(s) {unknown}; cacheable operations are {list(CACHEABLE_OPERATIONS)}"
-            )
+            raise ValueError(f"unknown operation(s) {unknown}; cacheable operations are {list(CACHEABLE_OPERATIONS)}")
         merged: dict[str, Any] = {}
         for name, defaults in DEFAULT_POLICIES.items():
             override = value.get(name, {})

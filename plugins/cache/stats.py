@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["TierStats", "CacheStats"]
+__all__ = ["CacheStats", "TierStats"]
 
 
 class TierStats(NamedTuple):

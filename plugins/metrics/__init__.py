@@ -69,12 +69,13 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "LATENCY_BUCKETS",
+    "TTFT_BUCKETS",
     "BreakerSnapshot",
     "CallRecord",
     "GradeThresholds",
     "HealthReport",
     "Histogram",
-    "LATENCY_BUCKETS",
     "MetricsCollector",
     "MetricsLayer",
     "MetricsRegistry",
@@ -84,7 +85,6 @@ __all__ = [
     "SeriesGrade",
     "SeriesSnapshot",
     "SnapshotWriter",
-    "TTFT_BUCKETS",
     "Totals",
     "build_layer",
     "grade",

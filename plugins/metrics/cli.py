@@ -35,22 +35,36 @@ from .registry import metrics_registry
 from .settings import GradeThresholds, MetricsSettings
 from .snapshot import MetricsSnapshot
 
-__all__ = ["add_arguments", "run", "register_command"]
+__all__ = ["add_arguments", "register_command", "run"]
 
 _OPERATIONS = ("list_models", "execute", "validate_config")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=("prometheus", "json", "grade"), default="grade",
-                        help="output format (default: grade, a readable health report)")
-    parser.add_argument("--snapshot", action="append", default=[], metavar="PATH",
-                        help="read a snapshot file written by [plugins.metrics] snapshot_path (glob allowed; repeatable)")
+    parser.add_argument(
+        "--format",
+        choices=("prometheus", "json", "grade"),
+        default="grade",
+        help="output format (default: grade, a readable health report)",
+    )
+    parser.add_argument(
+        "--snapshot",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="read a snapshot file written by [plugins.metrics] snapshot_path (glob allowed; repeatable)",
+    )
     parser.add_argument("--probe", type=int, default=0, metavar="N", help="make N calls now and report on them")
     parser.add_argument("--operation", choices=_OPERATIONS, default="list_models", help="what each probe call does")
     parser.add_argument("--model", default=None, help="model for --operation execute")
     parser.add_argument("--prompt", default="Reply with the single word: pong", help="prompt for --operation execute")
-    parser.add_argument("--fail-under", choices=list(GRADES[:-1]), default=None, metavar="GRADE",
-                        help="exit 1 when the grade is worse than GRADE (A-D)")
+    parser.add_argument(
+        "--fail-under",
+        choices=list(GRADES[:-1]),
+        default=None,
+        metavar="GRADE",
+        help="exit 1 when the grade is worse than GRADE (A-D)",
+    )
 
 
 def run(args: argparse.Namespace, context: Any) -> int:
@@ -98,7 +112,9 @@ def _collect(args: argparse.Namespace, context: Any, err: TextIO) -> tuple[Metri
     for pattern in paths:
         matched = sorted(glob.glob(pattern))
         if not matched:
-            raise ConfigurationError(f"no snapshot file matches {pattern!r} (is snapshot_path set in the service's config?)")
+            raise ConfigurationError(
+                f"no snapshot file matches {pattern!r} (is snapshot_path set in the service's config?)"
+            )
         files += matched
     snapshots = []
     for path in files:
@@ -106,7 +122,9 @@ def _collect(args: argparse.Namespace, context: Any, err: TextIO) -> tuple[Metri
             try:
                 snapshots.append(MetricsSnapshot.from_json(handle.read()))
             except ValueError as exc:
-                raise ConfigurationError(f"{path} is not a llmrelay metrics snapshot: {str(exc).splitlines()[0]}") from None
+                raise ConfigurationError(
+                    f"{path} is not a llmrelay metrics snapshot: {str(exc).splitlines()[0]}"
+                ) from None
     return MetricsSnapshot.merge(snapshots), settings.grade
 
 
@@ -122,8 +140,9 @@ def _probe(args: argparse.Namespace, context: Any, err: TextIO) -> None:
                 elif args.operation == "validate_config":
                     provider.validate_config()
                 else:
-                    provider.execute({"model": args.model, "messages": [{"role": "user", "content": args.prompt}],
-                                      "max_tokens": 16})
+                    provider.execute(
+                        {"model": args.model, "messages": [{"role": "user", "content": args.prompt}], "max_tokens": 16}
+                    )
             except LLMRelayError as exc:
                 print(f"probe call failed: {type(exc).__name__}: {exc}", file=err)
     finally:

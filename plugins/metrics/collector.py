@@ -24,7 +24,7 @@ from .settings import MetricsSettings
 if TYPE_CHECKING:
     from .snapshot import MetricsSnapshot, Quantiles
 
-__all__ = ["MetricsCollector", "CallRecord", "percentile"]
+__all__ = ["CallRecord", "MetricsCollector", "percentile"]
 
 SeriesKey = tuple[str, "str | None", str]
 
@@ -55,9 +55,25 @@ class _BreakerState:
 
 class _Series:
     __slots__ = (
-        "requests", "successes", "errors", "errors_by_type", "cancelled", "retries",
-        "latency", "latency_counts", "latency_sum", "ttft", "ttft_counts", "ttft_sum", "ttft_count",
-        "tps", "prompt_tokens", "completion_tokens", "cost", "cache", "breaker_rejections",
+        "breaker_rejections",
+        "cache",
+        "cancelled",
+        "completion_tokens",
+        "cost",
+        "errors",
+        "errors_by_type",
+        "latency",
+        "latency_counts",
+        "latency_sum",
+        "prompt_tokens",
+        "requests",
+        "retries",
+        "successes",
+        "tps",
+        "ttft",
+        "ttft_count",
+        "ttft_counts",
+        "ttft_sum",
     )
 
     def __init__(self, size: int, latency_buckets: int, ttft_buckets: int) -> None:
@@ -81,8 +97,20 @@ class CallRecord:
     """What the metrics layer learned about one finished call."""
 
     __slots__ = (
-        "provider", "model", "operation", "latency", "error_type", "cancelled", "attempts",
-        "ttft", "tokens_per_second", "prompt_tokens", "completion_tokens", "cost", "cache", "breaker",
+        "attempts",
+        "breaker",
+        "cache",
+        "cancelled",
+        "completion_tokens",
+        "cost",
+        "error_type",
+        "latency",
+        "model",
+        "operation",
+        "prompt_tokens",
+        "provider",
+        "tokens_per_second",
+        "ttft",
     )
 
     def __init__(
@@ -165,9 +193,20 @@ class MetricsCollector:
     def record(self, rec: CallRecord) -> None:
         """Count one finished call."""
         self.count(
-            rec.provider, rec.model, rec.operation, rec.latency, rec.error_type, rec.attempts,
-            rec.prompt_tokens, rec.completion_tokens, rec.cost, rec.cache, rec.breaker,
-            rec.ttft, rec.tokens_per_second, rec.cancelled,
+            rec.provider,
+            rec.model,
+            rec.operation,
+            rec.latency,
+            rec.error_type,
+            rec.attempts,
+            rec.prompt_tokens,
+            rec.completion_tokens,
+            rec.cost,
+            rec.cache,
+            rec.breaker,
+            rec.ttft,
+            rec.tokens_per_second,
+            rec.cancelled,
         )
 
     def count(
@@ -294,10 +333,18 @@ class MetricsCollector:
                     latency=_quantiles(latency_samples, now, max_age),
                     ttft=_quantiles(ttft_samples, now, max_age),
                     tokens_per_second=_quantiles(tps_samples, now, max_age),
-                    latency_histogram=Histogram(bounds=list(self._bounds), counts=fields.pop("latency_counts"),
-                                                sum=fields.pop("latency_sum"), count=fields["requests"]),
-                    ttft_histogram=Histogram(bounds=list(self._ttft_bounds), counts=fields.pop("ttft_counts"),
-                                             sum=fields.pop("ttft_sum"), count=fields.pop("ttft_count")),
+                    latency_histogram=Histogram(
+                        bounds=list(self._bounds),
+                        counts=fields.pop("latency_counts"),
+                        sum=fields.pop("latency_sum"),
+                        count=fields["requests"],
+                    ),
+                    ttft_histogram=Histogram(
+                        bounds=list(self._ttft_bounds),
+                        counts=fields.pop("ttft_counts"),
+                        sum=fields.pop("ttft_sum"),
+                        count=fields.pop("ttft_count"),
+                    ),
                     **fields,
                 )
             )
@@ -311,12 +358,26 @@ class MetricsCollector:
         )
 
     @staticmethod
-    def _copy(series: _Series) -> tuple[list[tuple[float, float]], list[tuple[float, float]], list[tuple[float, float]], dict[str, Any]]:
+    def _copy(
+        series: _Series,
+    ) -> tuple[list[tuple[float, float]], list[tuple[float, float]], list[tuple[float, float]], dict[str, Any]]:
         # Under the lock: copy only; sorting and model building happen outside it.
         fields = {
             name: getattr(series, name)
-            for name in ("requests", "successes", "errors", "cancelled", "retries", "prompt_tokens",
-                         "completion_tokens", "cost", "breaker_rejections", "latency_sum", "ttft_sum", "ttft_count")
+            for name in (
+                "requests",
+                "successes",
+                "errors",
+                "cancelled",
+                "retries",
+                "prompt_tokens",
+                "completion_tokens",
+                "cost",
+                "breaker_rejections",
+                "latency_sum",
+                "ttft_sum",
+                "ttft_count",
+            )
         }
         cache = series.cache
         fields["cache_hits"], fields["cache_stale"] = cache["hit"], cache["stale"]

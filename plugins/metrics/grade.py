@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from .settings import GradeThresholds
 from .snapshot import MetricsSnapshot, SeriesSnapshot
 
-__all__ = ["SeriesGrade", "HealthReport", "grade", "GRADES"]
+__all__ = ["GRADES", "HealthReport", "SeriesGrade", "grade"]
 
 GRADES = "ABCDF"
 
@@ -100,8 +100,13 @@ def grade(snapshot: MetricsSnapshot, thresholds: GradeThresholds | None = None) 
             reasons.append(f"circuit breaker {breaker.breaker} open")
         graded.append(
             SeriesGrade(
-                provider=series.provider, model=series.model, operation=series.operation,
-                grade=_worst(letters), latency_seconds=latency, error_rate=rate, reasons=reasons,
+                provider=series.provider,
+                model=series.model,
+                operation=series.operation,
+                grade=_worst(letters),
+                latency_seconds=latency,
+                error_rate=rate,
+                reasons=reasons,
             )
         )
     providers: dict[str, str] = {}
@@ -110,9 +115,7 @@ def grade(snapshot: MetricsSnapshot, thresholds: GradeThresholds | None = None) 
     for provider in open_breakers:
         providers[provider] = "F"
     overall = _worst(list(providers.values())) if providers else None
-    return HealthReport(
-        grade=overall, providers=providers, series=graded, recommendations=recommend(snapshot, limits)
-    )
+    return HealthReport(grade=overall, providers=providers, series=graded, recommendations=recommend(snapshot, limits))
 
 
 def recommend(snapshot: MetricsSnapshot, limits: GradeThresholds) -> list[str]:
@@ -139,10 +142,14 @@ def recommend(snapshot: MetricsSnapshot, limits: GradeThresholds) -> list[str]:
                 "check the key (`llmrelay validate`)"
             )
         if errors.get("PaymentRequiredError"):
-            advice.append(f"{label} {op}: {errors['PaymentRequiredError']} calls failed for lack of credits (402): add credits or raise the key's limit")
+            advice.append(
+                f"{label} {op}: {errors['PaymentRequiredError']} calls failed for lack of credits (402): add credits or raise the key's limit"
+            )
         bad = errors.get("BadRequestError", 0) + errors.get("ModelNotFoundError", 0) + errors.get("NotFoundError", 0)
         if bad:
-            advice.append(f"{label} {op}: {bad} calls were rejected as invalid (400/404/422): check the model id and request parameters")
+            advice.append(
+                f"{label} {op}: {bad} calls were rejected as invalid (400/404/422): check the model id and request parameters"
+            )
         limited = errors.get("RateLimitError", 0)
         if limited and limited / n >= limits.error_rate[0]:
             advice.append(
@@ -155,7 +162,9 @@ def recommend(snapshot: MetricsSnapshot, limits: GradeThresholds) -> list[str]:
                 f"{label} {op}: {timeouts} of {n} calls timed out: raise timeout.read for {series.provider}, "
                 "lower max_tokens, or use stream_execute"
             )
-        upstream = errors.get("ServerError", 0) + errors.get("APIConnectionError", 0) + errors.get("StreamInterruptedError", 0)
+        upstream = (
+            errors.get("ServerError", 0) + errors.get("APIConnectionError", 0) + errors.get("StreamInterruptedError", 0)
+        )
         if upstream and upstream / n >= limits.error_rate[0]:
             advice.append(
                 f"{label} {op}: {upstream / n:.0%} of calls failed upstream (5xx / connection): "
@@ -164,7 +173,9 @@ def recommend(snapshot: MetricsSnapshot, limits: GradeThresholds) -> list[str]:
         if series.breaker_rejections:
             advice.append(f"{label} {op}: {series.breaker_rejections} calls were rejected by the open circuit breaker")
         if series.retries and series.retries / n >= 0.1:
-            advice.append(f"{label} {op}: {series.retries} retries for {n} calls: the upstream is flaky; consider another provider route")
+            advice.append(
+                f"{label} {op}: {series.retries} retries for {n} calls: the upstream is flaky; consider another provider route"
+            )
         hit_rate = series.cache_hit_rate
         if op == _MODELS and n >= 3:
             if hit_rate is None:
@@ -192,7 +203,10 @@ def recommend(snapshot: MetricsSnapshot, limits: GradeThresholds) -> list[str]:
         else:
             latency = series.latency.get(limits.latency_percentile)
             if latency is not None and latency >= limits.latency_seconds[1]:
-                hint = "use stream_execute to show the first tokens sooner, lower max_tokens, or pick a faster model" \
-                    if op == "execute" else "cache the result or call it less often"
+                hint = (
+                    "use stream_execute to show the first tokens sooner, lower max_tokens, or pick a faster model"
+                    if op == "execute"
+                    else "cache the result or call it less often"
+                )
                 advice.append(f"{label} {op}: {limits.latency_percentile} latency is {latency:.1f}s: {hint}")
     return advice

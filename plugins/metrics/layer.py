@@ -90,16 +90,40 @@ class MetricsLayer(Layer):
         if breaker is None and error_type == "CircuitOpenError":
             breaker = "rejected"  # a breaker that does not write notes (a third party's)
         self.collector.count(
-            call.provider, call.model, call.operation, latency, error_type, attempts,
-            prompt, completion, cost, cache, breaker, None, None, False, now,
+            call.provider,
+            call.model,
+            call.operation,
+            latency,
+            error_type,
+            attempts,
+            prompt,
+            completion,
+            cost,
+            cache,
+            breaker,
+            None,
+            None,
+            False,
+            now,
         )
         if "breaker_events" in notes or notes.get("breaker_name") is not self._last_breaker:
             self._after(call, notes)
         if self._level is not None and log.isEnabledFor(self._level):
-            self._log(CallRecord(
-                call.provider, call.model, call.operation, latency, error_type=error_type, attempts=attempts,
-                prompt_tokens=prompt, completion_tokens=completion, cost=cost, cache=cache, breaker=breaker,
-            ))
+            self._log(
+                CallRecord(
+                    call.provider,
+                    call.model,
+                    call.operation,
+                    latency,
+                    error_type=error_type,
+                    attempts=attempts,
+                    prompt_tokens=prompt,
+                    completion_tokens=completion,
+                    cost=cost,
+                    cache=cache,
+                    breaker=breaker,
+                )
+            )
 
     def _stream_done(self, call: Call, setup: float, stream: Any) -> None:
         started = stream.started_at
@@ -143,7 +167,9 @@ class MetricsLayer(Layer):
         if events:
             for event in events:
                 collector.observe_breaker_event(event)
-        collector.observe_breaker(name, call.provider, notes.get("breaker_model"), notes.get("breaker_state") or "closed")
+        collector.observe_breaker(
+            name, call.provider, notes.get("breaker_model"), notes.get("breaker_state") or "closed"
+        )
         # Later calls through the same breaker need this only when they
         # carry state changes (the breaker writes the same name object).
         self._last_breaker = name
@@ -153,7 +179,11 @@ class MetricsLayer(Layer):
         log.log(
             self._level,  # type: ignore[arg-type]
             "%s %s %s %s in %.1f ms",
-            record.provider, record.model or "-", record.operation, event["outcome"], event["latency_ms"],
+            record.provider,
+            record.model or "-",
+            record.operation,
+            event["outcome"],
+            event["latency_ms"],
             extra={"llmrelay_event": event},
         )
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from .snapshot import Histogram, MetricsSnapshot, Quantiles, SeriesSnapshot
 
-__all__ = ["render", "CONTENT_TYPE"]
+__all__ = ["CONTENT_TYPE", "render"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -75,7 +75,9 @@ def render(snapshot: MetricsSnapshot) -> str:
         for item in series:
             out.sample(name, _base(item), getattr(item, attribute))
 
-    counter("llmrelay_requests_total", "Calls made through llmrelay, answered from cache or rejected included.", "requests")
+    counter(
+        "llmrelay_requests_total", "Calls made through llmrelay, answered from cache or rejected included.", "requests"
+    )
     counter("llmrelay_successes_total", "Calls that returned a result.", "successes")
     out.family("llmrelay_errors_total", "counter", "Calls that raised, by error type.")
     for item in series:
@@ -91,13 +93,18 @@ def render(snapshot: MetricsSnapshot) -> str:
     for item in series:
         out.sample("llmrelay_cost_usd_total", _base(item), float(item.cost))
     out.family(
-        "llmrelay_cache_requests_total", "counter",
+        "llmrelay_cache_requests_total",
+        "counter",
         "Cache outcomes: hit, stale (served stale), miss, bypass, coalesced (shared a failed load).",
     )
     for item in series:
-        for result, count in (("hit", item.cache_hits), ("stale", item.cache_stale),
-                              ("miss", item.cache_misses), ("bypass", item.cache_bypass),
-                              ("coalesced", item.cache_coalesced)):
+        for result, count in (
+            ("hit", item.cache_hits),
+            ("stale", item.cache_stale),
+            ("miss", item.cache_misses),
+            ("bypass", item.cache_bypass),
+            ("coalesced", item.cache_coalesced),
+        ):
             if count:
                 out.sample("llmrelay_cache_requests_total", [*_base(item), ("result", result)], count)
     counter("llmrelay_breaker_rejections_total", "Calls failed fast by an open circuit breaker.", "breaker_rejections")
@@ -112,10 +119,18 @@ def render(snapshot: MetricsSnapshot) -> str:
     out.family("llmrelay_request_duration_window_seconds", "gauge", "Latency percentiles over the rolling window.")
     for item in series:
         out.quantiles("llmrelay_request_duration_window_seconds", _base(item), item.latency)
-    out.family("llmrelay_time_to_first_token_window_seconds", "gauge", "Time to first token percentiles over the rolling window.")
+    out.family(
+        "llmrelay_time_to_first_token_window_seconds",
+        "gauge",
+        "Time to first token percentiles over the rolling window.",
+    )
     for item in series:
         out.quantiles("llmrelay_time_to_first_token_window_seconds", _base(item), item.ttft)
-    out.family("llmrelay_stream_tokens_per_second", "gauge", "Completion tokens per second after the first token, rolling window.")
+    out.family(
+        "llmrelay_stream_tokens_per_second",
+        "gauge",
+        "Completion tokens per second after the first token, rolling window.",
+    )
     for item in series:
         out.quantiles("llmrelay_stream_tokens_per_second", _base(item), item.tokens_per_second)
 
@@ -126,5 +141,9 @@ def render(snapshot: MetricsSnapshot) -> str:
             out.sample("llmrelay_breaker_state", [*labels, ("state", state)], 1 if breaker.state == state else 0)
     out.family("llmrelay_breaker_opened_total", "counter", "Times a circuit breaker opened.")
     for breaker in snapshot.breakers:
-        out.sample("llmrelay_breaker_opened_total", [("provider", breaker.provider), ("breaker", breaker.breaker)], breaker.opened)
+        out.sample(
+            "llmrelay_breaker_opened_total",
+            [("provider", breaker.provider), ("breaker", breaker.breaker)],
+            breaker.opened,
+        )
     return "\n".join(out.lines) + "\n"

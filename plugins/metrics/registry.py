@@ -16,7 +16,6 @@ import atexit
 import logging
 import os
 import threading
-
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,7 +102,9 @@ class SnapshotWriter:
         self._failed = False
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name=f"llmrelay-metrics-writer:{self.path.name}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name=f"llmrelay-metrics-writer:{self.path.name}", daemon=True
+        )
         self._thread.start()
         atexit.register(self.write)
 
@@ -139,5 +140,3 @@ _default = MetricsRegistry()
 def metrics_registry() -> MetricsRegistry:
     """The registry every metrics layer of this process records into."""
     return _default
-
-

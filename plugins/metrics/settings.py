@@ -4,14 +4,31 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["GradeThresholds", "MetricsSettings", "LATENCY_BUCKETS", "TTFT_BUCKETS"]
+__all__ = ["LATENCY_BUCKETS", "TTFT_BUCKETS", "GradeThresholds", "MetricsSettings"]
 
 # LLM calls take from a few hundred milliseconds to minutes: buckets are
 # dense around 1-10 s, where the health grade's thresholds are, and reach
 # five minutes for long generations.
 # Floats, as validation would make them: unvalidated_defaults() uses them as they are.
 LATENCY_BUCKETS: tuple[float, ...] = (
-    0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.0,
+    3.0,
+    5.0,
+    7.5,
+    10.0,
+    15.0,
+    20.0,
+    30.0,
+    45.0,
+    60.0,
+    90.0,
+    120.0,
+    180.0,
+    300.0,
 )
 # Time to first token is shorter: finer below 2 s.
 TTFT_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0)

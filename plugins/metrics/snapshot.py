@@ -14,12 +14,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
-    "Quantiles",
-    "Histogram",
-    "SeriesSnapshot",
     "BreakerSnapshot",
-    "Totals",
+    "Histogram",
     "MetricsSnapshot",
+    "Quantiles",
+    "SeriesSnapshot",
+    "Totals",
 ]
 
 
@@ -183,8 +183,11 @@ class MetricsSnapshot(_Model):
     def for_provider(self, provider: str) -> "MetricsSnapshot":
         series = [s for s in self.series if s.provider == provider]
         return MetricsSnapshot(
-            taken_at=self.taken_at, since=self.since, series=series,
-            breakers=[b for b in self.breakers if b.provider == provider], totals=Totals.of(series),
+            taken_at=self.taken_at,
+            since=self.since,
+            series=series,
+            breakers=[b for b in self.breakers if b.provider == provider],
+            totals=Totals.of(series),
         )
 
     def get(self, provider: str, model: str | None, operation: str) -> SeriesSnapshot | None:

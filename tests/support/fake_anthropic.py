@@ -18,28 +18,58 @@ MODEL = "claude-3-5-haiku-20241022"
 
 
 def message(content: list[dict[str, Any]], stop_reason: str = "end_turn", **usage: int) -> Reply:
-    return Reply(200, {
-        "id": "msg_01", "type": "message", "role": "assistant", "model": MODEL,
-        "content": content, "stop_reason": stop_reason, "stop_sequence": None,
-        "usage": {"input_tokens": 12, "output_tokens": 7, **usage},
-    }, headers={"request-id": "req_01"})
+    return Reply(
+        200,
+        {
+            "id": "msg_01",
+            "type": "message",
+            "role": "assistant",
+            "model": MODEL,
+            "content": content,
+            "stop_reason": stop_reason,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 12, "output_tokens": 7, **usage},
+        },
+        headers={"request-id": "req_01"},
+    )
 
 
 def error(status: int, kind: str, text: str, **headers: str) -> Reply:
-    return Reply(status, {"type": "error", "error": {"type": kind, "message": text}},
-                 headers={"request-id": "req_err", **headers})
+    return Reply(
+        status,
+        {"type": "error", "error": {"type": kind, "message": text}},
+        headers={"request-id": "req_err", **headers},
+    )
 
 
-def stream(blocks: list[dict[str, Any]], stop_reason: str = "end_turn", *, end: bool = True,
-           error_after: int | None = None, error_kind: str = "overloaded_error") -> Reply:
+def stream(
+    blocks: list[dict[str, Any]],
+    stop_reason: str = "end_turn",
+    *,
+    end: bool = True,
+    error_after: int | None = None,
+    error_kind: str = "overloaded_error",
+) -> Reply:
     """A streamed message; each block is {"type": "text", "parts": [...]}, {"type": "tool_use",
     "id", "name", "json_parts": [...]} or {"type": "thinking", "parts": [...]}.
     ``error_after=n`` sends an error event after n content deltas; ``end=False`` stops without message_stop.
     """
     events: list[tuple[str | None, Any]] = [
-        ("message_start", {"type": "message_start", "message": {
-            "id": "msg_s1", "type": "message", "role": "assistant", "model": MODEL, "content": [],
-            "stop_reason": None, "usage": {"input_tokens": 25, "cache_read_input_tokens": 5, "output_tokens": 1}}}),
+        (
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "id": "msg_s1",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": MODEL,
+                    "content": [],
+                    "stop_reason": None,
+                    "usage": {"input_tokens": 25, "cache_read_input_tokens": 5, "output_tokens": 1},
+                },
+            },
+        ),
         ("ping", {"type": "ping"}),
     ]
     deltas = 0
@@ -64,9 +94,16 @@ def stream(blocks: list[dict[str, Any]], stop_reason: str = "end_turn", *, end: 
     if error_after is not None:
         events.append(("error", {"type": "error", "error": {"type": error_kind, "message": "Overloaded"}}))
         return Reply(200, chunks=sse(*events))
-    events.append(("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop_reason,
-                                                                         "stop_sequence": None},
-                                     "usage": {"output_tokens": 15}}))
+    events.append(
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                "usage": {"output_tokens": 15},
+            },
+        )
+    )
     if end:
         events.append(("message_stop", {"type": "message_stop"}))
     return Reply(200, chunks=sse(*events))
@@ -75,4 +112,4 @@ def stream(blocks: list[dict[str, Any]], stop_reason: str = "end_turn", *, end: 
 def tool_json_parts(arguments: dict[str, Any], pieces: int = 3) -> list[str]:
     text = json.dumps(arguments)
     step = max(1, len(text) // pieces)
-    return [text[i:i + step] for i in range(0, len(text), step)]
+    return [text[i : i + step] for i in range(0, len(text), step)]

@@ -39,7 +39,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["Reply", "RecordedRequest", "FakeOpenRouter", "chat_completion", "stream_chunks", "sample_models", "VALID_KEY"]
+__all__ = [
+    "VALID_KEY",
+    "FakeOpenRouter",
+    "RecordedRequest",
+    "Reply",
+    "chat_completion",
+    "sample_models",
+    "stream_chunks",
+]
 
 VALID_KEY = "sk-or-v1-test-0000000000000000000000000000"
 
@@ -91,7 +99,9 @@ class RecordedRequest:
 # --------------------------------------------------------------------------- canned answers
 
 
-def chat_completion(model: str = "openai/gpt-4o-mini", text: str = "Hello there!", *, gen_id: str = "gen-1-abc") -> dict[str, Any]:
+def chat_completion(
+    model: str = "openai/gpt-4o-mini", text: str = "Hello there!", *, gen_id: str = "gen-1-abc"
+) -> dict[str, Any]:
     """A non-streamed completion shaped like OpenRouter's 2025 bodies."""
     return {
         "id": gen_id,
@@ -121,20 +131,65 @@ def chat_completion(model: str = "openai/gpt-4o-mini", text: str = "Hello there!
     }
 
 
-def stream_chunks(model: str = "openai/gpt-4o-mini", words: int = 5, *, gen_id: str = "gen-2-abc") -> list[dict[str, Any]]:
+def stream_chunks(
+    model: str = "openai/gpt-4o-mini", words: int = 5, *, gen_id: str = "gen-2-abc"
+) -> list[dict[str, Any]]:
     """Data objects of a streamed completion: deltas, a finish chunk, a usage chunk (2025 shape)."""
-    base = {"id": gen_id, "provider": "OpenAI", "model": model, "object": "chat.completion.chunk", "created": 1754500000}
+    base = {
+        "id": gen_id,
+        "provider": "OpenAI",
+        "model": model,
+        "object": "chat.completion.chunk",
+        "created": 1754500000,
+    }
     out = []
     for i in range(words):
         delta = {"role": "assistant", "content": ("word" if i == 0 else " word") + str(i)}
-        out.append({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None, "native_finish_reason": None, "logprobs": None}]})
-    out.append({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": "stop", "native_finish_reason": "stop", "logprobs": None}]})
-    out.append({
-        **base,
-        "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None, "native_finish_reason": None, "logprobs": None}],
-        "usage": {"prompt_tokens": 10, "completion_tokens": words, "total_tokens": 10 + words, "cost": 0.00001,
-                  "is_byok": False, "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}},
-    })
+        out.append(
+            {
+                **base,
+                "choices": [
+                    {"index": 0, "delta": delta, "finish_reason": None, "native_finish_reason": None, "logprobs": None}
+                ],
+            }
+        )
+    out.append(
+        {
+            **base,
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"role": "assistant", "content": ""},
+                    "finish_reason": "stop",
+                    "native_finish_reason": "stop",
+                    "logprobs": None,
+                }
+            ],
+        }
+    )
+    out.append(
+        {
+            **base,
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"role": "assistant", "content": ""},
+                    "finish_reason": None,
+                    "native_finish_reason": None,
+                    "logprobs": None,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": 10,
+                "completion_tokens": words,
+                "total_tokens": 10 + words,
+                "cost": 0.00001,
+                "is_byok": False,
+                "prompt_tokens_details": {"cached_tokens": 0},
+                "completion_tokens_details": {"reasoning_tokens": 0},
+            },
+        }
+    )
     return out
 
 
@@ -142,20 +197,40 @@ def sample_models() -> dict[str, Any]:
     """A small /models answer mixing the 2024, 2025 and 2026 shapes."""
     return {
         "data": [
-            {"id": "openai/gpt-4o-mini", "name": "OpenAI: GPT-4o-mini", "created": 1721260800, "context_length": 128000,
-             "architecture": {"modality": "text+image->text", "input_modalities": ["text", "image"], "output_modalities": ["text"], "tokenizer": "GPT"},
-             "pricing": {"prompt": "0.00000015", "completion": "0.0000006", "request": "0", "image": "0.000217"},
-             "top_provider": {"context_length": 128000, "max_completion_tokens": 16384, "is_moderated": True},
-             "supported_parameters": ["max_tokens", "temperature", "tools", "tool_choice"]},
-            {"id": "openrouter/auto", "name": "Auto Router", "created": 1699401600, "context_length": 2000000,
-             "architecture": {"modality": "text->text", "tokenizer": "Router", "instruct_type": None},
-             "pricing": {"prompt": "-1", "completion": "-1"},
-             "top_provider": {"context_length": None, "max_completion_tokens": None, "is_moderated": False},
-             "per_request_limits": None},
-            {"id": "meta-llama/llama-3.3-70b-instruct:free", "name": "Llama 3.3 70B (free)", "created": 1733506137, "context_length": None,
-             "architecture": {"modality": "text->text", "input_modalities": ["text"], "output_modalities": ["text"]},
-             "pricing": {"prompt": "0", "completion": "0"},
-             "top_provider": {"context_length": 65536, "max_completion_tokens": None, "is_moderated": False}},
+            {
+                "id": "openai/gpt-4o-mini",
+                "name": "OpenAI: GPT-4o-mini",
+                "created": 1721260800,
+                "context_length": 128000,
+                "architecture": {
+                    "modality": "text+image->text",
+                    "input_modalities": ["text", "image"],
+                    "output_modalities": ["text"],
+                    "tokenizer": "GPT",
+                },
+                "pricing": {"prompt": "0.00000015", "completion": "0.0000006", "request": "0", "image": "0.000217"},
+                "top_provider": {"context_length": 128000, "max_completion_tokens": 16384, "is_moderated": True},
+                "supported_parameters": ["max_tokens", "temperature", "tools", "tool_choice"],
+            },
+            {
+                "id": "openrouter/auto",
+                "name": "Auto Router",
+                "created": 1699401600,
+                "context_length": 2000000,
+                "architecture": {"modality": "text->text", "tokenizer": "Router", "instruct_type": None},
+                "pricing": {"prompt": "-1", "completion": "-1"},
+                "top_provider": {"context_length": None, "max_completion_tokens": None, "is_moderated": False},
+                "per_request_limits": None,
+            },
+            {
+                "id": "meta-llama/llama-3.3-70b-instruct:free",
+                "name": "Llama 3.3 70B (free)",
+                "created": 1733506137,
+                "context_length": None,
+                "architecture": {"modality": "text->text", "input_modalities": ["text"], "output_modalities": ["text"]},
+                "pricing": {"prompt": "0", "completion": "0"},
+                "top_provider": {"context_length": 65536, "max_completion_tokens": None, "is_moderated": False},
+            },
         ],
         "total_count": 3,
         "links": {"next": None},
@@ -170,8 +245,9 @@ Route = tuple[str, str]
 class FakeOpenRouter:
     """The server. ``base_url`` is ``http://127.0.0.1:<port>/api/v1``."""
 
-    def __init__(self, *, api_key: str = VALID_KEY, chunk_pause: float = 0.0, comments: int = 2,
-                 one_write: bool = False) -> None:
+    def __init__(
+        self, *, api_key: str = VALID_KEY, chunk_pause: float = 0.0, comments: int = 2, one_write: bool = False
+    ) -> None:
         self.api_key = api_key
         self.chunk_pause = chunk_pause  # seconds between SSE events (0: write as fast as possible)
         # Benchmarks: send a whole stream (still one HTTP chunk per event) in one
@@ -183,8 +259,13 @@ class FakeOpenRouter:
         self.requests: list[RecordedRequest] = []
         self.scripts: dict[Route, deque[Reply]] = defaultdict(deque)
         self.handlers: dict[Route, Callable[[RecordedRequest], Reply | None]] = {}
-        self.key_info: dict[str, Any] = {"label": "sk-or-v1-000...000", "limit": None, "limit_remaining": None,
-                                         "usage": 0.25, "is_free_tier": False}
+        self.key_info: dict[str, Any] = {
+            "label": "sk-or-v1-000...000",
+            "limit": None,
+            "limit_remaining": None,
+            "usage": 0.25,
+            "is_free_tier": False,
+        }
         self.credits_status = 200
         self.generation_404s = 0  # /generation answers 404 this many times first
         self.models_payload: dict[str, Any] = sample_models()
@@ -239,7 +320,8 @@ class FakeOpenRouter:
     def count(self, method: str | None = None, path: str | None = None) -> int:
         with self._lock:
             return sum(
-                1 for r in self.requests
+                1
+                for r in self.requests
                 if (method is None or r.method == method.upper()) and (path is None or r.path == path)
             )
 
@@ -325,14 +407,16 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         path = parts.path
         if path.startswith("/api/v1"):
-            path = path[len("/api/v1"):]
+            path = path[len("/api/v1") :]
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = raw
-        request = RecordedRequest(method, path, parse_qs(parts.query), {k.lower(): v for k, v in self.headers.items()}, body)
+        request = RecordedRequest(
+            method, path, parse_qs(parts.query), {k.lower(): v for k, v in self.headers.items()}, body
+        )
         reply = self.owner._next_reply(request) or Reply()
         if reply.delay:
             self.owner.release.wait(reply.delay)
@@ -353,7 +437,11 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(200, {"data": self.owner.key_info}, reply)
         if route == ("GET", "/credits"):
             if self.owner.credits_status == 403:
-                return self._json(403, {"error": {"code": 403, "message": "Only management keys can fetch credits for an account"}}, reply)
+                return self._json(
+                    403,
+                    {"error": {"code": 403, "message": "Only management keys can fetch credits for an account"}},
+                    reply,
+                )
             return self._json(200, {"data": {"total_credits": 20, "total_usage": 4.5}}, reply)
         if route == ("GET", "/generation"):
             with self.owner._lock:
@@ -363,10 +451,26 @@ class _Handler(BaseHTTPRequestHandler):
             if missing:
                 return self._json(404, {"error": {"code": 404, "message": "Generation not found"}}, reply)
             gen_id = (request.query.get("id") or ["gen-x"])[0]
-            return self._json(200, {"data": {"id": gen_id, "model": "openai/gpt-4o-mini", "provider_name": "OpenAI",
-                                             "total_cost": 0.0000042, "tokens_prompt": 12, "tokens_completion": 4,
-                                             "latency": 321, "generation_time": 250, "finish_reason": "stop",
-                                             "streamed": False, "cancelled": False, "created_at": "2025-08-06T12:00:00Z"}}, reply)
+            return self._json(
+                200,
+                {
+                    "data": {
+                        "id": gen_id,
+                        "model": "openai/gpt-4o-mini",
+                        "provider_name": "OpenAI",
+                        "total_cost": 0.0000042,
+                        "tokens_prompt": 12,
+                        "tokens_completion": 4,
+                        "latency": 321,
+                        "generation_time": 250,
+                        "finish_reason": "stop",
+                        "streamed": False,
+                        "cancelled": False,
+                        "created_at": "2025-08-06T12:00:00Z",
+                    }
+                },
+                reply,
+            )
         return self._json(404, {"error": {"code": 404, "message": f"no route {method} {path}"}}, reply)
 
     # ------------------------------------------------------------------ writers
@@ -379,7 +483,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _json(self, status: int, payload: Any, reply: Reply, *, gzip_ok: bool = False) -> None:
         data = reply.pad + json.dumps(payload).encode()
-        headers = {"Content-Type": "application/json", "X-Generation-Id": str(payload.get("id", "")) if isinstance(payload, dict) else ""}
+        headers = {
+            "Content-Type": "application/json",
+            "X-Generation-Id": str(payload.get("id", "")) if isinstance(payload, dict) else "",
+        }
         if gzip_ok and "gzip" in (self.headers.get("Accept-Encoding") or ""):
             data = gzip.compress(data)
             headers["Content-Encoding"] = "gzip"
@@ -445,14 +552,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._chunk(b": OPENROUTER PROCESSING\n\n")
         for number, event in enumerate(events):
             if reply.stream_cut_after is not None and number >= reply.stream_cut_after:
-                self.wfile.write(b"40\r\ndata: {\"partial")  # half a chunk, then the connection dies
+                self.wfile.write(b'40\r\ndata: {"partial')  # half a chunk, then the connection dies
                 self.wfile.flush()
                 raise _Reset()
             if reply.stream_stall_after is not None and number >= reply.stream_stall_after:
                 owner.release.wait(30)
                 raise _Reset()
             if reply.stream_error_after is not None and number >= reply.stream_error_after:
-                failed = {**event, "error": reply.error, "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}]}
+                failed = {
+                    **event,
+                    "error": reply.error,
+                    "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}],
+                }
                 self._chunk(b"data: " + json.dumps(failed).encode() + b"\n\n")
                 break
             self._chunk(b"data: " + json.dumps(event).encode() + b"\n\n")

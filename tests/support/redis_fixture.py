@@ -25,12 +25,12 @@ import pytest
 __all__ = [
     "REDIS_URL",
     "REQUIRE_ENV",
+    "FleetClock",
+    "RedisServer",
+    "fleet_process",
+    "fleet_worker",
     "redis_client",
     "redis_namespace",
-    "RedisServer",
-    "FleetClock",
-    "fleet_worker",
-    "fleet_process",
 ]
 
 REDIS_URL = os.environ.get("LLMRELAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -121,19 +121,21 @@ class FleetClock:
         return self.now
 
 
-def fleet_worker(url: str, namespace: str, counter: str, start: float, period: float, periods: int, barrier: Any) -> list[str]:
+def fleet_worker(
+    url: str, namespace: str, counter: str, start: float, period: float, periods: int, barrier: Any
+) -> list[str]:
     """One instance of a fleet: warm up, then each period run refreshes and serve calls.
 
     The upstream counts its ``list_models`` calls in Redis (``INCR counter``), so
     the test sees the fleet's total. Returns the cache state of every call served.
     """
     import redis
-
     from llmrelay.core import LayeredProvider
     from llmrelay.plugins.cache import CacheSettings
     from llmrelay.plugins.cache.keys import KeyBuilder
     from llmrelay.plugins.cache.layer import CacheLayer
     from llmrelay.plugins.cache.redis_backend import RedisBackend
+
     from tests.support.fake_provider import FakeProvider, FakeSettings
 
     counting = redis.Redis.from_url(url)

@@ -11,7 +11,6 @@ import logging
 from importlib import metadata
 
 import pytest
-
 from llmrelay.core import ConfigurationError, PluginRegistry, create_provider
 from llmrelay_example import CallLogLayer, EchoProvider, plugin
 
@@ -52,7 +51,9 @@ def test_layer_is_opt_in_and_configured_from_the_config(registry, caplog):
         with logged.stream_execute(REQUEST) as stream:
             next(stream)  # closed early: the layer still hears how it ended
     assert [(r["operation"], r["provider"], r["outcome"]) for r in records] == [
-        ("execute", "bot", "ok"), ("stream_execute", "bot", "cancelled")]
+        ("execute", "bot", "ok"),
+        ("stream_execute", "bot", "cancelled"),
+    ]
     assert "execute bot echo -> ok" in caplog.text
 
 

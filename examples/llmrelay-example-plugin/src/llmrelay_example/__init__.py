@@ -3,4 +3,4 @@
 from .call_log import CallLogLayer, CallLogSettings
 from .echo import EchoProvider, EchoSettings
 
-__all__ = ["EchoProvider", "EchoSettings", "CallLogLayer", "CallLogSettings"]
+__all__ = ["CallLogLayer", "CallLogSettings", "EchoProvider", "EchoSettings"]

@@ -13,11 +13,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from llmrelay.core import Call, ChatStream, Layer, LayerContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmrelay.core import Call, ChatStream, Layer, LayerContext
-
-__all__ = ["CallLogSettings", "CallLogLayer", "build_call_log"]
+__all__ = ["CallLogLayer", "CallLogSettings", "build_call_log"]
 
 
 class CallLogSettings(BaseModel):
@@ -35,8 +34,9 @@ Sink = Callable[[dict[str, Any]], None]
 class CallLogLayer(Layer):
     name = "call_log"
 
-    def __init__(self, settings: CallLogSettings, *, sink: Sink | None = None,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self, settings: CallLogSettings, *, sink: Sink | None = None, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
         self.log = logging.getLogger(settings.logger)
         self.level = logging.getLevelName(settings.level)
         self.sink = sink  # tests and applications may collect the records too
@@ -50,15 +50,24 @@ class CallLogLayer(Layer):
             self._emit(call, "error", started, type(error).__name__)
             raise
         if isinstance(result, ChatStream):
-            result.add_done_callback(lambda stream: self._emit(
-                call, stream.outcome or "unknown", started, type(stream.error).__name__ if stream.error else None))
+            result.add_done_callback(
+                lambda stream: self._emit(
+                    call, stream.outcome or "unknown", started, type(stream.error).__name__ if stream.error else None
+                )
+            )
         else:
             self._emit(call, "ok", started, None)
         return result
 
     def _emit(self, call: Call, outcome: str, started: float, error: str | None) -> None:
-        record = {"operation": call.operation, "provider": call.provider, "model": call.model,
-                  "outcome": outcome, "error": error, "seconds": round(self.clock() - started, 6)}
+        record = {
+            "operation": call.operation,
+            "provider": call.provider,
+            "model": call.model,
+            "outcome": outcome,
+            "error": error,
+            "seconds": round(self.clock() - started, 6),
+        }
         self.log.log(self.level, "%(operation)s %(provider)s %(model)s -> %(outcome)s in %(seconds)ss", record)
         if self.sink is not None:
             self.sink(record)

@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from pydantic import Field
-
 from llmrelay.core import (
     CallOptions,
     ChatRequest,
@@ -29,8 +27,9 @@ from llmrelay.core import (
     Usage,
     ValidationReport,
 )
+from pydantic import Field
 
-__all__ = ["EchoSettings", "EchoProvider"]
+__all__ = ["EchoProvider", "EchoSettings"]
 
 
 class EchoSettings(ProviderSettings):
@@ -82,7 +81,9 @@ class EchoProvider(Provider):
         return ChatStream(chunks(), provider=self.instance_name, model=chat.model or "echo")
 
     def list_models(self, *, options: CallOptions | None = None) -> ModelList:
-        return ModelList(models=[ModelInfo(id="echo", name="Echo", input_modalities=["text"])], provider=self.instance_name)
+        return ModelList(
+            models=[ModelInfo(id="echo", name="Echo", input_modalities=["text"])], provider=self.instance_name
+        )
 
     def validate_config(self) -> ValidationReport:
         return ValidationReport(provider=self.instance_name, outcome="valid", message="the echo provider needs no key")

@@ -10,8 +10,6 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from llmrelay.core import (
     Call,
     CallOptions,
@@ -30,6 +28,7 @@ from llmrelay.core import (
     ValidationReport,
     hookimpl,
 )
+from pydantic import BaseModel, ConfigDict
 
 
 class ParrotSettings(ProviderSettings):

@@ -52,11 +52,11 @@ from typing import Annotated, Any
 from cachetools import TTLCache
 from pydantic import BaseModel, Field, ValidationError, create_model
 
-from .errors import ConfigurationError
-from .models import FunctionDefinition, Message, Tool, ToolCall
-from .secrets import redact
+from ..errors import ConfigurationError
+from ..models import FunctionDefinition, Message, Tool, ToolCall
+from ..secrets import redact
 
-__all__ = ["ToolOptions", "ToolSpec", "ToolResult", "ToolRegistry", "schema_from_function"]
+__all__ = ["ToolOptions", "ToolRegistry", "ToolResult", "ToolSpec", "schema_from_function"]
 
 log = logging.getLogger("llmrelay.tools")
 
@@ -138,7 +138,9 @@ class ToolSpec:
     arguments_model: type[BaseModel] | None = None  # None when the schema was given by hand
 
     def definition(self) -> Tool:
-        return Tool(function=FunctionDefinition(name=self.name, description=self.description, parameters=self.parameters))
+        return Tool(
+            function=FunctionDefinition(name=self.name, description=self.description, parameters=self.parameters)
+        )
 
 
 # --------------------------------------------------------------------------- results
@@ -303,7 +305,9 @@ class ToolRegistry:
         spec = ToolSpec(tool_name, description or _first_paragraph(function), schema, function, options, model)
         state = _State(
             cache=TTLCache(self._cache_size, options.cache_ttl, timer=self._clock) if options.cache_ttl else None,
-            breaker=_Breaker(options.breaker_threshold, options.breaker_cooldown) if options.breaker_threshold else None,
+            breaker=_Breaker(options.breaker_threshold, options.breaker_cooldown)
+            if options.breaker_threshold
+            else None,
         )
         with self._lock:
             if tool_name in self._tools:
@@ -345,8 +349,12 @@ class ToolRegistry:
     def stats(self, name: str) -> dict[str, int]:
         with self._lock:
             state = self._state[name]
-            return {"calls": state.calls, "failures": state.failures, "cache_hits": state.cache_hits,
-                    "joined": state.joined}
+            return {
+                "calls": state.calls,
+                "failures": state.failures,
+                "cache_hits": state.cache_hits,
+                "joined": state.joined,
+            }
 
     # ------------------------------------------------------------------ executing
 
@@ -381,9 +389,19 @@ class ToolRegistry:
         seen: set[str] = set()
         for call, key in zip(calls, keys):
             outcome = outcomes[key]
-            results.append(ToolResult(call.id, call.function.name, outcome.content, outcome.is_error,
-                                      outcome.error_type, outcome.cached, key in seen, outcome.duration,
-                                      outcome.exception))
+            results.append(
+                ToolResult(
+                    call.id,
+                    call.function.name,
+                    outcome.content,
+                    outcome.is_error,
+                    outcome.error_type,
+                    outcome.cached,
+                    key in seen,
+                    outcome.duration,
+                    outcome.exception,
+                )
+            )
             seen.add(key)
         return results
 
@@ -429,8 +447,10 @@ class ToolRegistry:
             if state.breaker is not None:
                 wait = state.breaker.admit(self._clock())
                 if wait is not None:
-                    return _error("unavailable", f"tool {name!r} is disabled after repeated failures; "
-                                                 f"try again in {wait:.0f} seconds")
+                    return _error(
+                        "unavailable",
+                        f"tool {name!r} is disabled after repeated failures; try again in {wait:.0f} seconds",
+                    )
             state.calls += 1
             run = _Run(name, timeout)
             future = self._executor().submit(self._invoke, spec, arguments, key, run)
@@ -443,7 +463,9 @@ class ToolRegistry:
         try:
             arguments = json.loads(raw or "{}")
         except ValueError as exc:
-            raise ValueError(f"arguments for {spec.name!r} are not valid JSON ({exc.msg} at position {exc.pos})") from None
+            raise ValueError(
+                f"arguments for {spec.name!r} are not valid JSON ({exc.msg} at position {exc.pos})"
+            ) from None
         if not isinstance(arguments, dict):
             raise ValueError(f"arguments for {spec.name!r} must be a JSON object, got {type(arguments).__name__}")
         if spec.arguments_model is not None:

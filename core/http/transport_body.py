@@ -1,4 +1,4 @@
-"""Reading response bodies for :class:`~llmrelay.core.transport.RequestsTransport`.
+"""Reading response bodies for :class:`~llmrelay.core.http.transport.RequestsTransport`.
 
 Three readers, picked per response:
 
@@ -24,22 +24,22 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import APIConnectionError, APITimeoutError, LLMRelayError, StreamInterruptedError
+from ..errors import APIConnectionError, APITimeoutError, LLMRelayError, StreamInterruptedError
 
 __all__ = [
-    "STREAM_READ_SIZE",
     "DRAIN_GRACE_SECONDS",
     "DRAIN_LIMIT",
+    "STREAM_READ_SIZE",
+    "body_error",
     "can_read_in_bulk",
     "decompressor",
-    "read_chunked_bulk",
-    "read_plain",
     "drain",
     "foreign_response",
-    "set_socket_timeout",
-    "body_error",
     "host_of",
     "innermost_reason",
+    "read_chunked_bulk",
+    "read_plain",
+    "set_socket_timeout",
 ]
 
 # One socket read takes whatever has arrived, up to this many bytes.
@@ -72,8 +72,9 @@ def innermost_reason(error: BaseException) -> str:
     return text.split(": ", 1)[-1] if text.startswith("<") else text
 
 
-def body_error(error: BaseException, url: str, *, streaming: bool, read_timeout: float,
-               idle_timeout: float | None) -> LLMRelayError:
+def body_error(
+    error: BaseException, url: str, *, streaming: bool, read_timeout: float, idle_timeout: float | None
+) -> LLMRelayError:
     """Map an error raised while reading a body after the headers arrived."""
     if isinstance(error, LLMRelayError):
         return error
@@ -289,7 +290,7 @@ def foreign_chunks(raw: Any, errors: ErrorMapper) -> Iterator[bytes]:
 
 
 def foreign_response(status: int, raw: Any, url: str, *, stream: bool, errors: ErrorMapper) -> Any:
-    """An :class:`~llmrelay.core.transport.HTTPResponse` over a foreign ``raw`` response."""
+    """An :class:`~llmrelay.core.http.transport.HTTPResponse` over a foreign ``raw`` response."""
     from .transport import HTTPResponse
 
     chunks = foreign_chunks(raw, errors)

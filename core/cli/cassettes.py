@@ -2,7 +2,7 @@
 
 ::
 
-    from llmrelay.core.cassettes import use_cassette
+    from llmrelay.core.cli.cassettes import use_cassette
 
     with use_cassette("cassettes/openrouter/models_2025-04.yaml"):      # replay only
         models = create_provider("openrouter", api_key="placeholder").list_models()
@@ -54,25 +54,25 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigurationError
-from .secrets import REDACTED, redact
+from ..errors import ConfigurationError
+from ..secrets import REDACTED, redact
 
 __all__ = [
+    "MATCH_ON",
     "MODES",
     "RECORD_ENV",
-    "MATCH_ON",
     "REQUEST_HEADERS_DROPPED",
     "RESPONSE_HEADERS_DROPPED",
-    "use_cassette",
-    "mode_from_env",
     "cassette_fixture",
-    "json_body_matcher",
     "filter_request",
     "filter_response",
-    "scrub_text",
     "find_secrets",
+    "json_body_matcher",
+    "mode_from_env",
     "scan_cassette",
+    "scrub_text",
     "unmatched_request",
+    "use_cassette",
 ]
 
 MODES = ("none", "once", "new_episodes", "all")
@@ -193,6 +193,7 @@ def filter_response(response: dict[str, Any], secrets: Collection[str] = ()) -> 
 
 
 # --------------------------------------------------------------------------- finding secrets
+
 
 def find_secrets(text: str, secrets: Iterable[str] = ()) -> list[str]:
     """Descriptions of every credential-shaped value in ``text`` (empty when clean)."""
@@ -346,9 +347,7 @@ def use_cassette(
     try:
         import vcr
     except ImportError:
-        raise ConfigurationError(
-            "cassettes need vcrpy: pip install 'llmrelay[dev]' (or pip install vcrpy)"
-        ) from None
+        raise ConfigurationError("cassettes need vcrpy: pip install 'llmrelay[dev]' (or pip install vcrpy)") from None
 
     _accept_urllib3_read1(vcr)
     secret_view = _SecretView(secrets)
@@ -409,9 +408,9 @@ def _accept_urllib3_read1(vcr: Any) -> None:
 def cassette_fixture(path: str | os.PathLike[str], **kwargs: Any) -> Any:
     """A pytest fixture replaying ``path`` (recording when ``LLMRELAY_RECORD`` says so)::
 
-        openrouter_models = cassette_fixture("cassettes/openrouter/models_2025-04.yaml")
+    openrouter_models = cassette_fixture("cassettes/openrouter/models_2025-04.yaml")
 
-        def test_models(openrouter_models): ...
+    def test_models(openrouter_models): ...
     """
     import pytest
 
@@ -436,4 +435,3 @@ def unmatched_request(exc: BaseException) -> str | None:
             return redact(f"{failed.method} {failed.uri}")
         current = current.__cause__ or current.__context__
     return None
-

@@ -38,15 +38,15 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
-from .account import ValidationReport
-from .catalog import ModelList
-from .errors import ConfigurationError, LLMRelayError
-from .models import ChatRequest, ChatResponse
-from .provider import CallOptions, Capability, Provider, RequestLike
-from .settings import ProviderSettings
-from .stream import ChatStream, StreamChunk
+from ..account import ValidationReport
+from ..catalog import ModelList
+from ..errors import ConfigurationError, LLMRelayError
+from ..models import ChatRequest, ChatResponse
+from ..provider import CallOptions, Capability, Provider, RequestLike
+from ..settings import ProviderSettings
+from ..stream import ChatStream, StreamChunk
 
-__all__ = ["FallbackTarget", "FallbackAttempt", "FallbackProvider", "is_availability_error"]
+__all__ = ["FallbackAttempt", "FallbackProvider", "FallbackTarget", "is_availability_error"]
 
 log = logging.getLogger("llmrelay.fallback")
 
@@ -137,17 +137,36 @@ class FallbackProvider(Provider):
     def _note(self, attempts: list[FallbackAttempt], attempt: FallbackAttempt) -> None:
         attempts.append(attempt)
         if attempt.outcome != "answered":
-            log.info("fallback: %s failed (%s); %s", attempt.provider, attempt.error_type,
-                     "trying the next one" if attempt.outcome == "failed" else "not retrying a client error")
+            log.info(
+                "fallback: %s failed (%s); %s",
+                attempt.provider,
+                attempt.error_type,
+                "trying the next one" if attempt.outcome == "failed" else "not retrying a client error",
+            )
         if self.on_attempt is not None:
             self.on_attempt(attempt)
 
-    def _failure(self, index: int, target: FallbackTarget, model: str | None, error: BaseException,
-                 attempts: list[FallbackAttempt]) -> None:
+    def _failure(
+        self,
+        index: int,
+        target: FallbackTarget,
+        model: str | None,
+        error: BaseException,
+        attempts: list[FallbackAttempt],
+    ) -> None:
         """Record a failed attempt; re-raise unless the chain should move on."""
         moving_on = self.should_fallback(error)
-        self._note(attempts, FallbackAttempt(index, target.provider.instance_name, model,
-                                             "failed" if moving_on else "raised", type(error).__name__, str(error)))
+        self._note(
+            attempts,
+            FallbackAttempt(
+                index,
+                target.provider.instance_name,
+                model,
+                "failed" if moving_on else "raised",
+                type(error).__name__,
+                str(error),
+            ),
+        )
         if not moving_on:
             _attach(error, attempts)
             raise error
@@ -196,8 +215,9 @@ class FallbackProvider(Provider):
                 last_error = error
                 continue
             self._note(attempts, FallbackAttempt(index, target.provider.instance_name, sent.model, "answered"))
-            outer = ChatStream(_chain(held, inner), provider=inner.provider, model=inner.model or sent.model,
-                               close=inner.close)
+            outer = ChatStream(
+                _chain(held, inner), provider=inner.provider, model=inner.model or sent.model, close=inner.close
+            )
             outer.meta = inner.meta
             _mark(outer.meta, target, sent.model, attempts)
             return outer
@@ -227,10 +247,14 @@ class FallbackProvider(Provider):
                 problems.append(f"{target.label}: {report.message}")
         failing = next((r for r in reports if not r.ok), None)
         if failing is None:
-            return ValidationReport(provider=self.instance_name, outcome="valid",
-                                    message=f"all {len(self.targets)} members of the chain are valid")
-        return ValidationReport(provider=self.instance_name, outcome=failing.outcome,
-                                message="; ".join(problems), problems=problems)
+            return ValidationReport(
+                provider=self.instance_name,
+                outcome="valid",
+                message=f"all {len(self.targets)} members of the chain are valid",
+            )
+        return ValidationReport(
+            provider=self.instance_name, outcome=failing.outcome, message="; ".join(problems), problems=problems
+        )
 
     def close(self) -> None:
         closed: set[int] = set()

@@ -22,13 +22,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from .errors import ConfigurationError
-from .models import ChatRequest, ChatResponse, Message
-from .provider import CallOptions, Provider, RequestLike
-from .stream import StreamChunk
+from ..errors import ConfigurationError
+from ..models import ChatRequest, ChatResponse, Message
+from ..provider import CallOptions, Provider, RequestLike
+from ..stream import StreamChunk
 from .tools import ToolRegistry, ToolResult
 
-__all__ = ["AgentEvent", "AgentResult", "run_agent", "iter_agent"]
+__all__ = ["AgentEvent", "AgentResult", "iter_agent", "run_agent"]
 
 
 @dataclass(slots=True)

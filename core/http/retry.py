@@ -36,10 +36,10 @@ from typing import Any, TypeVar
 
 import tenacity
 
-from .errors import APIConnectionError, APIStatusError, APITimeoutError, LLMRelayError
-from .settings import RetrySettings
+from ..errors import APIConnectionError, APIStatusError, APITimeoutError, LLMRelayError
+from ..settings import RetrySettings
 
-__all__ = ["RetryPolicy", "parse_retry_after", "is_retryable", "record_attempts"]
+__all__ = ["RetryPolicy", "is_retryable", "parse_retry_after", "record_attempts"]
 
 log = logging.getLogger("llmrelay.retry")
 
@@ -89,8 +89,9 @@ class _Attempts:
 
     __slots__ = ("fn", "first_error", "started", "also_retry", "what", "delays", "gave_up_reason", "count")
 
-    def __init__(self, fn: Callable[[], Any], first_error: BaseException, started: float,
-                 also_retry: Predicate | None, what: str) -> None:
+    def __init__(
+        self, fn: Callable[[], Any], first_error: BaseException, started: float, also_retry: Predicate | None, what: str
+    ) -> None:
         self.fn = fn
         self.first_error: BaseException | None = first_error
         self.started = started

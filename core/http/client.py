@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-from .errors import (
+from ..errors import (
     APIStatusError,
     ConfigurationError,
     InvalidResponseError,
@@ -35,19 +35,19 @@ from .errors import (
     ModelNotFoundError,
     error_for_status,
 )
+from ..secrets import redact
+from ..settings import ProviderSettings
 from .retry import Predicate, RetryPolicy, parse_retry_after
-from .secrets import redact
-from .settings import ProviderSettings
 from .transport import USER_AGENT, HTTPRequest, HTTPResponse, Transport
 
 __all__ = [
-    "HTTPClient",
     "Attempted",
-    "error_from_response",
-    "upstream_error_message",
+    "HTTPClient",
     "decode_json",
     "dumps",
+    "error_from_response",
     "is_status",
+    "upstream_error_message",
 ]
 
 T = TypeVar("T")
@@ -128,8 +128,7 @@ def error_from_response(
     if 300 <= status < 400:
         location = headers.get("location") or "an unknown location"
         return InvalidResponseError(
-            f"the service redirected to {redact(location, secrets)}; redirects are not followed "
-            "(check base_url)",
+            f"the service redirected to {redact(location, secrets)}; redirects are not followed (check base_url)",
             provider=provider,
             status=status,
             request_id=request_id,
@@ -386,4 +385,3 @@ def is_status(*statuses: int) -> Predicate:
         return isinstance(error, APIStatusError) and error.status in wanted
 
     return predicate
-

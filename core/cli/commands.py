@@ -1,7 +1,7 @@
 """The built-in ``llmrelay`` commands: ``providers``, ``models``, ``chat``, ``validate``.
 
 Each is ``run(args, context) -> exit code``, the same signature plugin
-commands have (see :mod:`llmrelay.core.cli`). Output goes to
+commands have (see :mod:`llmrelay.core.cli.main`). Output goes to
 ``context.stdout``; errors are raised and rendered by ``cli.main``.
 """
 
@@ -11,15 +11,15 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandContext, UsageError
-from .secrets import redact
+from ..secrets import redact
+from .main import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandContext, UsageError
 
 if TYPE_CHECKING:
-    from .catalog import ModelInfo
-    from .plugins import PluginRegistry
-    from .provider import Provider
+    from ..catalog import ModelInfo
+    from ..plugins import PluginRegistry
+    from ..provider import Provider
 
-__all__ = ["cmd_providers", "cmd_models", "cmd_chat", "cmd_validate", "format_price"]
+__all__ = ["cmd_chat", "cmd_models", "cmd_providers", "cmd_validate", "format_price"]
 
 
 def _print_table(out: TextIO, headers: list[str], rows: list[list[str]]) -> None:
@@ -38,19 +38,33 @@ def cmd_providers(args: argparse.Namespace, context: CommandContext) -> int:
 
         data = {
             "providers": [
-                {"name": n, "class": e.target, "plugin": e.plugin,
-                 "distribution": e.distribution, "version": versions.get(e.plugin)}
+                {
+                    "name": n,
+                    "class": e.target,
+                    "plugin": e.plugin,
+                    "distribution": e.distribution,
+                    "version": versions.get(e.plugin),
+                }
                 for n, e in sorted(providers.items())
             ],
             "layers": [
-                {"name": s.name, "position": s.position, "plugin": plugin, "enabled_by_default": s.enabled_by_default,
-                 "description": s.description}
+                {
+                    "name": s.name,
+                    "position": s.position,
+                    "plugin": plugin,
+                    "enabled_by_default": s.enabled_by_default,
+                    "description": s.description,
+                }
                 for s, plugin in layers
             ],
-            "plugins": [{"name": p.name, "distribution": p.distribution, "version": p.version, "module": p.module}
-                        for p in registry.loaded],
-            "failed": [{"name": f.name, "distribution": f.distribution, "target": f.target, "error": f.error}
-                       for f in registry.failed],
+            "plugins": [
+                {"name": p.name, "distribution": p.distribution, "version": p.version, "module": p.module}
+                for p in registry.loaded
+            ],
+            "failed": [
+                {"name": f.name, "distribution": f.distribution, "target": f.target, "error": f.error}
+                for f in registry.failed
+            ],
         }
         out.write(json.dumps(data, indent=2) + "\n")
         return EXIT_OK
@@ -60,22 +74,38 @@ def cmd_providers(args: argparse.Namespace, context: CommandContext) -> int:
         return f"{name} {version}" if name and version else (name or "-")
 
     out.write("Providers:\n")
-    _print_table(out, ["  NAME", "CLASS", "PLUGIN", "DISTRIBUTION"], [
-        [f"  {n}", e.target, e.plugin, dist(e.distribution, e.plugin)]
-        for n, e in sorted(providers.items())
-    ])
+    _print_table(
+        out,
+        ["  NAME", "CLASS", "PLUGIN", "DISTRIBUTION"],
+        [[f"  {n}", e.target, e.plugin, dist(e.distribution, e.plugin)] for n, e in sorted(providers.items())],
+    )
     out.write("\nLayers around every call (outermost first):\n")
     plugin_dists = {p.name: p.distribution for p in registry.loaded}
-    _print_table(out, ["  POSITION", "NAME", "PLUGIN", "DISTRIBUTION", "DEFAULT", "DESCRIPTION"], [
-        [f"  {s.position}", s.name, plugin, dist(plugin_dists.get(plugin), plugin),
-         "on" if s.enabled_by_default else "off", s.description]
-        for s, plugin in layers
-    ])
+    _print_table(
+        out,
+        ["  POSITION", "NAME", "PLUGIN", "DISTRIBUTION", "DEFAULT", "DESCRIPTION"],
+        [
+            [
+                f"  {s.position}",
+                s.name,
+                plugin,
+                dist(plugin_dists.get(plugin), plugin),
+                "on" if s.enabled_by_default else "off",
+                s.description,
+            ]
+            for s, plugin in layers
+        ],
+    )
     if registry.failed:
         out.write("\nPlugins that failed to load:\n")
-        _print_table(out, ["  NAME", "DISTRIBUTION", "TARGET", "ERROR"], [
-            [f"  {f.name}", f.distribution or "-", f.target, redact(f.error, context.secrets)] for f in registry.failed
-        ])
+        _print_table(
+            out,
+            ["  NAME", "DISTRIBUTION", "TARGET", "ERROR"],
+            [
+                [f"  {f.name}", f.distribution or "-", f.target, redact(f.error, context.secrets)]
+                for f in registry.failed
+            ],
+        )
     return EXIT_OK
 
 
@@ -114,8 +144,10 @@ def cmd_models(args: argparse.Namespace, context: CommandContext) -> int:
         (m for m in listing if needle in m.id.lower() or needle in (m.name or "").lower()), key=lambda m: m.id
     )
     if listing.fallback:
-        context.stderr.write("llmrelay: note: the service could not be reached; this is llmrelay's built-in "
-                             "fallback list and its prices may be out of date\n")
+        context.stderr.write(
+            "llmrelay: note: the service could not be reached; this is llmrelay's built-in "
+            "fallback list and its prices may be out of date\n"
+        )
     if args.json:
         import json
 
@@ -131,10 +163,19 @@ def cmd_models(args: argparse.Namespace, context: CommandContext) -> int:
     if not models:
         context.stderr.write(f"llmrelay: no model matches {args.filter!r} ({len(listing)} listed)\n")
         return EXIT_FAILURE
-    _print_table(context.stdout, ["MODEL", "CONTEXT", "PROMPT $/M", "COMPLETION $/M"], [
-        [m.id, str(m.context_length or "-"), format_price(_per_million(m, "prompt")), format_price(_per_million(m, "completion"))]
-        for m in models
-    ])
+    _print_table(
+        context.stdout,
+        ["MODEL", "CONTEXT", "PROMPT $/M", "COMPLETION $/M"],
+        [
+            [
+                m.id,
+                str(m.context_length or "-"),
+                format_price(_per_million(m, "prompt")),
+                format_price(_per_million(m, "completion")),
+            ]
+            for m in models
+        ],
+    )
     shown = f"{len(models)} of {len(listing)}" if needle else str(len(models))
     context.stdout.write(f"{shown} models; prices in USD per million tokens\n")
     return EXIT_OK
@@ -230,9 +271,16 @@ def cmd_validate(args: argparse.Namespace, context: CommandContext) -> int:
     if args.json:
         out.write(report.model_dump_json(indent=2) + "\n")
     else:
-        rows = [("provider", report.provider), ("outcome", report.outcome), ("message", report.message),
-                ("key", report.key_label), ("limit", report.limit), ("remaining", report.limit_remaining),
-                ("usage", report.usage), ("free tier", report.is_free_tier)]
+        rows = [
+            ("provider", report.provider),
+            ("outcome", report.outcome),
+            ("message", report.message),
+            ("key", report.key_label),
+            ("limit", report.limit),
+            ("remaining", report.limit_remaining),
+            ("usage", report.usage),
+            ("free tier", report.is_free_tier),
+        ]
         for label, value in rows:
             if value is not None:
                 out.write(f"{label + ':':<11}{value}\n")

@@ -34,24 +34,24 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .errors import CapabilityNotSupportedError, ConfigurationError, LLMRelayError, PluginLoadError
-from .secrets import redact
+from ..errors import CapabilityNotSupportedError, ConfigurationError, LLMRelayError, PluginLoadError
+from ..secrets import redact
 
 if TYPE_CHECKING:
-    from .config import RelayConfig
-    from .plugins import PluginRegistry
-    from .provider import CallOptions, Provider
+    from ..config import RelayConfig
+    from ..plugins import PluginRegistry
+    from ..provider import CallOptions, Provider
 
 __all__ = [
-    "main",
+    "DEFAULT_PROVIDER",
+    "EXIT_FAILURE",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "REPLAY_PLACEHOLDER_KEY",
     "CommandContext",
     "UsageError",
-    "DEFAULT_PROVIDER",
-    "REPLAY_PLACEHOLDER_KEY",
-    "EXIT_OK",
-    "EXIT_FAILURE",
-    "EXIT_USAGE",
-    "EXIT_INTERRUPTED",
+    "main",
 ]
 
 EXIT_OK = 0
@@ -142,7 +142,7 @@ class CommandContext:
     def config(self) -> RelayConfig:
         """The config from ``--config``, else ``$LLMRELAY_CONFIG``, else built-in defaults."""
         if self._config is None:
-            from .config import CONFIG_ENV, RelayConfig, load_config
+            from ..config import CONFIG_ENV, RelayConfig, load_config
 
             path = self.config_path or os.environ.get(CONFIG_ENV)
             self._config = load_config(path) if path else RelayConfig(source="defaults")
@@ -176,7 +176,7 @@ class CommandContext:
 
     def provider(self, name: str | None = None, **settings: Any) -> Provider:
         """Build the named (or chosen) provider with the installed plugins' layers."""
-        from .config import create_provider
+        from ..config import create_provider
 
         instance = name or self.provider_name()
         section = self.config.provider_section(instance)
@@ -200,7 +200,7 @@ class CommandContext:
         the service's traffic, not an answer cached earlier (a Redis cache
         outlives the process).
         """
-        from .provider import CallOptions
+        from ..provider import CallOptions
 
         return CallOptions(cache=False) if (self.cassette or self.record) else None
 
@@ -223,14 +223,16 @@ class CommandContext:
 
 
 def _build_parser(registry: PluginRegistry) -> _Parser:
-    from .cli_commands import cmd_chat, cmd_models, cmd_providers, cmd_validate
+    from .commands import cmd_chat, cmd_models, cmd_providers, cmd_validate
 
     parser = _Parser(prog="llmrelay", description="One typed interface to many LLM services.")
     parser.add_argument("--config", metavar="PATH", help="TOML config file (default: $LLMRELAY_CONFIG)")
     parser.add_argument("--provider", metavar="NAME", help="provider to use (default: the config's, else openrouter)")
     traffic = parser.add_mutually_exclusive_group()
     traffic.add_argument("--cassette", metavar="PATH", help="replay recorded traffic only; no network")
-    traffic.add_argument("--record", metavar="PATH", help="record this command's traffic to a cassette, secrets filtered")
+    traffic.add_argument(
+        "--record", metavar="PATH", help="record this command's traffic to a cassette, secrets filtered"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level (keys are redacted)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
@@ -249,7 +251,9 @@ def _build_parser(registry: PluginRegistry) -> _Parser:
     sub.add_argument("-m", "--model", help="model id (default: the provider's default_model)")
     sub.add_argument("-s", "--system", help="system prompt")
     sub.add_argument("--stream", action="store_true", help="print the answer as it arrives")
-    sub.add_argument("--json", action="store_true", help="print the response as JSON (one line per chunk with --stream)")
+    sub.add_argument(
+        "--json", action="store_true", help="print the response as JSON (one line per chunk with --stream)"
+    )
     sub.add_argument("--max-tokens", type=int, help="cap on the answer's length")
     sub.add_argument("--temperature", type=float, help="sampling temperature")
     sub.set_defaults(run=cmd_chat)
@@ -267,8 +271,13 @@ def _add_plugin_commands(commands: Any, registry: PluginRegistry) -> None:
     for impl in registry.pm.hook.llmrelay_register_commands.get_hookimpls():
         plugin = impl.plugin_name
 
-        def register(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None] | None,
-                     run: Run, _plugin: str = plugin) -> None:
+        def register(
+            name: str,
+            help: str,
+            add_arguments: Callable[[argparse.ArgumentParser], None] | None,
+            run: Run,
+            _plugin: str = plugin,
+        ) -> None:
             if not isinstance(name, str) or not name or name in taken:
                 log.warning("plugin %r: command name %r is empty or already taken; skipped", _plugin, name)
                 return
@@ -316,7 +325,7 @@ def main(argv: list[str] | None = None, *, registry: PluginRegistry | None = Non
     verbose = False
     try:
         if registry is None:
-            from .plugins import get_registry
+            from ..plugins import get_registry
 
             registry = get_registry()
         args = _build_parser(registry).parse_args(sys.argv[1:] if argv is None else argv)
@@ -362,8 +371,10 @@ def _run(args: argparse.Namespace, registry: PluginRegistry, secrets: set[str]) 
                 cassette = stack.enter_context(use_cassette(args.record, "all", secrets=secrets))
         code: int = args.run(args, context)
     if args.record and cassette is not None:  # written when its context closed, just above
-        context.stderr.write(f"llmrelay: recorded to {args.record}, which now holds {len(cassette)} "
-                             "interaction(s) (keys and cookies filtered)\n")
+        context.stderr.write(
+            f"llmrelay: recorded to {args.record}, which now holds {len(cassette)} "
+            "interaction(s) (keys and cookies filtered)\n"
+        )
     return code
 
 
@@ -372,8 +383,9 @@ def _describe(exc: BaseException) -> tuple[int, str]:
 
     missing = unmatched_request(exc)
     if missing is not None:
-        return EXIT_FAILURE, (f"request not in the cassette: {missing} (--cassette replays only; "
-                              "record it with --record PATH)")
+        return EXIT_FAILURE, (
+            f"request not in the cassette: {missing} (--cassette replays only; record it with --record PATH)"
+        )
     if isinstance(exc, UsageError):
         return EXIT_USAGE, str(exc)
     if isinstance(exc, (ConfigurationError, CapabilityNotSupportedError, PluginLoadError)):

@@ -27,7 +27,7 @@ The decisions this makes are deliberate and visible:
 * **No netrc, no cookies**: credentials come from settings only.
 * Keep-alive and gzip are on; TLS certificates are verified (a CA bundle from
   ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` is honoured when ``trust_env``).
-* Streamed bodies are read by :mod:`llmrelay.core.transport_body`: a chunked
+* Streamed bodies are read by :mod:`llmrelay.core.http.transport_body`: a chunked
   one (every SSE stream) is de-chunked in bulk, one socket read at a time,
   instead of one urllib3 call chain per HTTP chunk.
 * :meth:`RequestsTransport.close` closes every pooled socket at once rather
@@ -46,13 +46,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import APIConnectionError, APITimeoutError, LLMRelayError
-from .settings import ProviderSettings
+from ..errors import APIConnectionError, APITimeoutError, LLMRelayError
+from ..settings import ProviderSettings
 from .transport_body import (
-    body_error,
     DRAIN_GRACE_SECONDS,
     DRAIN_LIMIT,
     STREAM_READ_SIZE,
+    body_error,
     can_read_in_bulk,
     drain,
     foreign_response,
@@ -64,14 +64,14 @@ from .transport_body import (
 )
 
 __all__ = [
+    "STREAM_READ_SIZE",
+    "USER_AGENT",
     "HTTPRequest",
     "HTTPResponse",
-    "Transport",
-    "RequestsTransport",
-    "MockTransport",
     "Headers",
-    "USER_AGENT",
-    "STREAM_READ_SIZE",
+    "MockTransport",
+    "RequestsTransport",
+    "Transport",
 ]
 
 USER_AGENT = "llmrelay/0.1"
@@ -410,16 +410,22 @@ class RequestsTransport(Transport):
         except exc.SSLError as error:
             raise _tls_error(request, error) from error
         except exc.ProxyError as error:
-            raise APIConnectionError(f"proxy refused the connection to {host_of(request.url)}: {innermost_reason(error)}") from error
+            raise APIConnectionError(
+                f"proxy refused the connection to {host_of(request.url)}: {innermost_reason(error)}"
+            ) from error
         except (exc.ConnectionError, OSError) as error:
-            raise APIConnectionError(f"connection to {host_of(request.url)} failed: {innermost_reason(error)}") from error
+            raise APIConnectionError(
+                f"connection to {host_of(request.url)} failed: {innermost_reason(error)}"
+            ) from error
         except exc.RequestException as error:
             raise APIConnectionError(f"request to {host_of(request.url)} failed: {innermost_reason(error)}") from error
         return self._response(response.status_code, response.raw, request)
 
     def _response(self, status: int, raw: Any, request: HTTPRequest) -> HTTPResponse:
         if not isinstance(raw, self._native_response):  # vcrpy's replay stub
-            return foreign_response(status, raw, request.url, stream=request.stream, errors=_error_mapper(request, True))
+            return foreign_response(
+                status, raw, request.url, stream=request.stream, errors=_error_mapper(request, True)
+            )
         if request.stream:
             return _streamed(status, raw, request)
         try:
@@ -468,8 +474,9 @@ class _Urllib3Names:
 
 def _error_mapper(request: HTTPRequest, streaming: bool) -> Callable[[BaseException], LLMRelayError]:
     def errors(error: BaseException) -> LLMRelayError:
-        return body_error(error, request.url, streaming=streaming, read_timeout=request.timeout[1],
-                          idle_timeout=request.idle_timeout)
+        return body_error(
+            error, request.url, streaming=streaming, read_timeout=request.timeout[1], idle_timeout=request.idle_timeout
+        )
 
     return errors
 
@@ -481,10 +488,22 @@ def _streamed(status: int, raw: Any, request: HTTPRequest) -> HTTPResponse:
     errors = _error_mapper(request, True)
     if can_read_in_bulk(raw):
         body = read_chunked_bulk(raw, errors)
-        return HTTPResponse(status, raw.headers, stream=body, on_close=raw.close,
-                            on_finish=lambda: _finish_bulk(raw, body), url=request.url)
-    return HTTPResponse(status, raw.headers, stream=read_plain(raw, errors), on_close=raw.close,
-                        on_finish=lambda: drain(raw), url=request.url)
+        return HTTPResponse(
+            status,
+            raw.headers,
+            stream=body,
+            on_close=raw.close,
+            on_finish=lambda: _finish_bulk(raw, body),
+            url=request.url,
+        )
+    return HTTPResponse(
+        status,
+        raw.headers,
+        stream=read_plain(raw, errors),
+        on_close=raw.close,
+        on_finish=lambda: drain(raw),
+        url=request.url,
+    )
 
 
 def _finish_bulk(raw: Any, body: Iterator[bytes]) -> None:
@@ -503,10 +522,11 @@ def _finish_bulk(raw: Any, body: Iterator[bytes]) -> None:
     raw.close()
 
 
-
 # The same failure reads the same whichever path (direct pool or adapter) sent the request.
 def _connect_timeout(request: HTTPRequest) -> APITimeoutError:
-    return APITimeoutError(f"could not connect to {host_of(request.url)} within {request.timeout[0]}s (connect timeout)")
+    return APITimeoutError(
+        f"could not connect to {host_of(request.url)} within {request.timeout[0]}s (connect timeout)"
+    )
 
 
 def _read_timeout(request: HTTPRequest) -> APITimeoutError:
@@ -515,6 +535,7 @@ def _read_timeout(request: HTTPRequest) -> APITimeoutError:
 
 def _tls_error(request: HTTPRequest, error: BaseException) -> APIConnectionError:
     return APIConnectionError(f"TLS error talking to {host_of(request.url)}: {innermost_reason(error)}")
+
 
 # --------------------------------------------------------------------------- mock
 

@@ -40,22 +40,22 @@ from typing import Any, ClassVar
 
 from cachetools import LRUCache
 
-from .account import ValidationReport
-from .catalog import ModelList
-from .errors import ConfigurationError
-from .models import ChatRequest, ChatResponse
-from .provider import CallOptions, Capability, Provider, RequestLike
-from .settings import ProviderSettings
-from .stream import ChatStream
+from ..account import ValidationReport
+from ..catalog import ModelList
+from ..errors import ConfigurationError
+from ..models import ChatRequest, ChatResponse
+from ..provider import CallOptions, Capability, Provider, RequestLike
+from ..settings import ProviderSettings
+from ..stream import ChatStream
 
 __all__ = [
+    "ContentRule",
+    "ModelPrefixRule",
+    "ModelSuffixRule",
     "RequestFeatures",
     "Route",
-    "RoutingRule",
-    "ModelSuffixRule",
-    "ModelPrefixRule",
-    "ContentRule",
     "Router",
+    "RoutingRule",
     "rules_from_config",
 ]
 
@@ -205,17 +205,18 @@ def rules_from_config(items: Iterable[Mapping[str, Any]]) -> list[RoutingRule]:
         data = dict(item)
         kinds = [k for k in ("suffix", "prefix", "when") if k in data]
         if len(kinds) != 1:
-            raise ConfigurationError(
-                f"{where}: give exactly one of 'suffix', 'prefix' or 'when' (got {sorted(data)})"
-            )
+            raise ConfigurationError(f"{where}: give exactly one of 'suffix', 'prefix' or 'when' (got {sorted(data)})")
         kind = kinds[0]
-        allowed = {"suffix": {"suffix", "provider", "strip", "stop"}, "prefix": {"prefix", "provider", "strip", "stop"},
-                   "when": {"when", "model", "provider", "stop"}}[kind]
+        allowed = {
+            "suffix": {"suffix", "provider", "strip", "stop"},
+            "prefix": {"prefix", "provider", "strip", "stop"},
+            "when": {"when", "model", "provider", "stop"},
+        }[kind]
         unknown = set(data) - allowed
         if unknown:
             raise ConfigurationError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
         if kind != "when" and not isinstance(data.get("provider"), str):
-            raise ConfigurationError(f"{where}: a {kind} rule needs provider = \"<provider name>\"")
+            raise ConfigurationError(f'{where}: a {kind} rule needs provider = "<provider name>"')
         if kind == "suffix":
             rules.append(ModelSuffixRule(**data))
         elif kind == "prefix":
@@ -335,10 +336,12 @@ class Router(Provider):
                 problems.append(f"{name}: {report.message}")
                 first_failure = first_failure or report
         if first_failure is None:
-            return ValidationReport(provider=self.instance_name, outcome="valid",
-                                    message=f"all {len(self.providers)} providers are valid")
-        return ValidationReport(provider=self.instance_name, outcome=first_failure.outcome,
-                                message="; ".join(problems), problems=problems)
+            return ValidationReport(
+                provider=self.instance_name, outcome="valid", message=f"all {len(self.providers)} providers are valid"
+            )
+        return ValidationReport(
+            provider=self.instance_name, outcome=first_failure.outcome, message="; ".join(problems), problems=problems
+        )
 
     def cache_info(self) -> dict[str, int]:
         with self._lock:

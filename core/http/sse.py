@@ -26,10 +26,10 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from .errors import InvalidResponseError
-from .secrets import redact
+from ..errors import InvalidResponseError
+from ..secrets import redact
 
-__all__ = ["SSEEvent", "SSEDecoder", "iter_sse", "event_object"]
+__all__ = ["SSEDecoder", "SSEEvent", "event_object", "iter_sse"]
 
 # Runs once per streamed chunk: raw_decode skips json.loads' argument checks
 # and its two whitespace regex matches; decode (what json.loads calls) is the

@@ -1,0 +1,1 @@
+"""Providers built from providers: routing, fallback chains, tools and the agent loop."""
