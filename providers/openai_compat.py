@@ -110,6 +110,7 @@ class OpenAICompatibleProvider(HTTPProvider):
     """
 
     name: ClassVar[str] = "openai"
+    # A descriptor whose __get__ returns the settings class: mypy sees the descriptor object.
     settings_model: ClassVar[type[ProviderSettings]] = _SettingsModelOnFirstRead()  # type: ignore[assignment]
     env_prefix: ClassVar[str] = "OPENAI_"
     requires_api_key: ClassVar[bool] = False

@@ -113,12 +113,15 @@ def _arguments_model(func: Callable[..., Any], name: str) -> type[BaseModel]:
     return create_model(f"{name}_arguments", **fields)
 
 
+def _schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    schema: dict[str, Any] = _strip_titles(model.model_json_schema())
+    schema.setdefault("properties", {})
+    return schema
+
+
 def schema_from_function(func: Callable[..., Any], name: str | None = None) -> dict[str, Any]:
     """The JSON schema of a function's parameters, from its type hints."""
-    model = _arguments_model(func, name or func.__name__)
-    schema = _strip_titles(model.model_json_schema())
-    schema.setdefault("properties", {})
-    return schema  # type: ignore[no-any-return]
+    return _schema_of(_arguments_model(func, name or func.__name__))
 
 
 def _first_paragraph(func: Callable[..., Any]) -> str | None:
@@ -288,20 +291,20 @@ class ToolRegistry:
                 f"tool name {tool_name!r} is not valid: use 1-64 letters, digits, '_' or '-' (pass name=...)"
             )
         options = ToolOptions(cache_ttl, timeout, breaker_threshold, breaker_cooldown)
+        model: type[BaseModel] | None = None
         if parameters is None:
             try:
-                model: type[BaseModel] | None = _arguments_model(function, tool_name)
+                model = _arguments_model(function, tool_name)
             except Exception as exc:  # an annotation pydantic cannot turn into a schema
                 raise ConfigurationError(
                     f"tool {tool_name!r}: cannot derive a JSON schema from its type hints ({exc}); "
                     "pass parameters={...} explicitly"
                 ) from exc
-            schema = _strip_titles(model.model_json_schema())  # type: ignore[union-attr]
-            schema.setdefault("properties", {})
+            schema = _schema_of(model)
         else:
             if not isinstance(parameters, dict) or parameters.get("type") != "object":
                 raise ConfigurationError(f"tool {tool_name!r}: parameters must be a JSON schema with type 'object'")
-            model, schema = None, parameters
+            schema = parameters
         spec = ToolSpec(tool_name, description or _first_paragraph(function), schema, function, options, model)
         state = _State(
             cache=TTLCache(self._cache_size, options.cache_ttl, timer=self._clock) if options.cache_ttl else None,
