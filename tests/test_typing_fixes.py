@@ -7,12 +7,13 @@ import json
 import types
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from llmrelay.core.compose.tools import ToolRegistry
 from llmrelay.core.errors import CircuitOpenError, ServerError
 from llmrelay.core.models import FunctionCall, ToolCall
+from pydantic import Field
 
 from tests.support.clock import FakeClock
 from tests.support.redis_fixture import REDIS_URL, redis_client, redis_namespace
@@ -72,6 +73,22 @@ def test_run_by_name_builds_a_real_tool_call() -> None:
     with _add_tool() as tools:
         assert tools.run("add", {"a": 2, "b": 3}).content == "5"
         assert tools.run("add", '{"a": 4}').content == "4"
+
+
+def test_annotated_description_keeps_the_other_metadata() -> None:
+    # Built without star-unpacking in a subscript (Python 3.11 syntax to mypy).
+    from llmrelay.core.compose.tools import schema_from_function
+
+    def pick(count: Annotated[int, "how many", Field(ge=1, le=5)], tag: Annotated[str, Field(max_length=3)] = "a"):
+        return count
+
+    schema = schema_from_function(pick)
+    assert schema["properties"]["count"] == {"type": "integer", "description": "how many", "minimum": 1, "maximum": 5}
+    assert schema["properties"]["tag"] == {"type": "string", "maxLength": 3, "default": "a"}
+    with ToolRegistry() as tools:
+        tools.register(pick)
+        assert tools.run("pick", {"count": 2}).content == "2"
+        assert "count: Input should be less than or equal to 5" in tools.run("pick", {"count": 9}).content
 
 
 # --------------------------------------------------------------------------- metrics settings

@@ -105,7 +105,7 @@ def _arguments_model(func: Callable[..., Any], name: str) -> type[BaseModel]:
         # pydantic ignores metadata it does not know (the string); an Annotated
         # nested in another is flattened, so this appends the Field after the rest.
         if typing.get_origin(annotation) is Annotated:
-            text = next((e for e in annotation.__metadata__ if isinstance(e, str)), None)
+            text = next((e for e in typing.get_args(annotation)[1:] if isinstance(e, str)), None)
             if text is not None:
                 annotation = Annotated[annotation, Field(description=text)]
         default = ... if param.default is param.empty else param.default
