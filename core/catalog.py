@@ -5,6 +5,7 @@ making chat calls never defines these classes; the catalog operations import
 this module when they run.
 """
 
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -93,7 +94,7 @@ class ModelList(_Model):
     fallback: bool = False
     meta: ResponseMeta = Field(default_factory=ResponseMeta)
 
-    def __iter__(self):  # type: ignore[override]
+    def __iter__(self) -> Iterator[ModelInfo]:  # type: ignore[override]  # models, not BaseModel's (field, value)s
         return iter(self.models)
 
     def __len__(self) -> int:

@@ -44,6 +44,7 @@ from llmrelay.core.models import (
     ImagePart,
     Message,
     TextPart,
+    Tool,
     ToolCall,
     Usage,
     normalize_finish_reason,
@@ -213,14 +214,29 @@ def _tool_choice(choice: Any, parallel: Any, provider: str) -> dict[str, Any] | 
     return mapped
 
 
+def _refuse_unsupported(request: ChatRequest, extras: Mapping[str, Any], provider: str) -> None:
+    for name, hint in _REFUSED.items():
+        if getattr(request, name, None) is not None or name in extras or name in request.extra_body:
+            raise BadRequestError(f"{name} is not supported by Anthropic's Messages API: {hint}", provider=provider)
+
+
+def _tool_definitions(tools: list[Tool]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": t.function.name,
+            "input_schema": t.function.parameters,
+            **({"description": t.function.description} if t.function.description else {}),
+        }
+        for t in tools
+    ]
+
+
 def to_messages_body(
     request: ChatRequest, *, default_max_tokens: int = DEFAULT_MAX_TOKENS, provider: str = "anthropic"
 ) -> dict[str, Any]:
     """The ``POST /v1/messages`` body for ``request`` (without ``stream``)."""
     extras = dict(request.model_extra or {})
-    for name, hint in _REFUSED.items():
-        if getattr(request, name, None) is not None or name in extras or name in request.extra_body:
-            raise BadRequestError(f"{name} is not supported by Anthropic's Messages API: {hint}", provider=provider)
+    _refuse_unsupported(request, extras, provider)
     system, turns = _turns(request.messages, provider)
     if not turns:
         raise BadRequestError(
@@ -241,14 +257,7 @@ def to_messages_body(
     if request.stop is not None:
         body["stop_sequences"] = [request.stop] if isinstance(request.stop, str) else list(request.stop)
     if request.tools:
-        body["tools"] = [
-            {
-                "name": t.function.name,
-                "input_schema": t.function.parameters,
-                **({"description": t.function.description} if t.function.description else {}),
-            }
-            for t in request.tools
-        ]
+        body["tools"] = _tool_definitions(request.tools)
     choice = _tool_choice(request.tool_choice, extras.get("parallel_tool_calls"), provider)
     if choice is not None:
         body["tool_choice"] = choice

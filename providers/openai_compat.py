@@ -110,6 +110,7 @@ class OpenAICompatibleProvider(HTTPProvider):
     """
 
     name: ClassVar[str] = "openai"
+    # A descriptor whose __get__ returns the settings class: mypy sees the descriptor object.
     settings_model: ClassVar[type[ProviderSettings]] = _SettingsModelOnFirstRead()  # type: ignore[assignment]
     env_prefix: ClassVar[str] = "OPENAI_"
     requires_api_key: ClassVar[bool] = False
@@ -163,7 +164,7 @@ class OpenAICompatibleProvider(HTTPProvider):
         provider = self.instance_name
 
         def parse(data: Any, response: HTTPResponse) -> ChatResponse:
-            reply = parse_chat_response(
+            reply: ChatResponse = parse_chat_response(
                 data, provider=provider, on_error=lambda payload: client.error_from_payload(payload, response)
             )
             if reply.id is None:  # some gateways (OpenRouter) give the id only as a header
@@ -175,7 +176,8 @@ class OpenAICompatibleProvider(HTTPProvider):
     def stream_execute(self, request: RequestLike, *, options: CallOptions | None = None) -> ChatStream:
         body, model = self._chat_body(request, stream=True)
         response = self._client.open_stream("/chat/completions", body=body, model=model, what="chat stream")
-        return _WIRE.get().chat_stream(response, provider=self.instance_name, model=model)
+        stream: ChatStream = _WIRE.get().chat_stream(response, provider=self.instance_name, model=model)
+        return stream
 
     # ------------------------------------------------------------------ models, key, embeddings
 

@@ -189,8 +189,11 @@ def parse_model_list(payload: Any, *, provider: str) -> tuple[list[ModelInfo], d
             models.append(model_info_from_openrouter(entry))
         except (ValidationError, TypeError, ValueError):
             continue
-    links = payload.get("links") if isinstance(payload.get("links"), dict) else {}
-    extras = {"total_count": _int_or_none(payload.get("total_count")), "next": links.get("next")}
+    links = payload.get("links")
+    extras = {
+        "total_count": _int_or_none(payload.get("total_count")),
+        "next": links.get("next") if isinstance(links, dict) else None,
+    }
     return models, extras
 
 
@@ -240,7 +243,7 @@ class OpenRouterProvider(OpenAICompatibleProvider):
 
     def service_headers(self, settings: ProviderSettings) -> dict[str, str]:
         """The attribution headers: ``HTTP-Referer``, ``X-OpenRouter-Title`` / ``X-Title``, categories."""
-        headers = {}
+        headers: dict[str, str] = {}
         if not isinstance(settings, OpenRouterSettings):
             return headers
         if settings.app_url:

@@ -75,28 +75,33 @@ class ModelPrice:
 
 def compute_cost(usage: Usage, pricing: Pricing) -> Decimal | None:
     """Usage x per-token prices; ``None`` when a needed price is unknown (missing or negative)."""
-    known = Pricing.known
-    if not (known(pricing.prompt) and known(pricing.completion)):
+    prompt_price, completion_price = _known(pricing.prompt), _known(pricing.completion)
+    if prompt_price is None or completion_price is None:
         return None
-    prompt_price: Decimal = pricing.prompt  # type: ignore[assignment]
-    completion_price: Decimal = pricing.completion  # type: ignore[assignment]
     cached = usage.cached_tokens or 0
-    if cached and known(pricing.input_cache_read):
+    cache_read_price = _known(pricing.input_cache_read)
+    if cached and cache_read_price is not None:
         uncached = max(usage.prompt_tokens - cached, 0)
-        prompt_cost = uncached * prompt_price + cached * pricing.input_cache_read  # type: ignore[operator]
+        prompt_cost = uncached * prompt_price + cached * cache_read_price
     else:
         prompt_cost = usage.prompt_tokens * prompt_price
     total = prompt_cost + usage.completion_tokens * completion_price
-    if known(pricing.request):
-        total += pricing.request  # type: ignore[operator]
+    request_price = _known(pricing.request)
+    if request_price is not None:
+        total += request_price
     return total
+
+
+def _known(price: Decimal | None) -> Decimal | None:
+    """``price`` when it is a real price, ``None`` when missing or negative ("unknown / variable")."""
+    return price if Pricing.known(price) else None
 
 
 def load_fallback_models(provider: str = "openrouter") -> ModelList:
     """The built-in model list, flagged ``fallback=True``."""
     from .openrouter import parse_model_list
 
-    text = resources.files("llmrelay.providers").joinpath("data", FALLBACK_FILE).read_text("utf-8")
+    text = (resources.files("llmrelay.providers") / "data" / FALLBACK_FILE).read_text("utf-8")
     models, _ = parse_model_list(json.loads(text), provider=provider)
     return ModelList(models=models, provider=provider, fallback=True)
 
@@ -209,8 +214,8 @@ class PricingService:
         if usage is None:
             return CostEstimate(model_id, None, None, factor, "unknown")
         if usage.cost is not None:
-            base = Decimal(usage.cost)
-            return CostEstimate(model_id, base, base * factor, factor, "reported")
+            reported = Decimal(usage.cost)
+            return CostEstimate(model_id, reported, reported * factor, factor, "reported")
         pricing = self.price(model_id) if model_id else None
         base = compute_cost(usage, pricing) if pricing is not None else None
         if base is None:

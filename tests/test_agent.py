@@ -40,7 +40,7 @@ def model_that_calls_tools(turns_with_tools: int, stream: bool):
     def script(operation, request):
         turn = sum(1 for m in request.messages if m.role == "assistant")
         if turn < turns_with_tools:
-            calls = [("c%d_%d" % (turn, i), city) for i, city in enumerate(["Paris", "Rome"])]
+            calls = [(f"c{turn}_{i}", city) for i, city in enumerate(["Paris", "Rome"])]
             if stream:
 
                 def chunks():

@@ -218,7 +218,7 @@ def test_invalidate_by_key_by_operation_and_all() -> None:
 
 def test_invalidate_rejects_bad_input_with_a_clear_error() -> None:
     _, layer, _, _, _ = build()
-    with pytest.raises(ConfigurationError, match="not a cached operation.*list_models"):
+    with pytest.raises(ConfigurationError, match=r"not a cached operation.*list_models"):
         layer.invalidate(operation="list_modles")
     with pytest.raises(ConfigurationError, match="exactly one"):
         layer.invalidate()
@@ -283,7 +283,7 @@ def test_different_keys_never_share_cached_results() -> None:
 def test_l2_hit_fills_l1_and_is_shared_by_providers_of_one_process() -> None:
     backend = MemoryBackend()
     clock = FakeClock(1_700_000_000.0)
-    first, _, first_fake, _, _ = build(backend=backend, clock=clock)
+    first, _, _, _, _ = build(backend=backend, clock=clock)
     second, second_layer, second_fake, _, _ = build(backend=backend, clock=clock)
     first.list_models()
     got = second.list_models()

@@ -178,23 +178,28 @@ def test_etags_are_unique_and_differ_in_a_forked_child() -> None:
     assert child_tag and child_tag not in tags and child_tag[:16] != new_etag()[:16]
 
 
+def _read_at_once(entry: Entry, threads: int) -> tuple[list[Any], list[BaseException]]:
+    """``entry.value`` read by ``threads`` threads released together: the values and the errors."""
+    barrier = threading.Barrier(threads)
+    values: list[Any] = []
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        barrier.wait(5)
+        try:
+            values.append(entry.value)
+        except BaseException as exc:  # reported by the caller
+            errors.append(exc)
+
+    run_in_threads(read, threads)
+    return values, errors
+
+
 def test_a_lazy_entry_decodes_once_even_when_threads_race_for_it() -> None:
     credits = _credits()
     header = new_header("Credits", NOW, 60, 0, 0)
     for _ in range(50):
-        entry = Entry.lazy(header, encode_entry(credits, header)[1])
-        barrier = threading.Barrier(4)
-        values: list[Any] = []
-        errors: list[BaseException] = []
-
-        def read() -> None:
-            barrier.wait(5)
-            try:
-                values.append(entry.value)
-            except BaseException as exc:  # reported below
-                errors.append(exc)
-
-        run_in_threads(read, 4)
+        values, errors = _read_at_once(Entry.lazy(header, encode_entry(credits, header)[1]), 4)
         assert not errors and all(value == values[0] for value in values)
 
 

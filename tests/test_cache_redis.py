@@ -91,8 +91,8 @@ def test_a_cold_miss_loads_once_across_instances(redis_namespace: str) -> None:
         b_waiting.set()
         time.sleep(seconds)
 
-    a, a_layer, a_fake = instance(redis_namespace, settings={"lock_poll_interval": 0.01})
-    b, b_layer, b_fake = instance(redis_namespace, sleep=b_sleep, settings={"lock_poll_interval": 0.01})
+    a, _, a_fake = instance(redis_namespace, settings={"lock_poll_interval": 0.01})
+    b, _, b_fake = instance(redis_namespace, sleep=b_sleep, settings={"lock_poll_interval": 0.01})
 
     def slow(operation: str, _request: Any) -> None:
         a_upstream.set()
@@ -132,7 +132,7 @@ def test_the_lock_is_set_nx_px_and_released_by_compare_and_delete(redis_client: 
 
 
 def test_invalidate_removes_this_providers_entries_from_redis(redis_client: Any, redis_namespace: str) -> None:
-    provider, layer, fake = instance(redis_namespace)
+    provider, layer, _ = instance(redis_namespace)
     try:
         provider.list_models()
         provider.get_generation_stats("g1")

@@ -140,7 +140,7 @@ def test_record_then_replay_offline(run: Callable[..., Any], tmp_path: Path, mon
     assert scan_cassette(cassette, secrets=[VALID_KEY]) == []  # the masked key label was filtered too
 
     monkeypatch.delenv("OPENROUTER_API_KEY")  # server gone, no key: replay only
-    for command, expected in zip(commands, live):
+    for command, expected in zip(commands, live, strict=True):
         code, out, err = run("--config", str(config), "--cassette", str(cassette), *command)
         assert code == EXIT_OK, err
         if command[0] != "validate":  # its key label was scrubbed when recorded
@@ -262,7 +262,7 @@ def test_console_script_ctrl_c_mid_stream_exits_130_quietly(tmp_path: Path) -> N
         assert process.stdout is not None
         first = process.stdout.read1(100)  # type: ignore[attr-defined]  # the stream has started, then stalls
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
+        _, err = process.communicate(timeout=30)
     assert first
     assert process.returncode == 130
     assert "Traceback" not in err.decode() and _errors(err.decode()) == []

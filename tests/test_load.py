@@ -51,7 +51,7 @@ def _faults(seed: int) -> tuple[object, object]:
         if not faulted:
             return None
         if isinstance(request.body, dict) and request.body.get("stream"):
-            stream_faults = json_faults[:4] + [Reply(stream_cut_after=2), Reply(stream_error_after=1)]
+            stream_faults = [*json_faults[:4], Reply(stream_cut_after=2), Reply(stream_error_after=1)]
             return stream_faults[choice % len(stream_faults)]
         return json_faults[choice % len(json_faults)]
 

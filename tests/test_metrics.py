@@ -246,7 +246,7 @@ def test_prometheus_text_is_well_formed_and_consistent() -> None:
 
 
 def test_settings_validation() -> None:
-    with pytest.raises(ConfigurationError, match="plugins.metrics.window_size"):
+    with pytest.raises(ConfigurationError, match=re.escape("plugins.metrics.window_size")):
         validate_settings(MetricsSettings, {"window_size": 0}, source="t", prefix="plugins.metrics")
     with pytest.raises(ConfigurationError, match="buckets"):
         validate_settings(MetricsSettings, {"latency_buckets": [1, 0.5]}, source="t", prefix="plugins.metrics")

@@ -176,9 +176,11 @@ def test_error_statuses(server, sleeps, status, cls):
             status=status, body={"error": {"message": "nope", "type": "x", "code": None}}, headers={"Retry-After": "0"}
         ),
     )
-    with OpenAICompatibleProvider(api_key=VALID_KEY, base_url=server.base_url, sleep=sleeps.append) as p:
-        with pytest.raises(cls) as caught:
-            p.execute(REQUEST)
+    with (
+        OpenAICompatibleProvider(api_key=VALID_KEY, base_url=server.base_url, sleep=sleeps.append) as p,
+        pytest.raises(cls) as caught,
+    ):
+        p.execute(REQUEST)
     assert caught.value.status == status
     assert VALID_KEY not in str(caught.value)
     # Availability errors were retried by the shared policy; the client error was not.

@@ -65,7 +65,7 @@ def sse(body: bytes, pieces: int = 7) -> HTTPResponse:
 
 def test_execute_parses_a_real_response_with_cost_and_serving_provider() -> None:
     recorded = sample("chat_usage_2025.json")
-    provider, transport, _ = make(replies(answer(200, recorded["response"])))
+    provider, _, _ = make(replies(answer(200, recorded["response"])))
     reply = provider.execute(recorded["request"])
     assert reply.text and reply.finish_reason == "stop"
     assert reply.usage is not None and reply.usage.cost is not None and reply.usage.cost > 0
@@ -172,7 +172,7 @@ def test_html_error_page_and_empty_body() -> None:
         b"<html><head><title>502 Bad Gateway</title></head></html>",
     )
     provider, _, _ = make(replies(html, html, html), retry={"max_attempts": 3})
-    with pytest.raises(ServerError, match="HTML page.*502 Bad Gateway") as caught:
+    with pytest.raises(ServerError, match=r"HTML page.*502 Bad Gateway") as caught:
         provider.execute(HI)
     assert caught.value.request_id == "abc-LHR"
     provider, _, _ = make(replies(answer(200, b"")))
@@ -446,7 +446,7 @@ def test_generation_stats_404_gives_up_after_the_window() -> None:
 
 
 def test_generation_stats_needs_an_id() -> None:
-    provider, transport, _ = make(replies())
+    provider, _, _ = make(replies())
     with pytest.raises(ConfigurationError, match="generation id"):
         provider.get_generation_stats("  ")
 

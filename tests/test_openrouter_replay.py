@@ -217,9 +217,11 @@ def test_stream_text_and_usage_chunk(provider: Any) -> None:
         "messages": [{"role": "user", "content": "Two names for a pet pelican, be brief"}],
         "extra_body": {"stream_options": {"include_usage": True}},
     }
-    with replay("prompt_stream_2025-08.yaml", not_requested=(0,)):  # (0 is the recorder's GET /models)
-        with provider.stream_execute(request) as stream:
-            texts = [chunk.text for chunk in stream]
+    with (
+        replay("prompt_stream_2025-08.yaml", not_requested=(0,)),  # (0 is the recorder's GET /models)
+        provider.stream_execute(request) as stream,
+    ):
+        texts = [chunk.text for chunk in stream]
     assert "".join(texts) == stream.text
     assert stream.text.endswith("Pebbles and Skipper.")
     assert stream.finish_reason == "stop"  # the usage chunk's null finish_reason does not overwrite it
@@ -298,9 +300,11 @@ def test_stream_image_prompt_keeps_unknown_finish_reason(provider: Any) -> None:
         ],
         "extra_body": {"stream_options": {"include_usage": True}},
     }
-    with replay("image_prompt_stream_2024-11.yaml", not_requested=(0,)):  # (0: GET /models, another test)
-        with provider.stream_execute(request) as stream:
-            reply = stream.final_response()
+    with (
+        replay("image_prompt_stream_2024-11.yaml", not_requested=(0,)),  # (0: GET /models, another test)
+        provider.stream_execute(request) as stream,
+    ):
+        reply = stream.final_response()
     assert reply.text.strip()
     # 2024 traffic sent Anthropic's raw "end_turn": accepted, and mapped to OpenAI's word for it.
     assert reply.finish_reason == "stop"
@@ -332,5 +336,5 @@ def test_a_request_not_in_the_cassette_fails(provider: Any) -> None:
     from llmrelay.core.cli.cassettes import unmatched_request
 
     with replay("retry_429_429_200_2025-05.yaml", not_requested=(0, 1, 2)), pytest.raises(Exception) as caught:
-        provider.execute({**JOKE, "messages": JOKE["messages"][:1] + [{"role": "user", "content": "Another"}]})
+        provider.execute({**JOKE, "messages": [*JOKE["messages"][:1], {"role": "user", "content": "Another"}]})
     assert unmatched_request(caught.value) == "POST https://openrouter.ai/api/v1/chat/completions"

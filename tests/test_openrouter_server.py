@@ -21,8 +21,10 @@ from llmrelay.core.errors import (
 from llmrelay.providers.openrouter import CreditsNotAvailableError, OpenRouterProvider
 
 from tests.support.fake_server import VALID_KEY, FakeOpenRouter, Reply
-from tests.support.fixtures import openrouter_server  # noqa: F401  (fixture)
+from tests.support.fixtures import openrouter_server
 from tests.support.threads import run_in_threads
+
+__all__ = ["openrouter_server"]  # a fixture, imported to be found by pytest
 
 HI = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 

@@ -22,23 +22,27 @@ def test_record_then_replay_offline(tmp_path: Path) -> None:
     options = {"match_on": ["method", "uri", "body"], "filter_headers": ["authorization"]}
     with FakeOpenRouter() as server:
         base = server.base_url
-        with vcr.use_cassette(cassette, record_mode="once", **options):
-            with OpenRouterProvider(api_key=VALID_KEY, base_url=base) as provider:
-                recorded = (
-                    provider.execute(HI).text,
-                    provider.stream_execute(HI).final_response().text,
-                    provider.list_models().ids,
-                )
-    text = Path(cassette).read_text()
-    assert VALID_KEY not in text
-    # The server is gone: everything below comes from the cassette.
-    with vcr.use_cassette(cassette, record_mode="none", **options):
-        with OpenRouterProvider(api_key=VALID_KEY, base_url=base) as provider:
-            replayed = (
+        with (
+            vcr.use_cassette(cassette, record_mode="once", **options),
+            OpenRouterProvider(api_key=VALID_KEY, base_url=base) as provider,
+        ):
+            recorded = (
                 provider.execute(HI).text,
                 provider.stream_execute(HI).final_response().text,
                 provider.list_models().ids,
             )
+    text = Path(cassette).read_text()
+    assert VALID_KEY not in text
+    # The server is gone: everything below comes from the cassette.
+    with (
+        vcr.use_cassette(cassette, record_mode="none", **options),
+        OpenRouterProvider(api_key=VALID_KEY, base_url=base) as provider,
+    ):
+        replayed = (
+            provider.execute(HI).text,
+            provider.stream_execute(HI).final_response().text,
+            provider.list_models().ids,
+        )
     assert replayed == recorded and recorded[1] == "word0 word1 word2 word3 word4"
 
 

@@ -1,8 +1,9 @@
 """The built-in ``llmrelay`` commands: ``providers``, ``models``, ``chat``, ``validate``.
 
 Each is ``run(args, context) -> exit code``, the same signature plugin
-commands have (see :mod:`llmrelay.core.cli.main`). Output goes to
-``context.stdout``; errors are raised and rendered by ``cli.main``.
+commands have (see :mod:`llmrelay.core.cli.main`), with a
+:class:`~.context.CommandContext`. Output goes to ``context.stdout``; errors
+are raised and rendered by :mod:`.main`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..secrets import redact
-from .main import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandContext, UsageError
+from .context import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandContext, UsageError
 
 if TYPE_CHECKING:
     from ..catalog import ModelInfo
@@ -186,7 +187,7 @@ def _json_decimal(value: Any) -> str | None:
 
 
 def _read_prompt(args: argparse.Namespace) -> str:
-    prompt = args.prompt
+    prompt: str | None = args.prompt
     missing = "chat needs a prompt: pass it as an argument or pipe it on stdin"
     if prompt is None or prompt == "-":
         if prompt is None and sys.stdin.isatty():

@@ -53,7 +53,7 @@ from cachetools import TTLCache
 from pydantic import BaseModel, Field, ValidationError, create_model
 
 from ..errors import ConfigurationError
-from ..models import FunctionDefinition, Message, Tool, ToolCall
+from ..models import FunctionCall, FunctionDefinition, Message, Tool, ToolCall
 from ..secrets import redact
 
 __all__ = ["ToolOptions", "ToolRegistry", "ToolResult", "ToolSpec", "schema_from_function"]
@@ -102,23 +102,26 @@ def _arguments_model(func: Callable[..., Any], name: str) -> type[BaseModel]:
             continue
         annotation = hints.get(param.name, Any)
         # Annotated[str, "what it is"]: a plain string is the parameter's description.
+        # pydantic ignores metadata it does not know (the string); an Annotated
+        # nested in another is flattened, so this appends the Field after the rest.
         if typing.get_origin(annotation) is Annotated:
-            base, *extras = typing.get_args(annotation)
-            text = next((e for e in extras if isinstance(e, str)), None)
+            text = next((e for e in typing.get_args(annotation)[1:] if isinstance(e, str)), None)
             if text is not None:
-                others = [e for e in extras if not isinstance(e, str)]
-                annotation = Annotated[(base, *others, Field(description=text))]  # type: ignore[valid-type]
+                annotation = Annotated[annotation, Field(description=text)]
         default = ... if param.default is param.empty else param.default
         fields[param.name] = (annotation, default)
-    return create_model(f"{name}_arguments", **fields)  # type: ignore[call-overload, no-any-return]
+    return create_model(f"{name}_arguments", **fields)
+
+
+def _schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    schema: dict[str, Any] = _strip_titles(model.model_json_schema())
+    schema.setdefault("properties", {})
+    return schema
 
 
 def schema_from_function(func: Callable[..., Any], name: str | None = None) -> dict[str, Any]:
     """The JSON schema of a function's parameters, from its type hints."""
-    model = _arguments_model(func, name or func.__name__)
-    schema = _strip_titles(model.model_json_schema())
-    schema.setdefault("properties", {})
-    return schema  # type: ignore[no-any-return]
+    return _schema_of(_arguments_model(func, name or func.__name__))
 
 
 def _first_paragraph(func: Callable[..., Any]) -> str | None:
@@ -288,20 +291,20 @@ class ToolRegistry:
                 f"tool name {tool_name!r} is not valid: use 1-64 letters, digits, '_' or '-' (pass name=...)"
             )
         options = ToolOptions(cache_ttl, timeout, breaker_threshold, breaker_cooldown)
+        model: type[BaseModel] | None = None
         if parameters is None:
             try:
-                model: type[BaseModel] | None = _arguments_model(function, tool_name)
+                model = _arguments_model(function, tool_name)
             except Exception as exc:  # an annotation pydantic cannot turn into a schema
                 raise ConfigurationError(
                     f"tool {tool_name!r}: cannot derive a JSON schema from its type hints ({exc}); "
                     "pass parameters={...} explicitly"
                 ) from exc
-            schema = _strip_titles(model.model_json_schema())  # type: ignore[union-attr]
-            schema.setdefault("properties", {})
+            schema = _schema_of(model)
         else:
             if not isinstance(parameters, dict) or parameters.get("type") != "object":
                 raise ConfigurationError(f"tool {tool_name!r}: parameters must be a JSON schema with type 'object'")
-            model, schema = None, parameters
+            schema = parameters
         spec = ToolSpec(tool_name, description or _first_paragraph(function), schema, function, options, model)
         state = _State(
             cache=TTLCache(self._cache_size, options.cache_ttl, timer=self._clock) if options.cache_ttl else None,
@@ -387,7 +390,7 @@ class ToolRegistry:
                 outcomes[key] = _error("timeout", f"tool {run.name!r} did not finish within {run.timeout:g} seconds")
         results = []
         seen: set[str] = set()
-        for call, key in zip(calls, keys):
+        for call, key in zip(calls, keys, strict=True):
             outcome = outcomes[key]
             results.append(
                 ToolResult(
@@ -408,7 +411,7 @@ class ToolRegistry:
     def run(self, name: str, arguments: Mapping[str, Any] | str | None = None) -> ToolResult:
         """Run one tool by name (outside a model turn)."""
         raw = arguments if isinstance(arguments, str) else json.dumps(dict(arguments or {}))
-        return self.execute_results([ToolCall(id="call", function={"name": name, "arguments": raw})])[0]
+        return self.execute_results([ToolCall(id="call", function=FunctionCall(name=name, arguments=raw))])[0]
 
     @staticmethod
     def _key(call: ToolCall) -> str:
@@ -417,7 +420,7 @@ class ToolRegistry:
         raw = call.function.arguments or "{}"
         try:
             canonical = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":"))
-        except ValueError:
+        except (ValueError, RecursionError):  # _parse turns these into the call's error result
             canonical = raw
         return f"{call.function.name}\x00{canonical}"
 
@@ -462,10 +465,12 @@ class ToolRegistry:
     def _parse(spec: ToolSpec, raw: str) -> dict[str, Any]:
         try:
             arguments = json.loads(raw or "{}")
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise ValueError(
                 f"arguments for {spec.name!r} are not valid JSON ({exc.msg} at position {exc.pos})"
             ) from None
+        except (ValueError, RecursionError) as exc:  # an integer too long for int(), nesting too deep
+            raise ValueError(f"arguments for {spec.name!r} cannot be decoded ({exc})") from None
         if not isinstance(arguments, dict):
             raise ValueError(f"arguments for {spec.name!r} must be a JSON object, got {type(arguments).__name__}")
         if spec.arguments_model is not None:

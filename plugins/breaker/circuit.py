@@ -67,8 +67,13 @@ class CircuitState(str, Enum):
 
 
 class RemoteView(Protocol):
-    state: str | None  # "open", "closed", or None when nothing is shared yet
-    remaining: float | None  # seconds left open
+    """What a :class:`SharedState` read found. Read-only: a frozen record satisfies it."""
+
+    @property
+    def state(self) -> str | None: ...  # "open", "closed", or None when nothing is shared yet
+
+    @property
+    def remaining(self) -> float | None: ...  # seconds left open
 
 
 class SharedState(Protocol):

@@ -23,19 +23,22 @@ only when a store is built.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from llmrelay.core.errors import ConfigurationError
 
 __all__ = ["RedisSharedState", "RemoteState"]
 
 log = logging.getLogger("llmrelay.breaker")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +87,8 @@ class RedisSharedState:
     def available(self) -> bool:
         return self._clock() >= self._down_until
 
-    def _run(self, what: str, fn: Callable[[], Any]) -> Any:
+    def _run(self, what: str, fn: Callable[[], T]) -> T | None:
+        """``fn()``; ``None`` while Redis is marked unavailable, or when ``fn`` fails (which marks it)."""
         if not self.available:
             return None
         try:
@@ -131,27 +135,27 @@ class RedisSharedState:
                 return RemoteState("closed")
             return RemoteState(None)
 
-        return self._run("read", read)  # type: ignore[no-any-return]
+        return self._run("read", read)
 
     def publish_open(self, name: str, seconds: float) -> bool | None:
         ms = max(1, int(seconds * 1000))
-        return self._run("publish_open", lambda: bool(self._client.set(self._key(name), "open", px=ms)))  # type: ignore[no-any-return]
+        return self._run("publish_open", lambda: bool(self._client.set(self._key(name), "open", px=ms)))
 
     def publish_closed(self, name: str) -> bool | None:
         # A day is long enough for every instance to notice, short enough not to litter.
-        return self._run("publish_closed", lambda: bool(self._client.set(self._key(name), "closed", ex=86400)))  # type: ignore[no-any-return]
+        return self._run("publish_closed", lambda: bool(self._client.set(self._key(name), "closed", ex=86400)))
 
     def try_probe_lease(self, name: str, seconds: float) -> bool | None:
         ms = max(1, int(seconds * 1000))
         key = self._key(name) + ":probe"
-        return self._run("probe_lease", lambda: bool(self._client.set(key, self._token, nx=True, px=ms)))  # type: ignore[no-any-return]
+        return self._run("probe_lease", lambda: bool(self._client.set(key, self._token, nx=True, px=ms)))
 
     _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
     def release_probe_lease(self, name: str) -> bool | None:
         # Compare-and-delete: never release a lease another instance took after ours expired.
         key = self._key(name) + ":probe"
-        return self._run("release_probe", lambda: bool(self._client.eval(self._RELEASE, 1, key, self._token)))  # type: ignore[no-any-return]
+        return self._run("release_probe", lambda: bool(self._client.eval(self._RELEASE, 1, key, self._token)))
 
     def clear(self, name: str) -> None:
         """Forget the shared state of one breaker (tests, operators)."""
@@ -160,10 +164,8 @@ class RedisSharedState:
     def close(self) -> None:
         close = getattr(self._client, "close", None)
         if close is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing a client whose server went away
                 close()
-            except Exception:
-                pass
 
     def __repr__(self) -> str:
         return f"<RedisSharedState {self._url_for_logs} prefix={self.prefix!r}>"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 
 from .backends import BackendUnavailable, L2Backend
 from .counters import Counters
@@ -25,7 +25,9 @@ log = logging.getLogger("llmrelay.plugins.cache")
 #: The lock token handed out while L2 is down: go ahead, locally.
 LOCAL_LOCK = "local"
 
-T = TypeVar("T")
+P = ParamSpec("P")
+R = TypeVar("R")  # what the backend method returns
+D = TypeVar("D")  # what the guard answers instead while L2 is down
 
 
 class GuardedL2:
@@ -51,12 +53,12 @@ class GuardedL2:
     def available(self) -> bool:
         return self._down_until is None
 
-    def _call(self, default: T, fn: Callable[..., T], *args: Any) -> T:
+    def _call(self, default: D, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R | D:
         down_until = self._down_until
         if down_until is not None and self._clock() < down_until:
             return default
         try:
-            result = fn(*args)
+            result = fn(*args, **kwargs)
         except BackendUnavailable as exc:
             self._counters.add("l2_errors")
             with self._state_lock:

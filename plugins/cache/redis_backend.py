@@ -15,6 +15,7 @@ a message.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -74,10 +75,10 @@ class RedisBackend(L2Backend):
 
     def get(self, key: str) -> bytes | None:
         try:
-            value = self._client.get(key)
+            value: bytes | None = self._client.get(key)
         except self._errors as exc:
             raise self._fail(exc) from None
-        return value  # type: ignore[no-any-return]
+        return value
 
     def set(self, key: str, data: bytes, ttl: float) -> None:
         try:
@@ -124,10 +125,8 @@ class RedisBackend(L2Backend):
             raise self._fail(exc) from None
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(*self._errors):  # closing a client whose server went away
             self._client.close()
-        except self._errors:
-            pass
 
     def describe(self) -> str:
         return self._where

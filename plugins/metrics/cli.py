@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import argparse
 import glob
-import sys
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from llmrelay.core.errors import ConfigurationError, LLMRelayError
 
@@ -34,6 +33,9 @@ from .grade import GRADES
 from .registry import metrics_registry
 from .settings import GradeThresholds, MetricsSettings
 from .snapshot import MetricsSnapshot
+
+if TYPE_CHECKING:
+    from llmrelay.core.cli import CommandContext
 
 __all__ = ["add_arguments", "register_command", "run"]
 
@@ -67,10 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace, context: Any) -> int:
-    """The command: ``context`` is the CLI's ``CommandContext`` (``provider()``, ``config``, ``stdout``, ``stderr``)."""
-    out: TextIO = getattr(context, "stdout", None) or sys.stdout
-    err: TextIO = getattr(context, "stderr", None) or sys.stderr
+def run(args: argparse.Namespace, context: CommandContext) -> int:
+    """The command, run by the CLI with its ``CommandContext``."""
+    out, err = context.stdout, context.stderr
     try:
         snapshot, thresholds = _collect(args, context, err)
     except (LLMRelayError, OSError, ValueError) as exc:
@@ -95,8 +96,11 @@ def run(args: argparse.Namespace, context: Any) -> int:
     return 0
 
 
-def _collect(args: argparse.Namespace, context: Any, err: TextIO) -> tuple[MetricsSnapshot | None, GradeThresholds]:
-    section = _metrics_section(context)
+def _collect(
+    args: argparse.Namespace, context: CommandContext, err: TextIO
+) -> tuple[MetricsSnapshot | None, GradeThresholds]:
+    section = context.config.plugin_section("metrics")
+    section.pop("enabled", None)
     settings = MetricsSettings.model_validate(section) if section else MetricsSettings()
     if args.probe:
         if args.probe < 0:
@@ -128,51 +132,24 @@ def _collect(args: argparse.Namespace, context: Any, err: TextIO) -> tuple[Metri
     return MetricsSnapshot.merge(snapshots), settings.grade
 
 
-def _probe(args: argparse.Namespace, context: Any, err: TextIO) -> None:
+def _probe(args: argparse.Namespace, context: CommandContext, err: TextIO) -> None:
     if args.operation == "execute" and not args.model:
         raise ConfigurationError("--operation execute needs --model")
-    provider, owned = _build_provider(context)
-    try:
-        for _ in range(args.probe):
-            try:
-                if args.operation == "list_models":
-                    provider.list_models()
-                elif args.operation == "validate_config":
-                    provider.validate_config()
-                else:
-                    provider.execute(
-                        {"model": args.model, "messages": [{"role": "user", "content": args.prompt}], "max_tokens": 16}
-                    )
-            except LLMRelayError as exc:
-                print(f"probe call failed: {type(exc).__name__}: {exc}", file=err)
-    finally:
-        if owned:
-            provider.close()
-
-
-def _build_provider(context: Any) -> tuple[Any, bool]:
-    """The provider to probe, and whether this command must close it."""
-    # The CLI's context builds it as the global options say (--config,
-    # --provider, --cassette) and closes it when the command returns.
-    factory = getattr(context, "provider", None)
-    if callable(factory):
-        return factory(), False
-    from llmrelay.core.config import create_provider
-
-    return create_provider(getattr(context, "provider_option", None), config=getattr(context, "config", None)), True
-
-
-def _metrics_section(context: Any) -> dict[str, Any]:
-    config = getattr(context, "config", None)
-    if config is None:
-        loader: Callable[[], Any] | None = getattr(context, "load_config", None)
-        config = loader() if callable(loader) else None
-    section = getattr(config, "plugin_section", None)
-    if callable(section):
-        data = dict(section("metrics"))
-        data.pop("enabled", None)
-        return data
-    return {}
+    # Built as the global options say (--config, --provider, --cassette); the
+    # context closes it when the command returns.
+    provider = context.provider()
+    for _ in range(args.probe):
+        try:
+            if args.operation == "list_models":
+                provider.list_models()
+            elif args.operation == "validate_config":
+                provider.validate_config()
+            else:
+                provider.execute(
+                    {"model": args.model, "messages": [{"role": "user", "content": args.prompt}], "max_tokens": 16}
+                )
+        except LLMRelayError as exc:
+            print(f"probe call failed: {type(exc).__name__}: {exc}", file=err)
 
 
 def register_command(register: Callable[..., None]) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .snapshot import Histogram, MetricsSnapshot, Quantiles, SeriesSnapshot
+from .snapshot import BreakerSnapshot, Histogram, MetricsSnapshot, Quantiles, SeriesSnapshot
 
 __all__ = ["CONTENT_TYPE", "render"]
 
@@ -54,7 +54,7 @@ class _Writer:
         self.lines.append(f"{name}{_labels(labels)} {_number(value)}")
 
     def histogram(self, name: str, labels: list[tuple[str, str]], histogram: Histogram) -> None:
-        for bound, count in zip([*histogram.bounds, float("inf")], histogram.cumulative()):
+        for bound, count in zip([*histogram.bounds, float("inf")], histogram.cumulative(), strict=True):
             le = "+Inf" if bound == float("inf") else _number(float(bound))
             self.sample(f"{name}_bucket", [*labels, ("le", le)], count)
         self.sample(f"{name}_sum", labels, float(histogram.sum))
@@ -68,8 +68,13 @@ class _Writer:
 
 def render(snapshot: MetricsSnapshot) -> str:
     out = _Writer()
-    series = snapshot.series
+    _call_counters(out, snapshot.series)
+    _latencies(out, snapshot.series)
+    _breakers(out, snapshot.breakers)
+    return "\n".join(out.lines) + "\n"
 
+
+def _call_counters(out: _Writer, series: list[SeriesSnapshot]) -> None:
     def counter(name: str, help_text: str, attribute: str) -> None:
         out.family(name, "counter", help_text)
         for item in series:
@@ -109,6 +114,8 @@ def render(snapshot: MetricsSnapshot) -> str:
                 out.sample("llmrelay_cache_requests_total", [*_base(item), ("result", result)], count)
     counter("llmrelay_breaker_rejections_total", "Calls failed fast by an open circuit breaker.", "breaker_rejections")
 
+
+def _latencies(out: _Writer, series: list[SeriesSnapshot]) -> None:
     out.family("llmrelay_request_duration_seconds", "histogram", "Call latency (whole stream for stream_execute).")
     for item in series:
         out.histogram("llmrelay_request_duration_seconds", _base(item), item.latency_histogram)
@@ -134,16 +141,17 @@ def render(snapshot: MetricsSnapshot) -> str:
     for item in series:
         out.quantiles("llmrelay_stream_tokens_per_second", _base(item), item.tokens_per_second)
 
+
+def _breakers(out: _Writer, breakers: list[BreakerSnapshot]) -> None:
     out.family("llmrelay_breaker_state", "gauge", "Circuit breaker state: 1 for the current state.")
-    for breaker in snapshot.breakers:
+    for breaker in breakers:
         labels = [("provider", breaker.provider), ("breaker", breaker.breaker)]
         for state in _BREAKER_STATES:
             out.sample("llmrelay_breaker_state", [*labels, ("state", state)], 1 if breaker.state == state else 0)
     out.family("llmrelay_breaker_opened_total", "counter", "Times a circuit breaker opened.")
-    for breaker in snapshot.breakers:
+    for breaker in breakers:
         out.sample(
             "llmrelay_breaker_opened_total",
             [("provider", breaker.provider), ("breaker", breaker.breaker)],
             breaker.opened,
         )
-    return "\n".join(out.lines) + "\n"

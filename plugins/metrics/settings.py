@@ -87,9 +87,7 @@ class MetricsSettings(BaseModel):
     window_seconds: float | None = Field(default=300.0, gt=0, description="samples older than this are ignored")
     latency_buckets: tuple[float, ...] = LATENCY_BUCKETS
     ttft_buckets: tuple[float, ...] = TTFT_BUCKETS
-    # ``{}``, validated through this model's schema (validate_default): a
-    # factory building GradeThresholds itself would build its schema twice.
-    grade: GradeThresholds = Field(default_factory=lambda: {})
+    grade: GradeThresholds = Field(default_factory=GradeThresholds)
     log_level: Literal["DEBUG", "INFO", "WARNING", "OFF"] = Field(
         default="DEBUG", description="level of the per-call log event on logger llmrelay.metrics"
     )
