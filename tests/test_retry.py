@@ -233,7 +233,7 @@ def test_parse_retry_after_http_date() -> None:
     assert parse_retry_after(Headers({"Retry-After": past}), now=lambda: now) == 0.0
 
 
-def test_attempts_are_recorded_on_the_result_and_on_the_final_error() -> None:
+def test_attempts_are_reported_with_the_result_and_on_the_final_error() -> None:
     from llmrelay.core.models import ChatResponse, Message
 
     policy = RetryPolicy(RetrySettings(max_attempts=3), sleep=lambda _s: None, rng=random.Random(1))
@@ -245,11 +245,16 @@ def test_attempts_are_recorded_on_the_result_and_on_the_final_error() -> None:
             raise error
         return ChatResponse(message=Message(role="assistant", content="ok"), provider="p")
 
-    assert policy.call(flaky).meta.attempts == 2
+    retried = policy.run(flaky)
+    assert retried.attempts == 2 and retried.value.text == "ok"
+    assert policy.run(Script()).attempts == 1
 
     def failing() -> ChatResponse:
         raise ServerError("boom", status=503)
 
     with pytest.raises(ServerError) as caught:
         policy.call(failing)
-    assert caught.value.attempts == 3  # type: ignore[attr-defined]
+    assert caught.value.attempts == 3
+    with pytest.raises(BadRequestError) as refused:
+        policy.call(Script(BadRequestError("bad", status=400)))
+    assert refused.value.attempts == 1  # not retried
