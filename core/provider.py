@@ -146,7 +146,7 @@ class Provider(ABC):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         declared = cls.__dict__.get("capabilities")
-        if declared is not None:
+        if isinstance(declared, (set, frozenset, list, tuple)):
             # A provider written against the older names ({"chat", "credits"}) gets the same operations.
             cls.capabilities = frozenset(_operation(cls, item) for item in declared)
 

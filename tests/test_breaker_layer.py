@@ -38,7 +38,7 @@ def test_on_by_default_and_switchable_off(registry) -> None:
 def test_settings_come_from_the_config_and_are_validated(registry) -> None:
     provider, _ = make(registry, failure_threshold=2, reset_timeout=10)
     assert provider.layer("breaker").board.settings.failure_threshold == 2
-    with pytest.raises(ConfigurationError, match="plugins.breaker.failure_treshold"):
+    with pytest.raises(ConfigurationError, match=r"plugins\.breaker\.failure_treshold"):
         create_provider("fake", registry=registry, config={"plugins": {"breaker": {"failure_treshold": 2}}})
 
 

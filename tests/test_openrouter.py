@@ -347,7 +347,7 @@ def test_a_paged_model_list_counts_the_attempts_of_every_page() -> None:
     }
     page2 = {"data": [{"id": "a/two", "pricing": {"prompt": "0", "completion": "0"}}]}
     busy = answer(503, {"error": {"code": 503, "message": "busy"}})
-    provider, transport, sleeps = make(replies(answer(200, page1), busy, answer(200, page2)))
+    provider, _, sleeps = make(replies(answer(200, page1), busy, answer(200, page2)))
     models = provider.list_models()
     assert models.ids == ["a/one", "a/two"] and len(sleeps) == 1
     assert models.meta.attempts == 2  # the first attempt and the one retry (metrics counts retries from it)

@@ -157,8 +157,9 @@ class wait_retry_after(wait_base):  # lower case, like tenacity's own strategies
 class stop_when_out_of_time(stop_base):  # lower case, like tenacity's own strategies
     """Stop when the next wait would end past ``deadline`` on ``clock``, saying so in the log.
 
-    tenacity's ``stop_before_delay``, on the policy's clock: tenacity works
-    out the wait (``retry_state.upcoming_sleep``) before it asks ``stop``.
+    tenacity's ``stop_before_delay``, on the policy's clock: tenacity (8.3
+    and later) works out the wait (``retry_state.upcoming_sleep``) before it
+    asks ``stop``.
     """
 
     def __init__(self, deadline: float, clock: Callable[[], float], budget: float, label: str) -> None:
