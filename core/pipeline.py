@@ -21,7 +21,7 @@ a layer observes it with ``stream.add_done_callback`` rather than wrapping
 its iterator, so streams pay nothing per chunk per layer.
 
 The contract between layers is declared here, as typed fields of
-:class:`Call`: ``call.cache`` (a :class:`CacheOutcome`, set by the cache
+:class:`Call`: ``call.cache`` (a ``CacheOutcome``, set by the cache
 layer), ``call.breaker`` (a :class:`BreakerReport`, set by the breaker
 layer) and ``call.attempts``; the upstream's own attempts are on the
 result's ``meta.attempts`` or the error's ``attempts``. Plugins never import
@@ -37,8 +37,7 @@ import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, Union, cast
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, Union, cast
 
 from pydantic import BaseModel
 
@@ -89,29 +88,24 @@ class Position:
 # --------------------------------------------------------------------------- what layers tell each other
 
 
-class CacheOutcome(str, Enum):
-    """What the cache layer did with a call; the value is also the result's ``meta.cache``."""
+# Outcomes are plain strings checked by mypy, not enums: they are what the
+# result's ``meta.cache``, the metrics and the log events carry anyway, and
+# reading an enum member or its ``.value`` costs about 0.2 us on Python 3.11.
 
-    HIT = "hit"  # a fresh entry answered (or another instance's load, waited for)
-    STALE = "stale"  # an expired entry answered: within stale_while_revalidate, or stale_if_error
-    MISS = "miss"  # the upstream answered, and the result was stored
-    BYPASS = "bypass"  # not cached: an uncached operation, caching off, or options.cache=False
-    COALESCED = "coalesced"  # shared another caller's failed load: no upstream request of its own
-    REFRESH = "refresh"  # the cache's own background call (revalidation, refresh-ahead, warm-up)
+#: What the cache layer did with a call; also the result's ``meta.cache``.
+#:
+#: ``"hit"``: a fresh entry answered (or another instance's load, waited for);
+#: ``"stale"``: an expired entry answered (stale_while_revalidate, stale_if_error);
+#: ``"miss"``: the upstream answered and the result was stored; ``"bypass"``:
+#: not cached (an uncached operation, caching off, ``options.cache=False``);
+#: ``"coalesced"``: shared another caller's failed load, no upstream request of
+#: its own; ``"refresh"``: the cache's own background call.
+CacheOutcome = Literal["hit", "stale", "miss", "bypass", "coalesced", "refresh"]
 
-    def __str__(self) -> str:
-        return self.value
-
-
-class BreakerDecision(str, Enum):
-    """What the breaker layer decided before the call."""
-
-    ADMITTED = "admitted"
-    PROBE = "probe"  # admitted as one of a half-open breaker's probe calls
-    REJECTED = "rejected"  # failed fast with CircuitOpenError, no network
-
-    def __str__(self) -> str:
-        return self.value
+#: What the breaker layer decided before the call: ``"admitted"``, ``"probe"``
+#: (one of a half-open breaker's probe calls) or ``"rejected"`` (failed fast
+#: with CircuitOpenError, no network).
+BreakerDecision = Literal["admitted", "probe", "rejected"]
 
 
 @dataclass(slots=True)
@@ -129,7 +123,7 @@ class BreakerReport:
     name: str
     model: str | None = None
     state: str = "closed"
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(slots=True)

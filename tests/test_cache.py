@@ -661,7 +661,7 @@ def test_callers_sharing_a_failed_load_are_marked_coalesced_with_no_attempts_of_
     results = _concurrently(10, one)
     assert fake.count("get_credits") == 1
     assert all(isinstance(r, ServerError) for r in results)
-    states = sorted(str(call.cache) for call in calls)
+    states = sorted(call.cache for call in calls)
     assert states == ["coalesced"] * 9 + ["miss"]
     assert [call.attempts for call in calls if call.cache == "coalesced"] == [0] * 9
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from llmrelay.core import ChatResponse, ChatStream, Message, ResponseMeta, StreamChunk, Usage, create_provider, hookimpl
 from llmrelay.core.errors import APITimeoutError, BadRequestError, CircuitOpenError, ServerError, StreamInterruptedError
-from llmrelay.core.pipeline import CacheOutcome, Call, Handler, Layer, LayerSpec, Position
+from llmrelay.core.pipeline import Call, Handler, Layer, LayerSpec, Position
 from llmrelay.plugins.metrics import metrics_registry
 
 from tests.support.clock import FakeClock
@@ -38,14 +38,14 @@ class ScriptedCache(Layer):
 
     def handle(self, call: Call, proceed: Handler) -> Any:
         if call.operation != "list_models":
-            call.cache = CacheOutcome.BYPASS
+            call.cache = "bypass"
             return proceed(call)
         with self.lock:
             stored = self.stored
         if stored is not None:
-            call.cache = CacheOutcome.HIT
+            call.cache = "hit"
             return stored
-        call.cache = CacheOutcome.MISS
+        call.cache = "miss"
         result = proceed(call)
         with self.lock:
             self.stored = result

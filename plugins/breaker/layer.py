@@ -3,8 +3,8 @@
 What it tells the layers outside it is ``call.breaker``, a
 :class:`~llmrelay.core.pipeline.BreakerReport`:
 
-- ``decision``: ``REJECTED`` when it failed the call fast, ``ADMITTED``
-  or ``PROBE`` otherwise;
+- ``decision``: ``"rejected"`` when it failed the call fast, ``"admitted"``
+  or ``"probe"`` otherwise;
 - ``state``: the breaker's state once the call is settled
   (``"closed"`` / ``"open"`` / ``"half_open"``), with ``name`` and
   ``model`` saying which breaker;
@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from llmrelay.core.errors import CircuitOpenError
-from llmrelay.core.pipeline import BreakerDecision, BreakerReport, Call, Handler, Layer, Operation
+from llmrelay.core.pipeline import BreakerReport, Call, Handler, Layer, Operation
 
 from .board import BreakerBoard
 from .circuit import CircuitBreaker, CircuitState, Outcome, Permit
@@ -35,6 +35,7 @@ R = TypeVar("R")
 # validate_config reports reachability itself and never raises for an
 # unreachable service: it must reach the service even with the circuit open.
 _UNGUARDED = frozenset({Operation.VALIDATE})
+_STREAM, _LIST_MODELS = Operation.STREAM, Operation.LIST_MODELS
 
 
 class BreakerLayer(Layer):
@@ -53,23 +54,22 @@ class BreakerLayer(Layer):
         try:
             permit = breaker.acquire()
         except CircuitOpenError:
-            report = call.breaker = BreakerReport(BreakerDecision.REJECTED, breaker.name, breaker.model)
+            report = call.breaker = BreakerReport("rejected", breaker.name, breaker.model)
             self._settle(report, breaker)
             raise
-        decision = BreakerDecision.PROBE if permit.probe else BreakerDecision.ADMITTED
-        report = call.breaker = BreakerReport(decision, breaker.name, breaker.model)
+        report = call.breaker = BreakerReport("probe" if permit.probe else "admitted", breaker.name, breaker.model)
         try:
             result = proceed(call)
         except BaseException as exc:
             permit.record(exc)
             self._settle(report, breaker)
             raise
-        if operation == Operation.STREAM and hasattr(result, "add_done_callback"):
+        if operation == _STREAM and hasattr(result, "add_done_callback"):
             result.add_done_callback(lambda stream: self._stream_done(stream, permit, report, breaker))
         else:
             # A provider's built-in model list stands in for an unreachable
             # service: no evidence of health, yet no error to count either.
-            fallback = operation == Operation.LIST_MODELS and getattr(result, "fallback", False) is True
+            fallback = operation == _LIST_MODELS and getattr(result, "fallback", False) is True
             breaker._record(permit, Outcome.IGNORED if fallback else Outcome.SUCCESS)
             self._settle(report, breaker)
         return result
@@ -89,7 +89,7 @@ class BreakerLayer(Layer):
         state = breaker._state
         report.state = "closed" if state is CircuitState.CLOSED else breaker.state.value
         if self.board.pending:
-            report.events.extend(self.board.drain_events())
+            report.events = (*report.events, *self.board.drain_events())
 
     def close(self) -> None:
         self.board.close()

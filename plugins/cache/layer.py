@@ -11,9 +11,9 @@ One call, in order::
                    an availability error with a stale entry within stale_if_error -> that entry,
                    STALE; any other error is raised unchanged
 
-What it did is ``call.cache`` (a :class:`~llmrelay.core.pipeline.CacheOutcome`)
+What it did is ``call.cache`` (a ``CacheOutcome`` of :mod:`llmrelay.core.pipeline`)
 for the layers outside it, and the result's ``meta.cache``. A caller that
-shared another caller's failed load is ``COALESCED`` with ``call.attempts = 0``:
+shared another caller's failed load is ``"coalesced"`` with ``call.attempts = 0``:
 it made no upstream request of its own.
 
 Hits are shallow copies with their own ``meta`` (``cache="hit"``): the
@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from llmrelay.core.deferred import Deferred
 from llmrelay.core.errors import ConfigurationError, LLMRelayError
@@ -60,7 +60,10 @@ log = logging.getLogger("llmrelay.plugins.cache")
 
 R = TypeVar("R")
 
-HIT, STALE, MISS, BYPASS = CacheOutcome.HIT, CacheOutcome.STALE, CacheOutcome.MISS, CacheOutcome.BYPASS
+HIT: Final = "hit"
+STALE: Final = "stale"
+MISS: Final = "miss"
+BYPASS: Final = "bypass"
 _LOCK_RETRY = 5.0  # seconds before a refresh that found the fleet lock taken checks again
 _ERROR_RETRY = 60.0  # seconds before a failed refresh-ahead is tried again
 # Results carry these; they load with the first chat call, not with the build (deferred.py).
@@ -166,15 +169,15 @@ class CacheLayer(Layer):
                 call.cache = STALE
                 log.info("cache: serving a stale %s result because the upstream failed: %s", operation, error)
                 return self._present(entry.value, STALE, call)
-            if call.cache is not MISS:
+            if call.cache != MISS:
                 # A follower given the leader's error made no upstream request
                 # of its own: the leader's attempts are not this call's.
-                call.cache = CacheOutcome.COALESCED
+                call.cache = "coalesced"
                 call.attempts = 0
             raise
         if not leader:
             self._counters.add("coalesced")
-        state = MISS if leader and not loaded.from_fleet else HIT
+        state: CacheOutcome = MISS if leader and not loaded.from_fleet else HIT
         call.cache = state
         return self._present(loaded.value, state, call)
 
@@ -286,7 +289,7 @@ class CacheLayer(Layer):
         self._counters.add("upstream_calls")
         stream: ChatStream = proceed(call)
         stream.record_chunks()
-        stream.meta.cache = MISS.value
+        stream.meta.cache = MISS
         ttl = call.options.cache_ttl
 
         def store_when_complete(done: ChatStream) -> None:
@@ -304,8 +307,8 @@ class CacheLayer(Layer):
     # ------------------------------------------------------------------ presenting
 
     def _present(self, value: Any, state: CacheOutcome, call: Call[Any]) -> Any:
-        meta = _RESPONSE_META.get()(cache=state.value, stale=state is STALE)
-        if state is MISS:
+        meta = _RESPONSE_META.get()(cache=state, stale=state == STALE)
+        if state == MISS:
             # The upstream's own result: keep how many attempts it took (metrics counts retries from it).
             meta.attempts = getattr(getattr(value, "meta", None), "attempts", 1)
         if isinstance(value, tuple):  # a stored stream: replay it
@@ -331,7 +334,7 @@ class CacheLayer(Layer):
     # ------------------------------------------------------------------ background refresh
 
     def _background_call(self, operation: str) -> Call[Any]:
-        return Call(Operation(operation), self.provider_name, cache=CacheOutcome.REFRESH)
+        return Call(Operation(operation), self.provider_name, cache="refresh")
 
     def _refresh_task(
         self,
@@ -506,12 +509,12 @@ def _storable_type(result: Any) -> str | None:
 def _set_meta(result: Any, state: CacheOutcome) -> None:
     meta = getattr(result, "meta", None)
     if meta is not None and isinstance(meta, _RESPONSE_META.get()):
-        meta.cache = state.value
+        meta.cache = state
 
 
 def _background_copy(call: Call[Any]) -> Call[Any]:
     options = CallOptions(cache=call.options.cache, cache_ttl=call.options.cache_ttl, extra=dict(call.options.extra))
-    return Call(call.operation, call.provider, call.request, call.model, options, cache=CacheOutcome.REFRESH)
+    return Call(call.operation, call.provider, call.request, call.model, options, cache="refresh")
 
 
 def _drain(stream: ChatStream) -> tuple[Any, ...] | None:

@@ -86,13 +86,11 @@ class MetricsLayer(Layer):
         attempts = call.attempts
         if attempts is None:
             attempts = _attempts(meta, error)
-        cache = call.cache.value if call.cache is not None else None
+        cache = call.cache
         if cache is None and meta is not None:
             cache = getattr(meta, "cache", None)
         report = call.breaker
-        breaker = report.decision.value if report is not None else None
-        if breaker is None and error_type == "CircuitOpenError":
-            breaker = "rejected"  # a breaker that does not report on the call (a third party's)
+        breaker = _decision(report, error_type)
         self.collector.count(
             call.provider,
             call.model,
@@ -154,10 +152,8 @@ class MetricsLayer(Layer):
             prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
             completion_tokens=completion,
             cost=getattr(usage, "cost", None),
-            cache=call.cache.value if call.cache is not None else getattr(stream.meta, "cache", None),
-            breaker=report.decision.value
-            if report is not None
-            else ("rejected" if error_type == "CircuitOpenError" else None),
+            cache=call.cache or getattr(stream.meta, "cache", None),
+            breaker=_decision(report, error_type),
         )
         self.collector.record(record)
         if report is not None:
@@ -194,6 +190,13 @@ class MetricsLayer(Layer):
 
     def __repr__(self) -> str:
         return f"<MetricsLayer {self.provider!r}>"
+
+
+def _decision(report: BreakerReport | None, error_type: str | None) -> str | None:
+    """What the breaker decided; a rejection by a breaker that does not report (a third party's) too."""
+    if report is not None:
+        return report.decision
+    return "rejected" if error_type == "CircuitOpenError" else None
 
 
 def _attempts(meta: Any, error: BaseException | None) -> int:
