@@ -33,12 +33,13 @@ import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel
 
 from .errors import ConfigurationError
-from .settings import default_settings
+from .provider import Provider
+from .settings import validate_settings
 
 __all__ = [
     "CONFIG_ENV",
@@ -51,11 +52,8 @@ __all__ = [
 
 CONFIG_ENV = "LLMRELAY_CONFIG"
 
-M = TypeVar("M", bound=BaseModel)
-
-# Pattern sources, compiled by re (and cached there) on first use: most
-# programs never interpolate a file or print a bad value.
-_SECRET_NAMES = r"(?i)(key|secret|token|password)"
+# A pattern source, compiled by re (and cached there) on first use: most
+# programs never interpolate a file.
 _VAR = r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}"
 
 
@@ -164,88 +162,7 @@ def _coerce_config(config: RelayConfig | Mapping[str, Any] | str | os.PathLike[s
     return RelayConfig.from_dict(config)
 
 
-# --------------------------------------------------------------------------- validation
-
-
-def _describe(value: Any, field: str) -> str:
-    kind = type(value).__name__
-    if re.search(_SECRET_NAMES, field) or isinstance(value, SecretStr):
-        return kind
-    text = repr(value)
-    return f"{kind} {text}" if len(text) <= 60 else kind
-
-
-def _field_model(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The nested settings model a location points into (``("timeout",)`` -> TimeoutSettings)."""
-    for part in loc:
-        field = model.model_fields.get(str(part))
-        annotation = field.annotation if field is not None else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return None
-        model = annotation
-    return model
-
-
-def _did_you_mean(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> str:
-    import difflib
-
-    if model is None or not loc:
-        return ""
-    parent = _field_model(model, loc[:-1])
-    if parent is None:
-        return ""
-    close = difflib.get_close_matches(str(loc[-1]), list(parent.model_fields), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _format_errors(
-    exc: ValidationError,
-    source: str,
-    prefix: str,
-    model: type[BaseModel] | None = None,
-    origins: Mapping[str, str] | None = None,
-) -> str:
-    lines = []
-    for error in exc.errors(include_url=False):
-        loc = ".".join(str(part) for part in error["loc"])
-        field = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
-        if origins and error["loc"] and str(error["loc"][0]) in origins:
-            field += f" (from environment variable {origins[str(error['loc'][0])]})"
-        kind = error["type"]
-        if kind == "extra_forbidden":
-            lines.append(f"{field}: unknown setting{_did_you_mean(model, tuple(error['loc']))}")
-            continue
-        if kind == "missing":
-            lines.append(f"{field}: required, but not set")
-            continue
-        given = _describe(error.get("input"), loc)
-        message = error["msg"]
-        if message.startswith("Value error, "):
-            message = message[len("Value error, ") :]
-        lines.append(f"{field}: {message} (got {given})")
-    head = f"{source}: " if source else ""
-    return head + "; ".join(lines)
-
-
-def validate_settings(
-    model: type[M],
-    data: Mapping[str, Any],
-    *,
-    source: str,
-    prefix: str = "",
-    origins: Mapping[str, str] | None = None,
-) -> M:
-    """Validate settings, turning pydantic's error into one readable ConfigurationError.
-
-    ``origins`` maps top-level fields to the environment variable they were
-    read from, so the message names the variable to fix.
-    """
-    if not data:
-        return default_settings(model)
-    try:
-        return model.model_validate(dict(data))
-    except ValidationError as exc:
-        raise ConfigurationError(_format_errors(exc, source, prefix, model, origins)) from None
+# --------------------------------------------------------------------------- the environment
 
 
 def settings_from_env(model: type[BaseModel], prefix: str) -> dict[str, Any]:
@@ -303,7 +220,7 @@ def create_provider(
     plugins: bool | list[str] = True,
     registry: Any = None,
     **settings: Any,
-) -> Any:
+) -> Provider:
     """Build a provider by name, with the layers of the installed plugins around it.
 
     ``create_provider("openrouter")`` reads ``OPENROUTER_API_KEY`` from the
@@ -345,7 +262,7 @@ def create_provider(
             f"{source}: providers.{instance}.api_key: required, but not set "
             f"({env_hint}pass api_key=..., or add api_key to [providers.{instance}])"
         )
-    provider = cls(model)
+    provider: Provider = cls(model)
     provider.instance_name = instance
     if plugins is False:
         return provider

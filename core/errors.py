@@ -4,7 +4,7 @@ Foreign exceptions (requests, urllib3, json, pydantic, redis) are mapped to
 this hierarchy at the boundary where they occur; nothing else escapes a
 provider call. Catch :class:`LLMRelayError` to catch everything::
 
-    LLMRelayError                      base; .provider, .status, .request_id, .generation_id
+    LLMRelayError                      base; .provider, .status, .request_id, .generation_id, .attempts
     ├── ConfigurationError             bad or missing settings; raised before any network I/O
     │   └── UnknownProviderError       no installed provider has that name (.available, .suggestion)
     ├── PluginLoadError                an entry point failed to load (strict mode only)
@@ -69,9 +69,14 @@ __all__ = [
 
 
 class LLMRelayError(Exception):
-    """Base of every llmrelay error."""
+    """Base of every llmrelay error.
+
+    ``attempts`` is how many attempts the failed call made: the retry policy
+    sets it on the error it gives up with (1 when the error was not retried).
+    """
 
     availability: bool = False
+    attempts: int = 1
 
     def __init__(
         self,
@@ -293,5 +298,5 @@ def error_for_status(
     if cls is None:
         cls = ServerError if status >= 500 else BadRequestError
     if cls is RateLimitError or cls is ServerError:
-        return cls(message, status=status, retry_after=retry_after, **kwargs)  # type: ignore[call-arg]
+        return cls(message, status=status, retry_after=retry_after, **kwargs)
     return cls(message, status=status, **kwargs)

@@ -1,10 +1,12 @@
-"""The :class:`Provider` interface every LLM service implements.
+"""The :class:`Provider` interface every LLM service implements, and the names of its operations.
 
 A provider is constructed from its settings (``OpenRouterProvider(api_key=...)``
 or ``create_provider("openrouter")``) and offers the same operations whatever
-the service behind it. Optional operations are declared in
-``capabilities``; calling one a provider lacks raises
-:class:`~llmrelay.core.errors.CapabilityNotSupportedError`.
+the service behind it. Each operation has one name, an :class:`Operation`
+(``Operation.EXECUTE == "execute"``, the name of the method); the pipeline,
+the metrics, the cache settings and ``capabilities`` all use it. Optional
+operations are listed in ``capabilities``; calling one a provider lacks
+raises :class:`~llmrelay.core.errors.CapabilityNotSupportedError`.
 
 Providers are thread-safe: agent backends share one instance across threads.
 """
@@ -12,11 +14,12 @@ Providers are thread-safe: agent backends share one instance across threads.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar, Union
 
 from .errors import CapabilityNotSupportedError, ConfigurationError
-from .records import Record
-from .settings import ProviderSettings
+from .settings import ProviderSettings, validate_settings
 
 if TYPE_CHECKING:
     # The chat model and the stream load with the first chat call, like the
@@ -27,26 +30,81 @@ if TYPE_CHECKING:
     from .models import ChatRequest, ChatResponse
     from .stream import ChatStream
 
-__all__ = ["CallOptions", "Capability", "Provider", "RequestLike"]
+__all__ = ["CORE_OPERATIONS", "CallOptions", "Capability", "Operation", "Provider", "RequestLike"]
 
 RequestLike = Union["ChatRequest", dict[str, Any]]
 
 
+class Operation(str, Enum):
+    """One operation of the :class:`Provider` interface; its value is the method's name.
+
+    A ``str``: ``Operation.EXECUTE == "execute"``, so metrics labels, cache
+    keys and config keys (``[plugins.cache.operations.list_models]``) read
+    the same as before it was an enum. ``Operation("chat")`` also accepts the
+    older capability names (:class:`Capability`).
+    """
+
+    EXECUTE = "execute"
+    STREAM = "stream_execute"
+    LIST_MODELS = "list_models"
+    VALIDATE = "validate_config"
+    CREDITS = "get_credits"
+    GENERATION_STATS = "get_generation_stats"
+    EMBED = "embed"
+
+    def __str__(self) -> str:
+        # The value, as a plain str prints, on every Python version (f-strings, %s, logs).
+        return self.value
+
+    @property
+    def capability_name(self) -> str:
+        """The older name of the operation as a capability ("chat", "embeddings"), as error messages say it."""
+        return _CAPABILITY_NAMES[self]
+
+    @classmethod
+    def _missing_(cls, value: object) -> Operation | None:
+        # Enum's documented hook for values that are not a member's: the older capability names.
+        return _BY_CAPABILITY_NAME.get(value) if isinstance(value, str) else None
+
+
+_CAPABILITY_NAMES: dict[Operation, str] = {
+    Operation.EXECUTE: "chat",
+    Operation.STREAM: "stream",
+    Operation.LIST_MODELS: "models",
+    Operation.VALIDATE: "validate",
+    Operation.CREDITS: "credits",
+    Operation.GENERATION_STATS: "generation_stats",
+    Operation.EMBED: "embeddings",
+}
+_BY_CAPABILITY_NAME = {name: operation for operation, name in _CAPABILITY_NAMES.items()}
+
+#: What every provider offers.
+CORE_OPERATIONS: frozenset[Operation] = frozenset(
+    {Operation.EXECUTE, Operation.STREAM, Operation.LIST_MODELS, Operation.VALIDATE}
+)
+
+
 class Capability:
-    """Names of operations, for ``provider.supports(...)`` and ``capabilities``."""
+    """The older names of the operations, kept so existing code reads on: each one *is* an :class:`Operation`.
 
-    CHAT = "chat"
-    STREAM = "stream"
-    MODELS = "models"
-    VALIDATE = "validate"
-    CREDITS = "credits"
-    GENERATION_STATS = "generation_stats"
-    EMBEDDINGS = "embeddings"
+    ``Capability.CHAT is Operation.EXECUTE``; ``provider.supports(Capability.CREDITS)``,
+    ``supports(Operation.CREDITS)``, ``supports("get_credits")`` and
+    ``supports("credits")`` are the same question.
+    """
 
-    CORE = frozenset({CHAT, STREAM, MODELS, VALIDATE})
+    CHAT = Operation.EXECUTE
+    STREAM = Operation.STREAM
+    MODELS = Operation.LIST_MODELS
+    VALIDATE = Operation.VALIDATE
+    CREDITS = Operation.CREDITS
+    GENERATION_STATS = Operation.GENERATION_STATS
+    EMBEDDINGS = Operation.EMBED
+
+    CORE = CORE_OPERATIONS
 
 
-class CallOptions(Record):
+@dataclass(slots=True)
+class CallOptions:
     """Per-call switches read by the layers around a provider.
 
     ``cache``: ``True`` caches this chat call (chat is not cached unless
@@ -54,42 +112,51 @@ class CallOptions(Record):
     config. ``extra`` carries options for third-party layers.
     """
 
-    __slots__ = ("cache", "cache_ttl", "extra")
-
-    def __init__(
-        self, cache: bool | None = None, cache_ttl: float | None = None, extra: dict[str, Any] | None = None
-    ) -> None:
-        self.cache = cache
-        self.cache_ttl = cache_ttl
-        self.extra: dict[str, Any] = {} if extra is None else extra
+    cache: bool | None = None
+    cache_ttl: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Provider(ABC):
-    """One LLM service. Subclasses set ``name`` and implement the abstract methods."""
+    """One LLM service. Subclasses set ``name`` and implement the abstract methods.
+
+    Its identity — ``name``, ``instance_name``, ``capabilities``, ``settings``
+    — is read from the instance, so a provider that wraps another (the
+    :class:`~llmrelay.core.pipeline.LayeredProvider` ``create_provider``
+    returns) carries the identity of the one it wraps.
+    """
 
     #: The name the provider is registered and configured under ("openrouter").
-    name: ClassVar[str]
+    #: A subclass sets it as a class attribute.
+    name: str
+    #: The operations it offers; a subclass sets it as a class attribute.
+    capabilities: frozenset[Operation] = CORE_OPERATIONS
     #: Its settings model; ``create_provider`` validates config against it.
     settings_model: ClassVar[type[ProviderSettings]] = ProviderSettings
     #: Environment variables ``{env_prefix}{FIELD}`` fill settings (``OPENROUTER_API_KEY``).
     env_prefix: ClassVar[str] = ""
-    capabilities: ClassVar[frozenset[str]] = Capability.CORE
     #: Whether the provider can run without an API key (a local server).
     requires_api_key: ClassVar[bool] = True
 
     settings: ProviderSettings
+    #: The instance name, which differs from ``name`` when one provider type
+    #: is configured twice (``[providers.groq] type = "openai"``).
+    instance_name: str
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        declared = cls.__dict__.get("capabilities")
+        if isinstance(declared, (set, frozenset, list, tuple)):
+            # A provider written against the older names ({"chat", "credits"}) gets the same operations.
+            cls.capabilities = frozenset(_operation(cls, item) for item in declared)
 
     def __init__(self, settings: ProviderSettings | None = None, **fields: Any) -> None:
         if settings is None:
-            from .config import validate_settings
-
             settings = validate_settings(self.settings_model, fields, source=f"{type(self).__name__}(...)")
         elif fields:
             raise ConfigurationError("pass either a settings object or keyword fields, not both")
         self.settings = settings
-        #: The instance name, which differs from ``name`` when one provider
-        #: type is configured twice (``[providers.groq] type = "openai"``).
-        self.instance_name: str = self.name
+        self.instance_name = self.name
 
     # ------------------------------------------------------------------ core operations
 
@@ -116,18 +183,22 @@ class Provider(ABC):
     # ------------------------------------------------------------------ optional operations
 
     def get_credits(self, *, options: CallOptions | None = None) -> Credits:
-        raise CapabilityNotSupportedError(Capability.CREDITS, provider=self.instance_name)
+        raise CapabilityNotSupportedError(Operation.CREDITS.capability_name, provider=self.instance_name)
 
     def get_generation_stats(self, generation_id: str, *, options: CallOptions | None = None) -> GenerationStats:
-        raise CapabilityNotSupportedError(Capability.GENERATION_STATS, provider=self.instance_name)
+        raise CapabilityNotSupportedError(Operation.GENERATION_STATS.capability_name, provider=self.instance_name)
 
     def embed(
         self, request: EmbeddingRequest | dict[str, Any], *, options: CallOptions | None = None
     ) -> EmbeddingResponse:
-        raise CapabilityNotSupportedError(Capability.EMBEDDINGS, provider=self.instance_name)
+        raise CapabilityNotSupportedError(Operation.EMBED.capability_name, provider=self.instance_name)
 
-    def supports(self, capability: str) -> bool:
-        return capability in self.capabilities
+    def supports(self, operation: Operation | str) -> bool:
+        """Whether the provider offers ``operation`` (an :class:`Operation`, its value, or its older name)."""
+        try:
+            return Operation(operation) in self.capabilities
+        except ValueError:
+            return False
 
     # ------------------------------------------------------------------ identity and lifecycle
 
@@ -135,7 +206,7 @@ class Provider(ABC):
     def base_url(self) -> str:
         return self.settings.base_url or ""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  # optional: most providers have nothing to release
         """Release connections and threads. The provider cannot be used afterwards."""
 
     def __enter__(self) -> Provider:
@@ -147,3 +218,11 @@ class Provider(ABC):
     def __repr__(self) -> str:
         # Never the settings: they hold the key.
         return f"<{type(self).__name__} {self.instance_name!r} base_url={self.base_url!r}>"
+
+
+def _operation(cls: type, item: object) -> Operation:
+    try:
+        return Operation(item)
+    except ValueError:
+        known = ", ".join(op.value for op in Operation)
+        raise TypeError(f"{cls.__name__}.capabilities: {item!r} is not an operation (one of {known})") from None

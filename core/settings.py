@@ -2,16 +2,33 @@
 
 A provider declares its settings as a subclass of :class:`ProviderSettings`
 (``OpenRouterSettings`` adds attribution headers, for example). Unknown
-fields are rejected so a typo in a config file is reported, not ignored.
+fields are rejected so a typo in a config file is reported, not ignored;
+:func:`validate_settings` turns such a mistake into one readable
+:class:`~llmrelay.core.errors.ConfigurationError` naming the field.
 """
 
+import difflib
+import re
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-__all__ = ["PoolSettings", "ProviderSettings", "RetrySettings", "TimeoutSettings", "default_settings"]
+from .errors import ConfigurationError
+
+__all__ = [
+    "PoolSettings",
+    "ProviderSettings",
+    "RetrySettings",
+    "TimeoutSettings",
+    "default_settings",
+    "validate_settings",
+]
 
 M = TypeVar("M", bound=BaseModel)
+
+# A pattern source, compiled by re (and cached there) when a bad value is first described.
+_SECRET_NAMES = r"(?i)(key|secret|token|password)"
 
 
 # defer_build: a settings class builds its validator when it first
@@ -140,3 +157,85 @@ def default_settings(model: type[M]) -> M:
     if construct is not None:
         return construct()  # type: ignore[no-any-return]
     return model.model_validate({})
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def validate_settings(
+    model: type[M],
+    data: Mapping[str, Any],
+    *,
+    source: str,
+    prefix: str = "",
+    origins: Mapping[str, str] | None = None,
+) -> M:
+    """Validate settings, turning pydantic's error into one readable ConfigurationError.
+
+    ``origins`` maps top-level fields to the environment variable they were
+    read from, so the message names the variable to fix.
+    """
+    if not data:
+        return default_settings(model)
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ConfigurationError(_format_errors(exc, source, prefix, model, origins)) from None
+
+
+def _describe(value: Any, field: str) -> str:
+    kind = type(value).__name__
+    if re.search(_SECRET_NAMES, field) or isinstance(value, SecretStr):
+        return kind
+    text = repr(value)
+    return f"{kind} {text}" if len(text) <= 60 else kind
+
+
+def _field_model(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The nested settings model a location points into (``("timeout",)`` -> TimeoutSettings)."""
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def _did_you_mean(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> str:
+    if model is None or not loc:
+        return ""
+    parent = _field_model(model, loc[:-1])
+    if parent is None:
+        return ""
+    close = difflib.get_close_matches(str(loc[-1]), list(parent.model_fields), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _format_errors(
+    exc: ValidationError,
+    source: str,
+    prefix: str,
+    model: type[BaseModel] | None = None,
+    origins: Mapping[str, str] | None = None,
+) -> str:
+    lines = []
+    for error in exc.errors(include_url=False):
+        loc = ".".join(str(part) for part in error["loc"])
+        field = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
+        if origins and error["loc"] and str(error["loc"][0]) in origins:
+            field += f" (from environment variable {origins[str(error['loc'][0])]})"
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            lines.append(f"{field}: unknown setting{_did_you_mean(model, tuple(error['loc']))}")
+            continue
+        if kind == "missing":
+            lines.append(f"{field}: required, but not set")
+            continue
+        given = _describe(error.get("input"), loc)
+        message = error["msg"]
+        if message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        lines.append(f"{field}: {message} (got {given})")
+    head = f"{source}: " if source else ""
+    return head + "; ".join(lines)

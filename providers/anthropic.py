@@ -28,7 +28,7 @@ from llmrelay.core.errors import APIStatusError, InvalidResponseError, LLMRelayE
 from llmrelay.core.http.sse import event_object, iter_sse
 from llmrelay.core.http.transport import HTTPResponse
 from llmrelay.core.models import ChatResponse
-from llmrelay.core.provider import CallOptions, Capability, RequestLike
+from llmrelay.core.provider import CORE_OPERATIONS, CallOptions, RequestLike
 from llmrelay.core.settings import ProviderSettings, RetrySettings
 from llmrelay.core.stream import ChatStream, StreamChunk
 from pydantic import Field
@@ -68,10 +68,10 @@ class AnthropicSettings(ProviderSettings):
 class AnthropicProvider(HTTPProvider):
     """Anthropic's Messages API. ``transport``, ``sleep`` and ``clock`` are for tests."""
 
-    name: ClassVar[str] = "anthropic"
+    name = "anthropic"
     settings_model: ClassVar[type[ProviderSettings]] = AnthropicSettings
     env_prefix: ClassVar[str] = "ANTHROPIC_"
-    capabilities: ClassVar[frozenset[str]] = Capability.CORE
+    capabilities = CORE_OPERATIONS
     default_base_url: ClassVar[str] = DEFAULT_BASE_URL
     service_title: ClassVar[str | None] = "Anthropic"
     keys_page: ClassVar[str | None] = KEYS_PAGE
@@ -142,8 +142,11 @@ class AnthropicProvider(HTTPProvider):
         provider = self.instance_name
         models: list[ModelInfo] = []
         params: dict[str, Any] | None = {"limit": 1000}
+        retries = 0
         for _ in range(20):  # pages of 1000; a bound so a looping cursor cannot hang the caller
-            data, _response = self._client.request_json("GET", "/models", params=params, what="list models")
+            reply = self._client.request_json("GET", "/models", params=params, what="list models")
+            data = reply.value
+            retries += reply.attempts - 1
             entries = data.get("data") if isinstance(data, dict) else None
             if not isinstance(entries, list):
                 raise InvalidResponseError('/models: expected {"data": [...]}', provider=provider)
@@ -162,7 +165,9 @@ class AnthropicProvider(HTTPProvider):
             if not data.get("has_more") or not data.get("last_id"):
                 break
             params = {"limit": 1000, "after_id": data["last_id"]}
-        return ModelList(models=models, provider=provider)
+        result = ModelList(models=models, provider=provider)
+        result.meta.attempts = 1 + retries
+        return result
 
 
 def _stream_chunks(response: HTTPResponse, decoder: StreamDecoder) -> Iterator[StreamChunk]:

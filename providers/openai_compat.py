@@ -109,12 +109,12 @@ class OpenAICompatibleProvider(HTTPProvider):
     ``MockTransport``); ``sleep`` and ``clock`` drive the retry policy.
     """
 
-    name: ClassVar[str] = "openai"
+    name = "openai"
     # A descriptor whose __get__ returns the settings class: mypy sees the descriptor object.
     settings_model: ClassVar[type[ProviderSettings]] = _SettingsModelOnFirstRead()  # type: ignore[assignment]
     env_prefix: ClassVar[str] = "OPENAI_"
     requires_api_key: ClassVar[bool] = False
-    capabilities: ClassVar[frozenset[str]] = Capability.CORE | {Capability.EMBEDDINGS}
+    capabilities = Capability.CORE | {Capability.EMBEDDINGS}
     default_base_url: ClassVar[str] = DEFAULT_BASE_URL
     credits_hint: ClassVar[str] = "Check the account's plan and billing"
     unreachable_hint: ClassVar[str] = "Is the server running, and is base_url right (it usually ends in /v1)?"

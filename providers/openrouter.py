@@ -38,9 +38,9 @@ from llmrelay.core.errors import (
     LLMRelayError,
     PermissionDeniedError,
 )
-from llmrelay.core.http.client import Attempted, is_status
+from llmrelay.core.http.client import is_status
 from llmrelay.core.http.retry import RetryPolicy
-from llmrelay.core.provider import CallOptions, Capability
+from llmrelay.core.provider import CallOptions, Capability, Operation
 from llmrelay.core.settings import ProviderSettings, RetrySettings
 from pydantic import Field, ValidationError, field_validator
 
@@ -114,7 +114,7 @@ class CreditsNotAvailableError(CapabilityNotSupportedError):
             provider=provider,
             status=403,
         )
-        self.capability = Capability.CREDITS
+        self.capability = Operation.CREDITS.capability_name
 
 
 # --------------------------------------------------------------------------- models
@@ -274,14 +274,14 @@ class OpenRouterProvider(OpenAICompatibleProvider):
         total = None
         retries = 0
         for _ in range(_MAX_MODEL_PAGES):
-            reply = self._client.request(
+            reply = self._client.fetch(
                 "GET",
                 path,
-                lambda data, _r: Attempted(parse_model_list(data, provider=provider)),
+                lambda data, _r: parse_model_list(data, provider=provider),
                 params=params,
                 what="list models",
             )
-            page, extras = reply
+            page, extras = reply.value
             retries += reply.attempts - 1
             models.extend(page)
             total = extras["total_count"] if total is None else total
@@ -315,7 +315,7 @@ class OpenRouterProvider(OpenAICompatibleProvider):
         from llmrelay.core.models import to_decimal
 
         name = self.instance_name
-        data, _ = self._client.request_json("GET", "/key", what="key check")
+        data = self._client.request_json("GET", "/key", what="key check").value
         info = data.get("data") if isinstance(data, dict) else None
         if not isinstance(info, dict):
             return ValidationReport(
@@ -357,7 +357,7 @@ class OpenRouterProvider(OpenAICompatibleProvider):
             reply = self._client.request_json("GET", "/credits", what="credits")
         except PermissionDeniedError as error:
             raise CreditsNotAvailableError(error.message, provider=name) from None
-        data = reply[0]
+        data = reply.value
         info = data.get("data") if isinstance(data, dict) else None
         total = to_decimal(info.get("total_credits")) if isinstance(info, dict) else None
         used = to_decimal(info.get("total_usage")) if isinstance(info, dict) else None
@@ -386,7 +386,7 @@ class OpenRouterProvider(OpenAICompatibleProvider):
             retry=self._generation_retry,
             what="generation stats",
         )
-        data = reply[0]
+        data = reply.value
         info = data.get("data") if isinstance(data, dict) else None
         if not isinstance(info, dict):
             raise InvalidResponseError('/generation: expected {"data": {...}}', provider=name)

@@ -38,7 +38,7 @@ def test_on_by_default_and_switchable_off(registry) -> None:
 def test_settings_come_from_the_config_and_are_validated(registry) -> None:
     provider, _ = make(registry, failure_threshold=2, reset_timeout=10)
     assert provider.layer("breaker").board.settings.failure_threshold == 2
-    with pytest.raises(ConfigurationError, match="plugins.breaker.failure_treshold"):
+    with pytest.raises(ConfigurationError, match=r"plugins\.breaker\.failure_treshold"):
         create_provider("fake", registry=registry, config={"plugins": {"breaker": {"failure_treshold": 2}}})
 
 
@@ -85,25 +85,28 @@ def test_per_model_breakers_are_independent(registry) -> None:
     assert provider.execute(other).text == "hello: hi"
 
 
-def test_notes_tell_outer_layers_about_rejections_and_state_changes(registry) -> None:
+def test_the_report_tells_outer_layers_about_rejections_and_state_changes(registry) -> None:
     provider, _ = make(registry, failure_threshold=1)
     layer = provider.layer("breaker")
-    from llmrelay.core.pipeline import Call
+    from llmrelay.core.pipeline import Call, Operation
 
     def failing(call: Call):
         raise ServerError("down", status=500)
 
-    first = Call("execute", "fake", None, "m")
+    first = Call(Operation.EXECUTE, "fake", None, "m")
     with pytest.raises(ServerError):
         layer.handle(first, failing)
-    assert first.notes["breaker"] == "admitted"
-    assert first.notes["breaker_state"] == "open"
-    assert [(e["from"], e["to"]) for e in first.notes["breaker_events"]] == [("closed", "open")]
-    second = Call("execute", "fake", None, "m")
+    assert first.breaker is not None
+    assert first.breaker.decision == "admitted"
+    assert first.breaker.state == "open"
+    assert first.breaker.name == "fake"
+    assert [(e["from"], e["to"]) for e in first.breaker.events] == [("closed", "open")]
+    second = Call(Operation.EXECUTE, "fake", None, "m")
     with pytest.raises(CircuitOpenError):
         layer.handle(second, failing)
-    assert second.notes["breaker"] == "rejected"
-    assert "breaker_events" not in second.notes  # each change is carried once
+    assert second.breaker is not None and second.breaker.decision == "rejected"
+    assert second.breaker.events == ()  # each change is carried once
+    assert first.notes == {} and second.notes == {}  # the notes are left to third-party layers
 
 
 def _stream(chunks, fail_after: int | None = None) -> ChatStream:

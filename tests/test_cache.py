@@ -47,7 +47,7 @@ CHAT = {"model": "fake/small", "messages": [{"role": "user", "content": "hi"}]}
 
 
 class NotesSpy(Layer):
-    """Sits outside the cache like the metrics layer and records what the cache noted."""
+    """Sits outside the cache like the metrics layer and records what the cache reported (``call.cache``)."""
 
     name = "spy"
 
@@ -56,7 +56,7 @@ class NotesSpy(Layer):
 
     def handle(self, call: Call, proceed: Handler) -> Any:
         result = proceed(call)
-        self.notes.append(call.notes.get("cache"))
+        self.notes.append(call.cache)
         return result
 
 
@@ -636,14 +636,14 @@ def test_concurrent_identical_misses_all_get_the_error() -> None:
 
 
 def test_callers_sharing_a_failed_load_are_marked_coalesced_with_no_attempts_of_their_own() -> None:
-    """The metrics layer reads these notes: one upstream request, not ten, and no retries counted ten times."""
+    """What the metrics layer reads (call.cache, call.attempts): one upstream request, no retries counted ten times."""
     _, layer, fake, _, _ = build()
     release = threading.Event()
 
     def failing(op: str, _req: Any) -> None:
         release.wait(5)
         error = ServerError("upstream down", status=503)
-        error.attempts = 3  # type: ignore[attr-defined]
+        error.attempts = 3
         raise error
 
     fake.script = failing
@@ -661,9 +661,9 @@ def test_callers_sharing_a_failed_load_are_marked_coalesced_with_no_attempts_of_
     results = _concurrently(10, one)
     assert fake.count("get_credits") == 1
     assert all(isinstance(r, ServerError) for r in results)
-    states = sorted(call.notes.get("cache") for call in calls)
+    states = sorted(call.cache for call in calls)
     assert states == ["coalesced"] * 9 + ["miss"]
-    assert [call.notes.get("attempts") for call in calls if call.notes["cache"] == "coalesced"] == [0] * 9
+    assert [call.attempts for call in calls if call.cache == "coalesced"] == [0] * 9
 
 
 # --------------------------------------------------------------------------- plugin wiring and settings

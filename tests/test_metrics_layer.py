@@ -38,14 +38,14 @@ class ScriptedCache(Layer):
 
     def handle(self, call: Call, proceed: Handler) -> Any:
         if call.operation != "list_models":
-            call.notes["cache"] = "bypass"
+            call.cache = "bypass"
             return proceed(call)
         with self.lock:
             stored = self.stored
         if stored is not None:
-            call.notes["cache"] = "hit"
+            call.cache = "hit"
             return stored
-        call.notes["cache"] = "miss"
+        call.cache = "miss"
         result = proceed(call)
         with self.lock:
             self.stored = result
@@ -59,12 +59,12 @@ class ScriptedCachePlugin:
 
 
 class AttemptsNote(Layer):
-    """Stands for a provider that reports its retries in call.notes."""
+    """Stands for a layer that reports the call's attempts in call.attempts."""
 
     name = "attempts"
 
     def handle(self, call: Call, proceed: Handler) -> Any:
-        call.notes["attempts"] = 2
+        call.attempts = 2
         return proceed(call)
 
 
@@ -175,7 +175,7 @@ def test_stream_failure_and_early_close_counted_once(registry) -> None:
     assert item.errors_by_type == {"StreamInterruptedError": 1}
 
 
-def test_retries_from_notes_or_response_meta(registry) -> None:
+def test_retries_from_the_call_or_response_meta(registry) -> None:
     registry.register(AttemptsPlugin(), name="attempts")
     provider, _ = make(registry, plugins=("metrics", "attempts"))
     provider.execute(REQUEST)

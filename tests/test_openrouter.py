@@ -131,7 +131,8 @@ def test_error_object_inside_a_200_body_is_a_typed_error_and_retried() -> None:
     provider, transport, sleeps = make(
         replies(answer(200, failed), answer(200, sample("chat_usage_2025.json")["response"]))
     )
-    assert provider.execute(HI).text
+    reply = provider.execute(HI)
+    assert reply.text and reply.meta.attempts == 2
     assert len(transport.requests) == 2 and len(sleeps) == 1
 
 
@@ -142,6 +143,7 @@ def test_real_429_body_is_retried_then_raised_with_upstream_detail() -> None:
         provider.execute(HI)
     assert len(transport.requests) == 3 and sleeps == [1.0, 1.0]
     error = caught.value
+    assert error.attempts == 3
     assert error.status == 429 and error.provider == "openrouter" and error.retry_after == 1.0
     assert "Provider returned error" in str(error) and "rate-limited upstream" in str(error)
 
@@ -254,7 +256,10 @@ def test_stream_usage_taken_from_the_usage_chunk_and_finish_not_overwritten() ->
 def test_stream_http_error_before_first_chunk_is_retried() -> None:
     body = (SAMPLES / "stream_native_options_2025.sse").read_bytes()
     provider, transport, sleeps = make(replies(answer(503, {"error": {"code": 503, "message": "busy"}}), sse(body)))
-    assert provider.stream_execute(HI).final_response().text
+    stream = provider.stream_execute(HI)
+    assert stream.meta.attempts == 2
+    final = stream.final_response()
+    assert final.text and final.meta.attempts == 2
     assert len(transport.requests) == 2 and len(sleeps) == 1
 
 
@@ -335,6 +340,19 @@ def test_list_models_follows_next_links_on_the_same_host_only() -> None:
     assert len(transport.requests) == 2
 
 
+def test_a_paged_model_list_counts_the_attempts_of_every_page() -> None:
+    page1 = {
+        "data": [{"id": "a/one", "pricing": {"prompt": "0", "completion": "0"}}],
+        "links": {"next": "https://openrouter.ai/api/v1/models?offset=1"},
+    }
+    page2 = {"data": [{"id": "a/two", "pricing": {"prompt": "0", "completion": "0"}}]}
+    busy = answer(503, {"error": {"code": 503, "message": "busy"}})
+    provider, _, sleeps = make(replies(answer(200, page1), busy, answer(200, page2)))
+    models = provider.list_models()
+    assert models.ids == ["a/one", "a/two"] and len(sleeps) == 1
+    assert models.meta.attempts == 2  # the first attempt and the one retry (metrics counts retries from it)
+
+
 def test_a_malformed_model_entry_does_not_hide_the_rest() -> None:
     payload = {"data": [{"id": "ok/model", "pricing": {"prompt": "0.1", "completion": "x"}}, {"name": "no id"}, "junk"]}
     provider, _, _ = make(replies(answer(200, payload)))
@@ -395,7 +413,7 @@ def test_invalid_settings_are_configuration_errors() -> None:
 def test_credits_and_the_403_for_ordinary_keys() -> None:
     provider, _, _ = make(replies(answer(200, {"data": {"total_credits": 20, "total_usage": 4.25}})))
     credits = provider.get_credits()
-    assert credits.remaining == Decimal("15.75")
+    assert credits.remaining == Decimal("15.75") and credits.meta.attempts == 1
     forbidden = {"error": {"message": "Only management keys can fetch credits for an account", "code": 403}}
     provider, transport, sleeps = make(replies(answer(403, forbidden)))
     with pytest.raises(CreditsNotAvailableError, match="not available for this key") as caught:
@@ -424,6 +442,7 @@ def test_generation_stats_retry_the_brief_404_window() -> None:
     stats = provider.get_generation_stats("gen-1")
     assert stats.id == "gen-1" and stats.total_cost == Decimal("0.0012") and stats.provider_name == "OpenAI"
     assert transport.requests[0].url.endswith("/generation?id=gen-1") and len(sleeps) == 2
+    assert stats.meta.attempts == 3
 
 
 def test_generation_stats_404_gives_up_after_the_window() -> None:

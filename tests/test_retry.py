@@ -233,7 +233,7 @@ def test_parse_retry_after_http_date() -> None:
     assert parse_retry_after(Headers({"Retry-After": past}), now=lambda: now) == 0.0
 
 
-def test_attempts_are_recorded_on_the_result_and_on_the_final_error() -> None:
+def test_attempts_are_reported_with_the_result_and_on_the_final_error() -> None:
     from llmrelay.core.models import ChatResponse, Message
 
     policy = RetryPolicy(RetrySettings(max_attempts=3), sleep=lambda _s: None, rng=random.Random(1))
@@ -245,11 +245,63 @@ def test_attempts_are_recorded_on_the_result_and_on_the_final_error() -> None:
             raise error
         return ChatResponse(message=Message(role="assistant", content="ok"), provider="p")
 
-    assert policy.call(flaky).meta.attempts == 2
+    retried = policy.run(flaky)
+    assert retried.attempts == 2 and retried.value.text == "ok"
+    assert policy.run(Script()).attempts == 1
 
     def failing() -> ChatResponse:
         raise ServerError("boom", status=503)
 
     with pytest.raises(ServerError) as caught:
         policy.call(failing)
-    assert caught.value.attempts == 3  # type: ignore[attr-defined]
+    assert caught.value.attempts == 3
+    with pytest.raises(BadRequestError) as refused:
+        policy.call(Script(BadRequestError("bad", status=400)))
+    assert refused.value.attempts == 1  # not retried
+
+
+def test_giving_up_for_lack_of_time_is_logged_with_the_reason(caplog: pytest.LogCaptureFixture) -> None:
+    t = FakeTime()
+    fn = Script(RateLimitError("slow down", status=429, retry_after=120.0))
+    p = RetryPolicy(
+        RetrySettings(max_total_seconds=30), sleep=t.sleep, clock=t.clock, rng=random.Random(7), provider="openrouter"
+    )
+    with caplog.at_level(logging.WARNING, logger="llmrelay.retry"), pytest.raises(RateLimitError) as caught:
+        p.call(fn, what="chat completion")
+    assert caught.value.attempts == 1
+    assert caplog.messages == [
+        "[openrouter] chat completion: giving up after attempt 1: the next wait (120.00s) is longer than "
+        "the time left (30.00s of max_total_seconds=30.0)"
+    ]
+
+
+def test_the_wait_strategies_are_tenacity_strategies() -> None:
+    import tenacity
+    from llmrelay.core.http.retry import stop_when_out_of_time, wait_full_jitter, wait_retry_after
+
+    def state(attempt: int, error: BaseException) -> tenacity.RetryCallState:
+        retry_state = tenacity.RetryCallState(tenacity.Retrying(), None, (), {})
+        retry_state.attempt_number = attempt
+        retry_state.set_exception((type(error), error, None))
+        return retry_state
+
+    jitter = wait_full_jitter(0.5, 3.0, random.Random(1))
+    assert [jitter.ceiling(n) for n in (1, 2, 3, 4, 5, 2000)] == [0.5, 1.0, 2.0, 3.0, 3.0, 3.0]
+    assert 0 <= jitter(state(3, ServerError("x", status=503))) <= 2.0
+    assert wait_full_jitter(0.0, 3.0, random.Random(1)).sample(4) == 0.0
+
+    wait = wait_retry_after(jitter)
+    assert wait(state(1, RateLimitError("slow", status=429, retry_after=7.0))) == 7.0
+    assert wait(state(1, ServerError("busy", status=503, retry_after=2.5))) == 2.5
+    assert 0 <= wait(state(2, APITimeoutError("slow"))) <= 1.0  # nothing asked: the backoff
+    # Composable like tenacity's own: a fixed floor added to the jitter.
+    assert 1.0 <= (tenacity.wait_fixed(1.0) + jitter)(state(1, APITimeoutError("slow"))) <= 1.5
+
+    now = [100.0]
+    stop = stop_when_out_of_time(130.0, lambda: now[0], 30.0, "request")
+    waiting = state(1, APITimeoutError("slow"))
+    waiting.upcoming_sleep = 29.0
+    assert not stop(waiting)
+    now[0] = 110.0
+    assert stop(waiting)
+    assert (tenacity.stop_after_attempt(5) | stop)(waiting)

@@ -42,7 +42,7 @@ from ..account import ValidationReport
 from ..catalog import ModelList
 from ..errors import ConfigurationError, LLMRelayError
 from ..models import ChatRequest, ChatResponse
-from ..provider import CallOptions, Capability, Provider, RequestLike
+from ..provider import CORE_OPERATIONS, CallOptions, Provider, RequestLike
 from ..settings import ProviderSettings
 from ..stream import ChatStream, StreamChunk
 
@@ -96,9 +96,9 @@ class FallbackProvider(Provider):
     Thread-safe if its members are; it keeps no per-call state of its own.
     """
 
-    name: ClassVar[str] = "fallback"
+    name = "fallback"
     requires_api_key: ClassVar[bool] = False
-    capabilities: ClassVar[frozenset[str]] = Capability.CORE
+    capabilities = CORE_OPERATIONS
 
     def __init__(
         self,
@@ -242,7 +242,7 @@ class FallbackProvider(Provider):
         """Valid when every member is: a chain with a broken member fails only when it is needed."""
         problems = []
         reports = [t.provider.validate_config() for t in self.targets]
-        for target, report in zip(self.targets, reports):
+        for target, report in zip(self.targets, reports, strict=True):
             if not report.ok:
                 problems.append(f"{target.label}: {report.message}")
         failing = next((r for r in reports if not r.ok), None)

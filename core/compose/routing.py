@@ -44,7 +44,7 @@ from ..account import ValidationReport
 from ..catalog import ModelList
 from ..errors import ConfigurationError
 from ..models import ChatRequest, ChatResponse
-from ..provider import CallOptions, Capability, Provider, RequestLike
+from ..provider import CORE_OPERATIONS, CallOptions, Provider, RequestLike
 from ..settings import ProviderSettings
 from ..stream import ChatStream
 
@@ -98,7 +98,7 @@ class RoutingRule(ABC):
 
 
 def _rewrite(route: Route, label: str, provider: str | None, model: str | None) -> Route:
-    return Route(provider if provider is not None else route.provider, model, route.rules + (label,))
+    return Route(provider if provider is not None else route.provider, model, (*route.rules, label))
 
 
 @dataclass(frozen=True)
@@ -234,9 +234,9 @@ class Router(Provider):
     through that provider's own cache, breaker and metrics. Thread-safe.
     """
 
-    name: ClassVar[str] = "router"
+    name = "router"
     requires_api_key: ClassVar[bool] = False
-    capabilities: ClassVar[frozenset[str]] = Capability.CORE
+    capabilities = CORE_OPERATIONS
 
     def __init__(
         self,

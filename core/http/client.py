@@ -4,10 +4,14 @@ An :class:`HTTPClient` holds what every call to one service shares — base
 URL, the headers (auth included, built once), a :class:`Transport`, a
 :class:`RetryPolicy` and timeouts — and offers two operations:
 
-* :meth:`HTTPClient.request_json`: send, retry, check the status, decode JSON;
+* :meth:`HTTPClient.request`: send, retry, check the status, decode JSON
+  and parse it into a result whose ``meta.attempts`` says how many
+  attempts it took (:meth:`HTTPClient.fetch` and
+  :meth:`HTTPClient.request_json` give the value and the attempts as a
+  :class:`~llmrelay.core.http.retry.Retried`);
 * :meth:`HTTPClient.open_stream`: send and retry until the headers of a
-  successful response arrive, then hand back the open response. A stream
-  is never retried after that point.
+  successful response arrive, then hand back the open response, its
+  ``attempts`` set. A stream is never retried after that point.
 
 :func:`error_from_response` turns an HTTP error response into the typed
 error for its status, from the OpenAI / OpenRouter body shape
@@ -24,7 +28,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlencode
 
 from ..errors import (
@@ -37,12 +41,15 @@ from ..errors import (
 )
 from ..secrets import redact
 from ..settings import ProviderSettings
-from .retry import Predicate, RetryPolicy, parse_retry_after
+from .retry import Predicate, Retried, RetryPolicy, parse_retry_after
 from .transport import USER_AGENT, HTTPRequest, HTTPResponse, Transport
 
+if TYPE_CHECKING:
+    from ..models import ResponseMeta
+
 __all__ = [
-    "Attempted",
     "HTTPClient",
+    "HasMeta",
     "decode_json",
     "dumps",
     "error_from_response",
@@ -51,6 +58,15 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+
+class HasMeta(Protocol):
+    """A result model: it says how llmrelay produced it in ``meta`` (attempts, cache)."""
+
+    meta: ResponseMeta
+
+
+ResultT = TypeVar("ResultT", bound=HasMeta)
 
 _TITLE = rb"(?is)<title[^>]*>(.*?)</title>"  # compiled (and cached) by re when an HTML page arrives
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "cf-ray")
@@ -255,7 +271,7 @@ class HTTPClient:
 
     # ------------------------------------------------------------------ calls
 
-    def request(
+    def fetch(
         self,
         method: str,
         path: str,
@@ -267,13 +283,13 @@ class HTTPClient:
         also_retry: Predicate | None = None,
         retry: RetryPolicy | None = None,
         what: str | None = None,
-    ) -> T:
-        """Send, retrying as the policy says, and return ``parse(decoded JSON, response)``.
+    ) -> Retried[T]:
+        """Send, retrying as the policy says, and return ``parse(decoded JSON, response)`` with the attempts made.
 
         ``parse`` runs inside the attempt, so an error it raises (a 200 whose
         body is an error object) is retried like an error status. A 2xx body
         that is not JSON raises :class:`InvalidResponseError`; an error status
-        raises the typed error for it.
+        raises the typed error for it, its ``attempts`` set.
         """
         payload = dumps(body) if body is not None else None
         request = HTTPRequest(
@@ -293,7 +309,36 @@ class HTTPClient:
                 raise self.error(response, model=model)
             return parse(decode_json(response, provider=provider, what=label), response)
 
-        return (retry or self.retry).call(attempt, also_retry=also_retry, what=label)
+        return (retry or self.retry).run(attempt, also_retry=also_retry, what=label)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        parse: Callable[[Any, HTTPResponse], ResultT],
+        *,
+        body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        model: str | None = None,
+        also_retry: Predicate | None = None,
+        retry: RetryPolicy | None = None,
+        what: str | None = None,
+    ) -> ResultT:
+        """Like :meth:`fetch`, for a parsed result model: its ``meta.attempts`` is set to the attempts made."""
+        retried = self.fetch(
+            method,
+            path,
+            parse,
+            body=body,
+            params=params,
+            model=model,
+            also_retry=also_retry,
+            retry=retry,
+            what=what,
+        )
+        result = retried.value
+        result.meta.attempts = retried.attempts
+        return result
 
     def request_json(
         self,
@@ -305,10 +350,10 @@ class HTTPClient:
         also_retry: Predicate | None = None,
         retry: RetryPolicy | None = None,
         what: str | None = None,
-    ) -> Attempted:
-        """Like :meth:`request`, returning ``(decoded JSON, response)`` (an :class:`Attempted` pair)."""
-        return self.request(
-            method, path, _pair, body=body, params=params, also_retry=also_retry, retry=retry, what=what
+    ) -> Retried[Any]:
+        """Like :meth:`fetch`, returning the decoded JSON itself."""
+        return self.fetch(
+            method, path, _json_only, body=body, params=params, also_retry=also_retry, retry=retry, what=what
         )
 
     def open_stream(self, path: str, *, body: Any, model: str | None = None, what: str | None = None) -> HTTPResponse:
@@ -340,7 +385,10 @@ class HTTPClient:
                 raise error
             return response
 
-        return self.retry.call(attempt, what=label)
+        retried = self.retry.run(attempt, what=label)
+        response = retried.value
+        response.attempts = retried.attempts  # the stream driver copies it to the ChatStream's meta
+        return response
 
     def error(self, response: HTTPResponse, *, model: str | None = None) -> LLMRelayError:
         """The typed error for ``response`` (reads its body)."""
@@ -363,18 +411,8 @@ class HTTPClient:
         return f"<HTTPClient {self.provider!r} {self.base_url}>"
 
 
-class Attempted(tuple):  # type: ignore[type-arg]
-    """A tuple result (``(data, response)``, a page and its extras) that also says how many attempts it took.
-
-    The retry policy sets :attr:`attempts`; a caller that builds its model
-    from several such results reports them in the model's ``meta.attempts``.
-    """
-
-    attempts: int = 1
-
-
-def _pair(data: Any, response: HTTPResponse) -> Attempted:
-    return Attempted((data, response))
+def _json_only(data: Any, _response: HTTPResponse) -> Any:
+    return data
 
 
 def is_status(*statuses: int) -> Predicate:

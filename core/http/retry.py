@@ -1,28 +1,36 @@
 """The retry policy: which failures are retried, how long to wait, when to give up.
 
-Built on tenacity with ``stop`` and ``retry`` always set (tenacity's
-defaults retry every exception forever). One :class:`RetryPolicy` per
-provider owns all retrying for it; nothing below it (urllib3, requests)
-retries, so attempts never multiply.
+Built from tenacity's own parts, with ``stop`` and ``retry`` always set
+(tenacity's defaults retry every exception forever):
 
-* Full-jitter exponential backoff: a wait drawn uniformly from
-  ``[0, min(max_backoff, initial_backoff * 2**(attempt-1))]``.
-* Bounded twice: ``max_attempts`` in all and ``max_total_seconds`` from the
-  start of the first attempt.
-* Retried: connection errors and timeouts (``retry_connection_errors``) and
-  the HTTP statuses in ``retry_statuses`` (408, 429, 500, 502, 503, 504 by
-  default). Never 400, 401, 402, 403 or 404; a caller can allow more with
-  ``also_retry`` (the provider uses it for OpenRouter's brief ``/generation``
-  404 window).
-* ``Retry-After`` (seconds or an HTTP date) and ``retry-after-ms`` are
-  honoured; when the service asks for a wait longer than what is left of the
-  budget, the policy gives up at once instead of sleeping and then failing.
-* Streams are retried only until the response headers arrive: the policy
-  wraps the opening of a stream, never its iteration.
+* ``retry``: :func:`tenacity.retry_if_exception` with :func:`is_retryable`:
+  connection errors and timeouts (``retry_connection_errors``) and the HTTP
+  statuses in ``retry_statuses`` (408, 429, 500, 502, 503, 504 by default).
+  Never 400, 401, 402, 403 or 404; a caller can allow more with
+  ``also_retry`` (the provider uses it for OpenRouter's brief
+  ``/generation`` 404 window).
+* ``wait``: :class:`wait_retry_after`, the wait the service asked for
+  (``Retry-After`` in seconds or as an HTTP date, or ``retry-after-ms``),
+  else :class:`wait_full_jitter`, full-jitter exponential backoff: a wait
+  drawn uniformly from ``[0, min(max_backoff, initial_backoff * 2**(attempt-1))]``.
+* ``stop``: :func:`tenacity.stop_after_attempt` (``max_attempts`` in all)
+  or :class:`stop_when_out_of_time`: when the next wait would end past
+  ``max_total_seconds`` from the start of the first attempt, the policy
+  gives up at once instead of sleeping and then failing.
 
-The first attempt runs without tenacity at all (a plain call in a
-``try``), so a call that succeeds first time pays nothing for retrying.
-Sleep, clock and random source are injectable for tests.
+One :class:`RetryPolicy` per provider owns all retrying for it; nothing
+below it (urllib3, requests) retries, so attempts never multiply. Streams
+are retried only until the response headers arrive: the policy wraps the
+opening of a stream, never its iteration.
+
+Attempts are reported explicitly: :meth:`RetryPolicy.run` returns the value
+with the number of attempts that produced it (:class:`Retried`), and the
+error the policy gives up with carries it as ``error.attempts``.
+
+The first attempt runs without tenacity at all (a plain call in a ``try``),
+so a call that succeeds first time pays nothing for retrying. Sleep, clock
+and random source are injectable for tests; the time budget is measured
+with the policy's clock, not tenacity's.
 """
 
 from __future__ import annotations
@@ -32,14 +40,25 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import tenacity
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base
 
-from ..errors import APIConnectionError, APIStatusError, APITimeoutError, LLMRelayError
+from ..errors import APIConnectionError, APIStatusError, APITimeoutError, LLMRelayError, RateLimitError, ServerError
 from ..settings import RetrySettings
 
-__all__ = ["RetryPolicy", "is_retryable", "parse_retry_after", "record_attempts"]
+__all__ = [
+    "Retried",
+    "RetryPolicy",
+    "is_retryable",
+    "parse_retry_after",
+    "stop_when_out_of_time",
+    "wait_full_jitter",
+    "wait_retry_after",
+]
 
 log = logging.getLogger("llmrelay.retry")
 
@@ -84,45 +103,89 @@ def is_retryable(error: BaseException, settings: RetrySettings) -> bool:
     return False
 
 
-class _Attempts:
-    """One call's state, reached from tenacity's retry_state through ``fn``."""
+@dataclass(frozen=True, slots=True)
+class Retried(Generic[T]):
+    """A call's result and how many attempts produced it (1 when the first one succeeded)."""
 
-    __slots__ = ("fn", "first_error", "started", "also_retry", "what", "delays", "gave_up_reason", "count")
-
-    def __init__(
-        self, fn: Callable[[], Any], first_error: BaseException, started: float, also_retry: Predicate | None, what: str
-    ) -> None:
-        self.fn = fn
-        self.first_error: BaseException | None = first_error
-        self.started = started
-        self.also_retry = also_retry
-        self.what = what
-        self.delays: dict[int, float] = {}
-        self.gave_up_reason: str | None = None
-        self.count = 0
-
-    def __call__(self) -> Any:
-        # Attempt 1 already ran outside tenacity; replay its error so that
-        # tenacity's attempt numbers are the real ones.
-        self.count += 1
-        error, self.first_error = self.first_error, None
-        if error is not None:
-            raise error
-        return self.fn()
+    value: T
+    attempts: int
 
 
-def record_attempts(result: Any, count: int) -> None:
-    """Note on ``result`` how many attempts produced it, for the metrics layer.
+# --------------------------------------------------------------------------- tenacity strategies
 
-    A model result has ``meta.attempts``; an open streamed response has
-    ``attempts``, which the stream driver copies to its ``ChatStream.meta``.
-    A failure carries ``attempts`` on the raised error.
+
+class wait_full_jitter(wait_base):  # lower case, like tenacity's own strategies
+    """Full-jitter exponential backoff: uniform in ``[0, min(maximum, initial * 2**(attempt-1))]``.
+
+    tenacity's ``wait_random_exponential``, with the random source passed in
+    (tests pass a seeded one).
     """
-    meta = getattr(result, "meta", None)
-    if meta is not None and hasattr(meta, "attempts"):
-        meta.attempts = count
-    elif hasattr(result, "attempts"):
-        result.attempts = count
+
+    def __init__(self, initial: float, maximum: float, rng: random.Random) -> None:
+        self.initial = initial
+        self.maximum = maximum
+        self._uniform = rng.uniform
+
+    def ceiling(self, attempt: int) -> float:
+        """The largest wait after failed attempt number ``attempt`` (1-based)."""
+        if self.initial <= 0 or self.maximum <= 0:
+            return 0.0
+        # Past 2**64 the product only overflows; the cap has long been reached.
+        return min(self.maximum, self.initial * 2.0 ** min(attempt - 1, 64))
+
+    def sample(self, attempt: int) -> float:
+        ceiling = self.ceiling(attempt)
+        return self._uniform(0.0, ceiling) if ceiling > 0 else 0.0
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        return self.sample(retry_state.attempt_number)
+
+
+class wait_retry_after(wait_base):  # lower case, like tenacity's own strategies
+    """The wait the service asked for (the error's ``retry_after``, from ``Retry-After``), else ``fallback``'s."""
+
+    def __init__(self, fallback: wait_base) -> None:
+        self.fallback = fallback
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        asked = error.retry_after if isinstance(error, (RateLimitError, ServerError)) else None
+        return float(asked) if asked is not None else self.fallback(retry_state)
+
+
+class stop_when_out_of_time(stop_base):  # lower case, like tenacity's own strategies
+    """Stop when the next wait would end past ``deadline`` on ``clock``, saying so in the log.
+
+    tenacity's ``stop_before_delay``, on the policy's clock: tenacity (8.3
+    and later) works out the wait (``retry_state.upcoming_sleep``) before it
+    asks ``stop``.
+    """
+
+    def __init__(self, deadline: float, clock: Callable[[], float], budget: float, label: str) -> None:
+        self.deadline = deadline
+        self.clock = clock
+        self.budget = budget
+        self.label = label
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        delay = retry_state.upcoming_sleep
+        remaining = self.deadline - self.clock()
+        if delay <= remaining:
+            return False
+        log.warning(
+            "%s: giving up after attempt %d: the next wait (%.2fs) is longer than the time left "
+            "(%.2fs of max_total_seconds=%s)",
+            self.label,
+            retry_state.attempt_number,
+            delay,
+            max(remaining, 0.0),
+            self.budget,
+        )
+        return True
+
+
+# --------------------------------------------------------------------------- the policy
 
 
 class RetryPolicy:
@@ -141,120 +204,97 @@ class RetryPolicy:
         self.sleep = sleep
         self.clock = clock
         self.provider = provider
-        self._uniform = (rng or random.Random()).uniform
         s = self.settings
-        # Built once: tenacity keeps per-call state in thread-locals.
-        self._retrying = tenacity.Retrying(
-            sleep=self._sleep,
-            stop=self._stop,
-            wait=self._wait,
-            retry=self._should_retry,
-            before_sleep=self._log_retry,
-            reraise=True,
-        )
-        self._max_attempts = s.max_attempts
+        self._backoff = wait_full_jitter(s.initial_backoff, s.max_backoff, rng or random.Random())
+        self._wait: wait_base = wait_retry_after(self._backoff) if s.respect_retry_after else self._backoff
 
     # ------------------------------------------------------------------ public
 
-    def call(self, fn: Callable[[], T], *, also_retry: Predicate | None = None, what: str = "request") -> T:
-        """``fn()``, retried on retryable errors. Re-raises the last error when giving up.
+    def run(self, fn: Callable[[], T], *, also_retry: Predicate | None = None, what: str = "request") -> Retried[T]:
+        """``fn()``, retried on retryable errors, with the number of attempts it took.
 
+        Re-raises the last error when giving up, with ``error.attempts`` set.
         ``also_retry(error)`` makes more errors retryable for this call only.
         """
         started = self.clock()
         try:
-            return fn()
+            return Retried(fn(), 1)
         except LLMRelayError as error:
-            if self._max_attempts <= 1 or not self._retryable(error, also_retry):
+            error.attempts = 1
+            if self.settings.max_attempts <= 1 or not self._retryable(error, also_retry):
                 raise
-            first = error
-        attempts = _Attempts(fn, first, started, also_retry, what)
+            replay: LLMRelayError | None = error
+        made = 1
+
+        def attempt() -> T:
+            # Attempt 1 already ran, outside tenacity: raising its error again
+            # makes tenacity's attempt numbers the real ones.
+            nonlocal replay, made
+            if replay is not None:
+                first, replay = replay, None
+                raise first
+            made += 1
+            return fn()
+
         try:
-            result: T = self._retrying(attempts)
+            value = self._retrying(started, also_retry, what)(attempt)
         except LLMRelayError as error:
-            error.attempts = attempts.count  # type: ignore[attr-defined]
+            error.attempts = made
             raise
-        record_attempts(result, attempts.count)
-        return result
+        return Retried(value, made)
+
+    def call(self, fn: Callable[[], T], *, also_retry: Predicate | None = None, what: str = "request") -> T:
+        """Like :meth:`run`, returning the value alone."""
+        return self.run(fn, also_retry=also_retry, what=what).value
 
     def backoff(self, attempt: int) -> float:
         """The full-jitter backoff after failed attempt number ``attempt`` (1-based)."""
-        s = self.settings
-        ceiling = min(s.max_backoff, s.initial_backoff * (2 ** (attempt - 1)))
-        return self._uniform(0.0, ceiling) if ceiling > 0 else 0.0
+        return self._backoff.sample(attempt)
 
-    # ------------------------------------------------------------------ tenacity hooks
+    # ------------------------------------------------------------------ internals
 
     def _retryable(self, error: BaseException, also_retry: Predicate | None) -> bool:
         if is_retryable(error, self.settings):
             return True
         return also_retry is not None and isinstance(error, LLMRelayError) and also_retry(error)
 
-    def _should_retry(self, state: tenacity.RetryCallState) -> bool:
-        outcome = state.outcome
-        if outcome is None or not outcome.failed:
-            return False
-        attempts: _Attempts = state.fn  # type: ignore[assignment]
-        return self._retryable(outcome.exception(), attempts.also_retry)
+    def _retrying(self, started: float, also_retry: Predicate | None, what: str) -> tenacity.Retrying:
+        """The tenacity loop for one call that failed once and may be retried."""
+        s = self.settings
+        label = f"[{self.provider}] {what}" if self.provider else what
 
-    def _delay(self, state: tenacity.RetryCallState) -> float:
-        attempts: _Attempts = state.fn  # type: ignore[assignment]
-        number = state.attempt_number
-        delay = attempts.delays.get(number)
-        if delay is None:
-            delay = self.backoff(number)
-            error = state.outcome.exception() if state.outcome is not None else None
-            asked = getattr(error, "retry_after", None)
-            if asked is not None and self.settings.respect_retry_after:
-                delay = float(asked)
-            attempts.delays[number] = delay
-        return delay
+        def retryable(error: BaseException) -> bool:
+            return self._retryable(error, also_retry)
 
-    def _wait(self, state: tenacity.RetryCallState) -> float:
-        return self._delay(state)
-
-    def _stop(self, state: tenacity.RetryCallState) -> bool:
-        attempts: _Attempts = state.fn  # type: ignore[assignment]
-        if state.attempt_number >= self._max_attempts:
-            attempts.gave_up_reason = f"{self._max_attempts} attempts made"
-            return True
-        delay = self._delay(state)
-        remaining = self.settings.max_total_seconds - (self.clock() - attempts.started)
-        if delay > remaining:
-            attempts.gave_up_reason = (
-                f"the next wait ({delay:.2f}s) is longer than the time left "
-                f"({max(remaining, 0.0):.2f}s of max_total_seconds={self.settings.max_total_seconds})"
-            )
+        def log_retry(retry_state: tenacity.RetryCallState) -> None:
+            outcome = retry_state.outcome
+            error = outcome.exception() if outcome is not None else None
+            status = error.status if isinstance(error, LLMRelayError) else None
+            # The error's class and status only: never its message, which may
+            # quote request data, and never a header.
             log.warning(
-                "%s%s: giving up after attempt %d: %s",
-                f"[{self.provider}] " if self.provider else "",
-                attempts.what,
-                state.attempt_number,
-                attempts.gave_up_reason,
+                "%s failed (attempt %d of %d, %s%s); retrying in %.2fs",
+                label,
+                retry_state.attempt_number,
+                s.max_attempts,
+                type(error).__name__,
+                f", HTTP {status}" if status else "",
+                retry_state.upcoming_sleep,
             )
-            return True
-        return False
+
+        return tenacity.Retrying(
+            retry=tenacity.retry_if_exception(retryable),
+            wait=self._wait,
+            stop=tenacity.stop_after_attempt(s.max_attempts)
+            | stop_when_out_of_time(started + s.max_total_seconds, self.clock, s.max_total_seconds, label),
+            sleep=self._sleep,
+            before_sleep=log_retry,
+            reraise=True,
+        )
 
     def _sleep(self, seconds: float) -> None:
         if seconds > 0:
             self.sleep(seconds)
-
-    def _log_retry(self, state: tenacity.RetryCallState) -> None:
-        attempts: _Attempts = state.fn  # type: ignore[assignment]
-        error = state.outcome.exception() if state.outcome is not None else None
-        status = getattr(error, "status", None)
-        # The error's class and status only: never its message, which may
-        # quote request data, and never a header.
-        log.warning(
-            "%s%s failed (attempt %d of %d, %s%s); retrying in %.2fs",
-            f"[{self.provider}] " if self.provider else "",
-            attempts.what,
-            state.attempt_number,
-            self._max_attempts,
-            type(error).__name__,
-            f", HTTP {status}" if status else "",
-            self._delay(state),
-        )
 
     def __repr__(self) -> str:
         s = self.settings

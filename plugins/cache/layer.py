@@ -2,14 +2,19 @@
 
 One call, in order::
 
-    bypass?     not cacheable, not enabled, or options.cache=False -> proceed, note "bypass"
-    L1 fresh    -> a copy of the entry, note "hit"
-    L2 fresh    -> fill L1, a copy, note "hit" (an L2 entry L1 already holds is not decoded again)
-    stale, within stale_while_revalidate -> served now, refreshed in the background, note "stale"
+    bypass?     not cacheable, not enabled, or options.cache=False -> proceed, BYPASS
+    L1 fresh    -> a copy of the entry, HIT
+    L2 fresh    -> fill L1, a copy, HIT (an L2 entry L1 already holds is not decoded again)
+    stale, within stale_while_revalidate -> served now, refreshed in the background, STALE
     miss        -> one load per key in this process (single-flight), and with a shared L2
                    one per key across the fleet (lock, then wait for the other instance's value);
                    an availability error with a stale entry within stale_if_error -> that entry,
-                   note "stale"; any other error is raised unchanged
+                   STALE; any other error is raised unchanged
+
+What it did is ``call.cache`` (a ``CacheOutcome`` of :mod:`llmrelay.core.pipeline`)
+for the layers outside it, and the result's ``meta.cache``. A caller that
+shared another caller's failed load is ``"coalesced"`` with ``call.attempts = 0``:
+it made no upstream request of its own.
 
 Hits are shallow copies with their own ``meta`` (``cache="hit"``): the
 cached object is never handed out, but nested objects (a model's pricing, a
@@ -26,11 +31,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from llmrelay.core.deferred import Deferred
 from llmrelay.core.errors import ConfigurationError, LLMRelayError
-from llmrelay.core.pipeline import Call, Handler, Layer, Operation
+from llmrelay.core.pipeline import CacheOutcome, Call, Handler, Layer, Operation
 from llmrelay.core.provider import CallOptions
 
 from .backends import L2Backend
@@ -53,8 +58,12 @@ __all__ = ["BYPASS", "HIT", "MISS", "STALE", "CacheLayer"]
 
 log = logging.getLogger("llmrelay.plugins.cache")
 
-# "coalesced": a call that shared another caller's failed load (single-flight).
-HIT, STALE, MISS, BYPASS, COALESCED = "hit", "stale", "miss", "bypass", "coalesced"
+R = TypeVar("R")
+
+HIT: Final = "hit"
+STALE: Final = "stale"
+MISS: Final = "miss"
+BYPASS: Final = "bypass"
 _LOCK_RETRY = 5.0  # seconds before a refresh that found the fleet lock taken checks again
 _ERROR_RETRY = 60.0  # seconds before a failed refresh-ahead is tried again
 # Results carry these; they load with the first chat call, not with the build (deferred.py).
@@ -120,13 +129,17 @@ class CacheLayer(Layer):
             key = self.keys.key(operation)
             self._refresher.schedule(key, now, self._refresh_task(key, self._background_call(operation), policy, True))
 
-    def handle(self, call: Call, proceed: Handler) -> Any:
+    def handle(self, call: Call[R], proceed: Handler) -> R:
+        # Entries are stored per operation, so what is served is the result type of the call's operation.
+        return cast(R, self._serve(call, proceed))
+
+    def _serve(self, call: Call[Any], proceed: Handler) -> Any:
         operation = call.operation
         policy = self._policies.get(operation)
         cache_option = call.options.cache
         if policy is None or cache_option is False or (cache_option is None and not policy.enabled):
             self._counters.add("bypassed")
-            call.notes["cache"] = BYPASS
+            call.cache = BYPASS
             result = proceed(call)
             _set_meta(result, BYPASS)
             return result
@@ -136,14 +149,14 @@ class CacheLayer(Layer):
         now = self._clock()
         if entry is not None and now < entry.fresh_until:
             self._counters.add(f"{tier}_hits")
-            call.notes["cache"] = HIT
+            call.cache = HIT
             return self._present(entry.value, HIT, call)
         self._counters.bump(*self._miss_counters)
 
         if entry is not None and now < entry.header.swr_until:
             self._counters.add(f"{tier}_stale")
             self._refresher.submit(key, self._refresh_task(key, _background_copy(call), policy, False, proceed))
-            call.notes["cache"] = STALE
+            call.cache = STALE
             return self._present(entry.value, STALE, call)
 
         try:
@@ -153,19 +166,19 @@ class CacheLayer(Layer):
         except LLMRelayError as error:
             if error.availability and entry is not None and self._clock() < entry.header.sie_until:
                 self._counters.add(f"{tier}_stale")
-                call.notes["cache"] = STALE
+                call.cache = STALE
                 log.info("cache: serving a stale %s result because the upstream failed: %s", operation, error)
                 return self._present(entry.value, STALE, call)
-            if call.notes.get("cache") != MISS:
+            if call.cache != MISS:
                 # A follower given the leader's error made no upstream request
                 # of its own: the leader's attempts are not this call's.
-                call.notes["cache"] = COALESCED
-                call.notes["attempts"] = 0
+                call.cache = "coalesced"
+                call.attempts = 0
             raise
         if not leader:
             self._counters.add("coalesced")
-        state = MISS if leader and not loaded.from_fleet else HIT
-        call.notes["cache"] = state
+        state: CacheOutcome = MISS if leader and not loaded.from_fleet else HIT
+        call.cache = state
         return self._present(loaded.value, state, call)
 
     # ------------------------------------------------------------------ lookups
@@ -209,12 +222,12 @@ class CacheLayer(Layer):
 
     # ------------------------------------------------------------------ loading
 
-    def _lead(self, key: str, call: Call, proceed: Handler, policy: OperationPolicy) -> _Loaded:
+    def _lead(self, key: str, call: Call[Any], proceed: Handler, policy: OperationPolicy) -> _Loaded:
         # Runs only in the caller that leads a single-flight load.
-        call.notes["cache"] = MISS
+        call.cache = MISS
         return self._load(key, call, proceed, policy)
 
-    def _load(self, key: str, call: Call, proceed: Handler, policy: OperationPolicy) -> _Loaded:
+    def _load(self, key: str, call: Call[Any], proceed: Handler, policy: OperationPolicy) -> _Loaded:
         """Load one key from the upstream, once per fleet when L2 is shared."""
         token: str | None = None
         lock = ""
@@ -270,7 +283,7 @@ class CacheLayer(Layer):
 
     # ------------------------------------------------------------------ streams
 
-    def _stream_miss(self, key: str, call: Call, proceed: Handler, policy: OperationPolicy) -> ChatStream:
+    def _stream_miss(self, key: str, call: Call[Any], proceed: Handler, policy: OperationPolicy) -> ChatStream:
         # Streams are not coalesced: each caller reads its own. The result is
         # stored only when the service ended the stream cleanly.
         self._counters.add("upstream_calls")
@@ -288,12 +301,12 @@ class CacheLayer(Layer):
                 log.exception("cache: could not store a completed stream")
 
         stream.add_done_callback(store_when_complete)
-        call.notes["cache"] = MISS
+        call.cache = MISS
         return stream
 
     # ------------------------------------------------------------------ presenting
 
-    def _present(self, value: Any, state: str, call: Call) -> Any:
+    def _present(self, value: Any, state: CacheOutcome, call: Call[Any]) -> Any:
         meta = _RESPONSE_META.get()(cache=state, stale=state == STALE)
         if state == MISS:
             # The upstream's own result: keep how many attempts it took (metrics counts retries from it).
@@ -320,13 +333,13 @@ class CacheLayer(Layer):
 
     # ------------------------------------------------------------------ background refresh
 
-    def _background_call(self, operation: str) -> Call:
-        return Call(operation, self.provider_name, None, None, CallOptions(), {"cache": "refresh"})
+    def _background_call(self, operation: str) -> Call[Any]:
+        return Call(Operation(operation), self.provider_name, cache="refresh")
 
     def _refresh_task(
         self,
         key: str,
-        call: Call,
+        call: Call[Any],
         policy: OperationPolicy,
         periodic: bool,
         proceed: Handler | None = None,
@@ -350,7 +363,9 @@ class CacheLayer(Layer):
                 return found
         return known
 
-    def _refresh(self, key: str, call: Call, policy: OperationPolicy, periodic: bool, proceed: Handler | None) -> None:
+    def _refresh(
+        self, key: str, call: Call[Any], policy: OperationPolicy, periodic: bool, proceed: Handler | None
+    ) -> None:
         """Refresh ``key`` if it is due, once across the fleet; reschedule refresh-ahead keys."""
         handler = proceed or self._downstream
         if handler is None or self._closed:
@@ -390,7 +405,7 @@ class CacheLayer(Layer):
             if self._l2 is not None and token is not None:
                 self._l2.release_lock(lock, token)
 
-    def _reschedule(self, key: str, call: Call, policy: OperationPolicy) -> Callable[[float], None]:
+    def _reschedule(self, key: str, call: Call[Any], policy: OperationPolicy) -> Callable[[float], None]:
         def schedule(when: float) -> None:
             self._refresher.schedule(key, when, self._refresh_task(key, call, policy, True))
 
@@ -491,15 +506,15 @@ def _storable_type(result: Any) -> str | None:
     return tag
 
 
-def _set_meta(result: Any, state: str) -> None:
+def _set_meta(result: Any, state: CacheOutcome) -> None:
     meta = getattr(result, "meta", None)
     if meta is not None and isinstance(meta, _RESPONSE_META.get()):
         meta.cache = state
 
 
-def _background_copy(call: Call) -> Call:
+def _background_copy(call: Call[Any]) -> Call[Any]:
     options = CallOptions(cache=call.options.cache, cache_ttl=call.options.cache_ttl, extra=dict(call.options.extra))
-    return Call(call.operation, call.provider, call.request, call.model, options, {"cache": "refresh"})
+    return Call(call.operation, call.provider, call.request, call.model, options, cache="refresh")
 
 
 def _drain(stream: ChatStream) -> tuple[Any, ...] | None:

@@ -2,8 +2,9 @@
 
 Sitting outside the cache and the breaker, it counts every call once,
 including those the cache answered and those the breaker rejected; it
-learns what they did from ``call.notes`` ("cache", "breaker",
-"breaker_state", "breaker_name", "breaker_events", "attempts"). A stream is
+learns what they did from the typed fields of the call (``call.cache``,
+``call.breaker``, ``call.attempts``), and the upstream's attempts from the
+result's ``meta.attempts`` or the error's ``attempts``. A stream is
 counted when it ends, from its done-callback: time to first token and
 tokens per second come from the stream's own timestamps, so the layer adds
 nothing per chunk.
@@ -12,10 +13,11 @@ nothing per chunk.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from llmrelay.core.deferred import Deferred
-from llmrelay.core.pipeline import Call, Handler, Layer, Operation
+from llmrelay.core.errors import LLMRelayError
+from llmrelay.core.pipeline import BreakerReport, Call, Handler, Layer, Operation
 
 from .collector import CallRecord, MetricsCollector
 from .registry import SnapshotWriter
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
     from llmrelay.core.models import Usage
 
 log = logging.getLogger("llmrelay.metrics")
+
+R = TypeVar("R")
 
 _STREAM = Operation.STREAM
 # A result that carries token usage has loaded the chat model (deferred.py).
@@ -50,7 +54,7 @@ class MetricsLayer(Layer):
         self._level = _LEVELS.get(log_level)
         self._last_breaker: str | None = None
 
-    def handle(self, call: Call, proceed: Handler) -> Any:
+    def handle(self, call: Call[R], proceed: Handler) -> R:
         clock = self.collector.clock
         start = clock()
         try:
@@ -69,8 +73,7 @@ class MetricsLayer(Layer):
 
     # ------------------------------------------------------------------ recording
 
-    def _finish(self, call: Call, now: float, latency: float, result: Any, error: BaseException | None) -> None:
-        notes = call.notes
+    def _finish(self, call: Call[Any], now: float, latency: float, result: object, error: BaseException | None) -> None:
         meta = getattr(result, "meta", None)
         usage = getattr(result, "usage", None)
         # Only token usage counts: ValidationReport.usage is the key's spend in USD.
@@ -80,15 +83,14 @@ class MetricsLayer(Layer):
             prompt = completion = 0
             cost = None
         error_type = None if error is None else type(error).__name__
-        attempts = notes.get("attempts")
+        attempts = call.attempts
         if attempts is None:
             attempts = _attempts(meta, error)
-        cache = notes.get("cache")
+        cache = call.cache
         if cache is None and meta is not None:
             cache = getattr(meta, "cache", None)
-        breaker = notes.get("breaker")
-        if breaker is None and error_type == "CircuitOpenError":
-            breaker = "rejected"  # a breaker that does not write notes (a third party's)
+        report = call.breaker
+        breaker = _decision(report, error_type)
         self.collector.count(
             call.provider,
             call.model,
@@ -106,8 +108,8 @@ class MetricsLayer(Layer):
             False,
             now,
         )
-        if "breaker_events" in notes or notes.get("breaker_name") is not self._last_breaker:
-            self._after(call, notes)
+        if report is not None and (report.events or report.name is not self._last_breaker):
+            self._after(call, report)
         if self._level is not None and log.isEnabledFor(self._level):
             self._log(
                 CallRecord(
@@ -125,7 +127,7 @@ class MetricsLayer(Layer):
                 )
             )
 
-    def _stream_done(self, call: Call, setup: float, stream: Any) -> None:
+    def _stream_done(self, call: Call[Any], setup: float, stream: Any) -> None:
         started = stream.started_at
         ended = stream.ended_at if stream.ended_at is not None else started
         first = stream.first_chunk_at
@@ -136,6 +138,7 @@ class MetricsLayer(Layer):
             tokens_per_second = completion / (ended - first)
         error = stream.error
         error_type = None if error is None else type(error).__name__
+        report = call.breaker
         record = CallRecord(
             call.provider,
             call.model,
@@ -143,36 +146,30 @@ class MetricsLayer(Layer):
             setup + (ended - started),
             error_type=error_type,
             cancelled=stream.outcome == "cancelled",
-            attempts=call.notes.get("attempts") or _attempts(stream.meta, error),
+            attempts=call.attempts or _attempts(stream.meta, error),
             ttft=None if first is None else setup + (first - started),
             tokens_per_second=tokens_per_second,
             prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
             completion_tokens=completion,
             cost=getattr(usage, "cost", None),
-            cache=call.notes.get("cache") or getattr(stream.meta, "cache", None),
-            breaker=call.notes.get("breaker") or ("rejected" if error_type == "CircuitOpenError" else None),
+            cache=call.cache or getattr(stream.meta, "cache", None),
+            breaker=_decision(report, error_type),
         )
         self.collector.record(record)
-        self._after(call, call.notes)
+        if report is not None:
+            self._after(call, report)
         if self._level is not None and log.isEnabledFor(self._level):
             self._log(record)
 
-    def _after(self, call: Call, notes: dict[str, Any]) -> None:
-        """Breakers and state changes the breaker layer left in the notes."""
-        name = notes.get("breaker_name")
-        if name is None:
-            return
+    def _after(self, call: Call[Any], report: BreakerReport) -> None:
+        """The breaker and the state changes the breaker layer reported on the call."""
         collector = self.collector
-        events = notes.get("breaker_events")
-        if events:
-            for event in events:
-                collector.observe_breaker_event(event)
-        collector.observe_breaker(
-            name, call.provider, notes.get("breaker_model"), notes.get("breaker_state") or "closed"
-        )
+        for event in report.events:
+            collector.observe_breaker_event(event)
+        collector.observe_breaker(report.name, call.provider, report.model, report.state)
         # Later calls through the same breaker need this only when they
         # carry state changes (the breaker writes the same name object).
-        self._last_breaker = name
+        self._last_breaker = report.name
 
     def _log(self, record: CallRecord) -> None:
         event = record.as_event()
@@ -195,7 +192,17 @@ class MetricsLayer(Layer):
         return f"<MetricsLayer {self.provider!r}>"
 
 
+def _decision(report: BreakerReport | None, error_type: str | None) -> str | None:
+    """What the breaker decided; a rejection by a breaker that does not report (a third party's) too."""
+    if report is not None:
+        return report.decision
+    return "rejected" if error_type == "CircuitOpenError" else None
+
+
 def _attempts(meta: Any, error: BaseException | None) -> int:
-    """Attempts made, from the result's meta or the error (when the notes had none)."""
-    attempts = getattr(meta, "attempts", None) if meta is not None else getattr(error, "attempts", None)
+    """Attempts made, from the result's meta or the error (when the call did not say)."""
+    if meta is not None:
+        attempts = getattr(meta, "attempts", None)
+    else:
+        attempts = error.attempts if isinstance(error, LLMRelayError) else None
     return attempts if isinstance(attempts, int) and attempts > 0 else 1
