@@ -2,129 +2,137 @@
 
 Providers build an :class:`HTTPRequest`, hand it to a :class:`Transport`
 and get an :class:`HTTPResponse` back; nothing above this module sees a
-``requests``, ``urllib3`` or ``socket`` object or exception. Foreign
-exceptions are mapped here to :mod:`llmrelay.core.errors`:
+``requests``, ``urllib3`` or ``socket`` object or exception.
 
-* connect timeout, read timeout (before the body is complete)  -> ``APITimeoutError``
-* refused / reset / DNS / TLS / proxy failures                 -> ``APIConnectionError``
-* a streamed body that breaks or stalls after the headers      -> ``StreamInterruptedError``
-
-:class:`RequestsTransport` is the production transport. It owns one
-``requests.Session`` with one ``HTTPAdapter`` (the connection pools, TLS and
-proxy configuration). A request to an origin that is not proxied goes
-straight to the adapter's urllib3 pool for that origin (looked up once), which
-skips requests' per-call URL parsing, proxy selection and wrapping: about a
-fifth of a call's client CPU time. A proxied request goes through the adapter.
-The decisions this makes are deliberate and visible:
+:class:`RequestsTransport` is the production transport, built on ``requests``'
+public API only: each request is a ``requests.PreparedRequest`` sent with
+the transport's own ``HTTPAdapter`` (``HTTPAdapter.send(..., stream=True)``),
+and each body is read from ``response.raw`` with urllib3's public reading
+methods (``stream()`` for a chunked body, ``read1()`` for any other, ``read()``
+for a whole one). The decisions it makes are deliberate and visible:
 
 * **Proxies** come from ``settings.proxies``, or, only when
   ``settings.trust_env`` is on, from ``HTTPS_PROXY`` / ``HTTP_PROXY`` /
   ``ALL_PROXY`` / ``NO_PROXY`` read **once** when the transport is built.
-  requests re-reads the whole environment on every call, which costs about a
-  quarter of a loopback call.
+  ``Session.request`` re-reads the whole environment (and ``~/.netrc``) on
+  every call, which costs about a quarter of a loopback call.
 * **Redirects are not followed**: an API that redirects is misconfigured
   (wrong ``base_url``), and following a redirect could send the key elsewhere.
-* **No netrc, no cookies**: credentials come from settings only.
-* Keep-alive and gzip are on; TLS certificates are verified (a CA bundle from
+* **No netrc, no cookies**: credentials come from settings only. Sending
+  through the adapter, not ``Session.send``, keeps the session's cookie jar
+  out of every call.
+* Keep-alive is on; TLS certificates are verified (a CA bundle from
   ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` is honoured when ``trust_env``).
-* Streamed bodies are read by :mod:`llmrelay.core.http.transport_body`: a chunked
-  one (every SSE stream) is de-chunked in bulk, one socket read at a time,
-  instead of one urllib3 call chain per HTTP chunk.
+* **Bodies are decoded here** (gzip / deflate, the encodings the client asks
+  for): the raw response is read undecoded, as requests opens it, and passed
+  through :mod:`zlib`. A stand-in response that cannot decode (vcrpy's replay
+  stub) is therefore read exactly like a real one; a body labelled compressed
+  that is not (vcrpy records some that way) is passed through as it is.
+* **Timeouts**: ``timeout=(connect, read)`` bounds connecting and every socket
+  read until the headers arrive (and the whole of a non-streamed body). Once a
+  streamed response's headers are in, its socket's timeout becomes
+  ``idle_timeout``, so a stalled stream fails after that much silence.
+* A streamed body that is closed before its end discards its connection
+  (requests' ``Response.close``); one read to the end goes back to the pool.
+  :meth:`HTTPResponse.finish` reads what is left after an end marker, briefly,
+  so the connection can be reused.
 * :meth:`RequestsTransport.close` closes every pooled socket at once rather
   than leaving them to the garbage collector.
 
-:class:`MockTransport` answers from a function, for tests.
+Foreign exceptions are mapped to :mod:`llmrelay.core.errors` in one place,
+the tables below (:data:`SEND_ERRORS`, :data:`STREAM_BODY_ERRORS`,
+:data:`WHOLE_BODY_ERRORS`; the first row that matches wins)::
+
+    while sending, before the headers arrive:
+      requests ConnectTimeout      -> APITimeoutError    "could not connect to H within Cs (connect timeout)"
+      requests ReadTimeout         -> APITimeoutError    "no response from H within Rs (read timeout)"
+      requests SSLError            -> APIConnectionError "TLS error talking to H: ..."
+      requests ProxyError          -> APIConnectionError "proxy refused the connection to H: ..."
+      OSError (requests' errors,
+        socket errors), urllib3
+        HTTPError                  -> APIConnectionError "connection to H failed: ..."
+      ValueError (a header or URL
+        HTTP cannot carry)         -> APIConnectionError "request to H could not be sent: ..."
+    while reading a streamed body:
+      a read timeout               -> StreamInterruptedError "the stream from H went silent for more than Is ..."
+      a broken connection or body  -> StreamInterruptedError "the stream from H broke off: ..."
+    while reading a whole body:
+      a read timeout               -> APITimeoutError    "the response body from H stalled for more than Rs ..."
+      a broken connection or body  -> APIConnectionError "the connection to H dropped while reading the response: ..."
+
+:class:`MockTransport` answers from a function, for tests; pass it as
+``create_provider(name, transport=MockTransport(handler))``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import os
 import threading
 import urllib.request
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import KW_ONLY, dataclass, field
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import APIConnectionError, APITimeoutError, LLMRelayError
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
+
+from ..errors import APIConnectionError, APITimeoutError, LLMRelayError, StreamInterruptedError
 from ..settings import ProviderSettings
-from .transport_body import (
-    DRAIN_GRACE_SECONDS,
-    DRAIN_LIMIT,
-    STREAM_READ_SIZE,
-    body_error,
-    can_read_in_bulk,
-    drain,
-    foreign_response,
-    host_of,
-    innermost_reason,
-    read_chunked_bulk,
-    read_plain,
-    set_socket_timeout,
-)
 
 __all__ = [
+    "SEND_ERRORS",
+    "STREAM_BODY_ERRORS",
     "STREAM_READ_SIZE",
     "USER_AGENT",
+    "WHOLE_BODY_ERRORS",
     "HTTPRequest",
     "HTTPResponse",
     "Headers",
     "MockTransport",
     "RequestsTransport",
     "Transport",
+    "host_of",
+    "innermost_reason",
+    "map_error",
 ]
 
 USER_AGENT = "llmrelay/0.1"
+# One read takes whatever has arrived, up to this many bytes.
+STREAM_READ_SIZE = 65536
+# After an end marker, wait at most this long (and read at most this much) for
+# the rest of the body before giving the connection up instead of pooling it.
+DRAIN_GRACE_SECONDS = 0.5
+DRAIN_LIMIT = 65536
+
+#: Header names compare case-insensitively on every operation (get, set, update, pop, ``in``).
+Headers = CaseInsensitiveDict
 
 
-class Headers(dict):  # type: ignore[type-arg]
-    """A dict of header names lower-cased, so ``get`` is case-insensitive."""
-
-    def __init__(self, items: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
-        pairs = items.items() if isinstance(items, Mapping) else items
-        super().__init__((name.lower(), value) for name, value in pairs)
-
-    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
-        return super().get(name.lower(), default)
-
-    def __getitem__(self, name: str) -> str:
-        return super().__getitem__(name.lower())  # type: ignore[no-any-return]
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and super().__contains__(name.lower())
-
-
+@dataclass(slots=True)
 class HTTPRequest:
     """One HTTP request, as a transport sends it.
 
     ``timeout`` is ``(connect, read)`` in seconds; ``idle_timeout`` bounds the
     silence between two reads of a streamed body once the headers are in.
+    The headers and body stay out of the repr: a header holds the key.
     """
 
-    __slots__ = ("method", "url", "headers", "body", "stream", "timeout", "idle_timeout")
-
-    def __init__(
-        self,
-        method: str,
-        url: str,
-        headers: dict[str, str] | None = None,
-        body: bytes | None = None,
-        *,
-        stream: bool = False,
-        timeout: tuple[float, float] = (10.0, 120.0),
-        idle_timeout: float | None = None,
-    ) -> None:
-        self.method = method
-        self.url = url
-        self.headers = headers if headers is not None else {}
-        self.body = body
-        self.stream = stream
-        self.timeout = timeout
-        self.idle_timeout = idle_timeout
-
-    def __repr__(self) -> str:
-        # Never the headers: one of them is the key.
-        return f"<HTTPRequest {self.method} {self.url} stream={self.stream}>"
+    method: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+    body: bytes | None = field(default=None, repr=False)
+    _: KW_ONLY
+    stream: bool = False
+    timeout: tuple[float, float] = (10.0, 120.0)
+    idle_timeout: float | None = None
 
 
 class HTTPResponse:
@@ -133,7 +141,8 @@ class HTTPResponse:
     A non-streamed response has its body in :attr:`content` already. A
     streamed one is read with :meth:`iter_bytes` (or :meth:`read`) and must be
     closed, which :meth:`iter_bytes` does when it ends and ``close`` does
-    when the caller stops early.
+    when the caller stops early. ``headers`` is a :data:`Headers` mapping
+    whatever mapping is passed in.
     """
 
     __slots__ = ("status", "headers", "_content", "_chunks", "_on_close", "_on_finish", "closed", "url", "attempts")
@@ -150,7 +159,7 @@ class HTTPResponse:
         url: str = "",
     ) -> None:
         self.status = status
-        self.headers: Mapping[str, str] = headers if headers is not None else Headers()
+        self.headers: Mapping[str, str] = headers if isinstance(headers, CaseInsensitiveDict) else Headers(headers)
         self._content = content
         self._chunks = stream
         self._on_close = on_close
@@ -168,6 +177,7 @@ class HTTPResponse:
         return self._content
 
     def read(self) -> bytes:
+        """The whole body: a streamed one is read to its end (and closed) now."""
         return self.content
 
     def iter_bytes(self) -> Iterator[bytes]:
@@ -191,10 +201,8 @@ class HTTPResponse:
         """
         finish, self._on_finish = self._on_finish, None
         if finish is not None and not self.closed:
-            try:
+            with contextlib.suppress(Exception):  # the connection is dropped below all the same
                 finish()
-            except Exception:
-                pass
         self.close()
 
     def close(self) -> None:
@@ -218,14 +226,246 @@ class Transport(ABC):
         Raises only :class:`~llmrelay.core.errors.LLMRelayError` subclasses.
         """
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (optional: a transport that pools nothing has nothing to do)
         """Release pooled connections."""
 
     def __enter__(self) -> Transport:
         return self
 
-    def __exit__(self, *exc_info: Any) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def host_of(url: str) -> str:
+    return urlsplit(url).netloc or url
+
+
+def innermost_reason(error: BaseException) -> str:
+    """The innermost cause's text: requests wraps urllib3's MaxRetryError which wraps the socket error."""
+    current: BaseException = error
+    for _ in range(5):
+        inner = getattr(current, "reason", None)
+        if inner is None and current.args and isinstance(current.args[0], BaseException):
+            inner = current.args[0]
+        if inner is None or inner is current or not isinstance(inner, BaseException):
+            break
+        current = inner
+    text = str(current) or type(current).__name__
+    return text.split(": ", 1)[-1] if text.startswith("<") else text
+
+
+ErrorMapper = Callable[[HTTPRequest, BaseException], LLMRelayError]
+ErrorTable = tuple[tuple[tuple[type[BaseException], ...], ErrorMapper], ...]
+
+
+def _connect_timeout(request: HTTPRequest, error: BaseException) -> LLMRelayError:
+    return APITimeoutError(
+        f"could not connect to {host_of(request.url)} within {request.timeout[0]}s (connect timeout)"
+    )
+
+
+def _read_timeout(request: HTTPRequest, error: BaseException) -> LLMRelayError:
+    return APITimeoutError(f"no response from {host_of(request.url)} within {request.timeout[1]}s (read timeout)")
+
+
+def _tls_error(request: HTTPRequest, error: BaseException) -> LLMRelayError:
+    return APIConnectionError(f"TLS error talking to {host_of(request.url)}: {innermost_reason(error)}")
+
+
+def _proxy_error(request: HTTPRequest, error: BaseException) -> LLMRelayError:
+    return APIConnectionError(f"proxy refused the connection to {host_of(request.url)}: {innermost_reason(error)}")
+
+
+def _connection_failed(request: HTTPRequest, error: BaseException) -> LLMRelayError:
+    return APIConnectionError(f"connection to {host_of(request.url)} failed: {innermost_reason(error)}")
+
+
+def _not_sendable(request: HTTPRequest, error: BaseException) -> LLMRelayError:
+    # Not the reason's text: http.client quotes the offending header value, which may be the key.
+    return APIConnectionError(
+        f"request to {host_of(request.url)} could not be sent: a header or the URL holds "
+        f"something HTTP cannot carry ({type(error).__name__})"
+    )
+
+
+def _stream_silent(request: HTTPRequest, error: BaseException) -> LLMRelayError:
+    return StreamInterruptedError(
+        f"the stream from {host_of(request.url)} went silent for more than {request.idle_timeout}s "
+        "(stream_idle timeout)"
+    )
+
+
+def _stream_broken(request: HTTPRequest, error: BaseException) -> LLMRelayError:
+    return StreamInterruptedError(f"the stream from {host_of(request.url)} broke off: {innermost_reason(error)}")
+
+
+def _body_stalled(request: HTTPRequest, error: BaseException) -> LLMRelayError:
+    return APITimeoutError(
+        f"the response body from {host_of(request.url)} stalled for more than {request.timeout[1]}s (read timeout)"
+    )
+
+
+def _body_dropped(request: HTTPRequest, error: BaseException) -> LLMRelayError:
+    return APIConnectionError(
+        f"the connection to {host_of(request.url)} dropped while reading the response: {innermost_reason(error)}"
+    )
+
+
+_exc = requests.exceptions
+# urllib3 turns a socket (or TLS) read timeout into ReadTimeoutError while reading a body.
+_READ_TIMEOUTS = (urllib3.exceptions.ReadTimeoutError, TimeoutError)
+_BROKEN_BODY = (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError, zlib.error, ValueError)
+
+#: Errors of ``HTTPAdapter.send`` (before the headers arrive). requests' errors are OSErrors.
+SEND_ERRORS: ErrorTable = (
+    ((_exc.ConnectTimeout,), _connect_timeout),
+    ((_exc.ReadTimeout,), _read_timeout),
+    ((_exc.SSLError,), _tls_error),
+    ((_exc.ProxyError,), _proxy_error),
+    ((OSError, urllib3.exceptions.HTTPError), _connection_failed),
+    ((ValueError,), _not_sendable),
+)
+#: Errors while a streamed body is read, after the headers (the call is committed).
+STREAM_BODY_ERRORS: ErrorTable = ((_READ_TIMEOUTS, _stream_silent), (_BROKEN_BODY, _stream_broken))
+#: Errors while a non-streamed body is read.
+WHOLE_BODY_ERRORS: ErrorTable = ((_READ_TIMEOUTS, _body_stalled), (_BROKEN_BODY, _body_dropped))
+
+
+def _caught(table: ErrorTable) -> tuple[type[BaseException], ...]:
+    return tuple(kind for kinds, _ in table for kind in kinds)
+
+
+_SEND_CAUGHT = _caught(SEND_ERRORS)
+_BODY_CAUGHT = _caught(STREAM_BODY_ERRORS)
+
+
+def map_error(table: ErrorTable, request: HTTPRequest, error: BaseException) -> LLMRelayError:
+    """The llmrelay error the first matching row of ``table`` makes of ``error`` (llmrelay errors pass as they are)."""
+    if isinstance(error, LLMRelayError):
+        return error
+    for kinds, mapper in table:
+        if isinstance(error, kinds):
+            return mapper(request, error)
+    return _connection_failed(request, error)
+
+
+# --------------------------------------------------------------------------- reading bodies
+
+
+class _Decoder:
+    """Decodes a gzip or deflate body, piece by piece.
+
+    A body labelled compressed whose first bytes are not (vcrpy records the
+    body urllib3 already decoded under its original ``Content-Encoding``
+    header) is passed through as it is; corrupt data later in a body that
+    did start compressed is an error.
+    """
+
+    __slots__ = ("_zlib", "_started")
+
+    def __init__(self) -> None:
+        self._zlib: Any = zlib.decompressobj(32 + zlib.MAX_WBITS)  # 32: a gzip or a zlib header, told apart by zlib
+        self._started = False
+
+    @classmethod
+    def for_headers(cls, headers: Mapping[str, str]) -> _Decoder | None:
+        """A decoder for a gzip / deflate body; None for any other encoding (read as it is)."""
+        encoding = (headers.get("content-encoding") or "").strip().lower()
+        return cls() if encoding in ("gzip", "x-gzip", "deflate") else None
+
+    def decode(self, data: bytes) -> bytes:
+        if self._zlib is None:
+            return data
+        try:
+            decoded: bytes = self._zlib.decompress(data)
+        except zlib.error:
+            if self._started:
+                raise
+            self._zlib = None  # not compressed after all
+            return data
+        self._started = self._started or bool(data)
+        return decoded
+
+    def flush(self) -> bytes:
+        return self._zlib.flush() if self._zlib is not None else b""
+
+
+def _set_read_timeout(raw: Any, seconds: float) -> None:
+    """Bound every later read of this response's socket by ``seconds``.
+
+    ``raw.connection`` is urllib3's public handle on the connection the body
+    arrives on; urllib3 sets the socket's timeout again for the connection's
+    next request, so this does not leak into it. A stand-in response without
+    a connection (vcrpy's) has no socket to bound.
+    """
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):  # the socket is closing: the next read says so
+            sock.settimeout(seconds)
+
+
+def _reads(raw: Any) -> Iterator[bytes]:
+    """``read1`` until the body ends (an empty read; urllib3 may say None)."""
+    read1 = raw.read1
+    while data := read1(STREAM_READ_SIZE):
+        yield data
+
+
+def _stream_body(raw: Any, headers: Mapping[str, str], request: HTTPRequest) -> Iterator[bytes]:
+    """A streamed body, decoded, one piece per read of whatever has arrived; errors mapped.
+
+    A chunked body is read with ``stream()``, one HTTP chunk at a time (a
+    streaming API sends one chunk per event); any other with ``read1()``, which
+    returns what has arrived instead of waiting for a full buffer. Both read
+    undecoded: requests opens the response with ``decode_content=False``.
+    """
+    decoder = _Decoder.for_headers(headers)
+    try:
+        pieces = raw.stream(STREAM_READ_SIZE, decode_content=False) if getattr(raw, "chunked", False) else _reads(raw)
+        for data in pieces:
+            if decoder is not None:
+                data = decoder.decode(data)
+            if data:
+                yield data
+        if decoder is not None and (tail := decoder.flush()):
+            yield tail
+    except _BODY_CAUGHT as error:
+        raise map_error(STREAM_BODY_ERRORS, request, error) from error
+    # urllib3 has released a connection read to its end already; a stand-in may not have.
+    raw.release_conn()
+
+
+def _whole_body(response: requests.Response, request: HTTPRequest) -> bytes:
+    raw = response.raw
+    try:
+        body: bytes = raw.read(decode_content=False)
+        decoder = _Decoder.for_headers(response.headers)
+        if decoder is not None:
+            body = decoder.decode(body) + decoder.flush()
+    except _BODY_CAUGHT as error:
+        response.close()
+        raise map_error(WHOLE_BODY_ERRORS, request, error) from error
+    raw.release_conn()
+    return body
+
+
+def _finish(response: requests.Response, pieces: Iterator[bytes]) -> None:
+    """Read the rest of a finished stream (usually just the last chunk's marker) so its connection is pooled."""
+    _set_read_timeout(response.raw, DRAIN_GRACE_SECONDS)
+    left = DRAIN_LIMIT
+    try:
+        for piece in pieces:
+            left -= len(piece)
+            if left < 0:
+                break
+        else:
+            return  # read to the end: the connection is back in the pool
+    except LLMRelayError:
+        pass
+    response.close()  # not at the end: the connection is discarded, not reused half-read
 
 
 # --------------------------------------------------------------------------- requests
@@ -256,24 +496,23 @@ class RequestsTransport(Transport):
     Thread-safe: the adapter's urllib3 pool manager hands each thread its own
     connection. Pool size comes from ``settings.pool`` (``maxsize`` per host,
     ``block`` to wait for a free connection rather than open a throwaway one).
+    ``adapter`` and ``session`` are the requests objects it sends with.
     """
 
     def __init__(self, settings: ProviderSettings | None = None) -> None:
-        import requests
-        from requests.adapters import HTTPAdapter
-
         settings = settings or ProviderSettings()
         pool = settings.pool
-        self._adapter = HTTPAdapter(
+        # max_retries=0: the retry policy lives above the transport.
+        self.adapter = HTTPAdapter(
             pool_connections=pool.connections, pool_maxsize=pool.maxsize, pool_block=pool.block, max_retries=0
         )
-        # The session exists to own the adapter (and for callers who want the
-        # same pool); sends go through the adapter directly.
+        # The session owns the adapter (Session.close closes it) and serves
+        # callers who want the same pool; sends go through the adapter.
         self.session = requests.Session()
         self.session.trust_env = False
         self.session.max_redirects = 0
-        self.session.mount("https://", self._adapter)
-        self.session.mount("http://", self._adapter)
+        self.session.mount("https://", self.adapter)
+        self.session.mount("http://", self.adapter)
         self.verify: bool | str = True
         no_proxy: list[str] = []
         if settings.proxies:
@@ -290,21 +529,6 @@ class RequestsTransport(Transport):
         self.session.proxies = dict(self.proxies)
         self._closed = False
         self._lock = threading.Lock()
-        # Imported once; the hot path only references them.
-        self._PreparedRequest = requests.PreparedRequest
-        self._CaseInsensitiveDict = requests.structures.CaseInsensitiveDict
-        self._exc = requests.exceptions
-        import urllib3
-        import urllib3.exceptions
-        from urllib3.response import BaseHTTPResponse
-
-        self._native_response = BaseHTTPResponse
-        self._u3 = _Urllib3Names(urllib3)
-        # retries=False: urllib3 raises the original error instead of wrapping it
-        # (the retry policy lives above the transport); redirects are not followed.
-        self._no_retries = urllib3.Retry(False, redirect=False)
-        self._pools: dict[str, Any] = {}
-        self._timeouts: dict[tuple[float, float], Any] = {}
 
     def _proxies_for(self, url: str) -> dict[str, str]:
         if not self.proxies:
@@ -316,140 +540,65 @@ class RequestsTransport(Transport):
             self._proxies_by_host[host] = found
         return found
 
+    def _prepare(self, request: HTTPRequest) -> requests.PreparedRequest:
+        """The request as requests sends it.
+
+        Its public fields are set directly rather than through ``prepare()``,
+        whose cookie jar, auth and hook handling this transport does not use,
+        and whose URL and header checks urllib3 and http.client repeat.
+        """
+        prepared = requests.PreparedRequest()
+        prepared.method = request.method
+        prepared.url = request.url
+        headers: CaseInsensitiveDict[str] = CaseInsensitiveDict(request.headers)
+        if request.body is not None:
+            headers["Content-Length"] = str(len(request.body))  # without it the adapter sends the body chunked
+        prepared.headers = headers  # type: ignore[assignment]  # types-requests wants str | bytes values; str is one
+        prepared.body = request.body
+        return prepared
+
     def send(self, request: HTTPRequest) -> HTTPResponse:
         if self._closed:
             raise APIConnectionError("the transport is closed; build a new provider")
-        url = request.url
-        # "scheme://host[:port]" and the path, cut without a URL parser.
-        cut = url.find("/", url.find("//") + 2)
-        pool = self._pools.get(url[:cut]) if cut > 0 else None
-        if pool is None or pool.pool is None:  # first call, or urllib3 closed the pool
-            pool = self._direct_pool(url, cut)
-            if pool is None:
-                return self._send_via_adapter(request)
-        u3 = self._u3
         try:
-            raw = pool.urlopen(
-                request.method,
-                url[cut:],
-                body=request.body,
-                headers=request.headers,
-                retries=self._no_retries,
-                redirect=False,
-                assert_same_host=False,
-                timeout=self._timeout_for(request.timeout),
-                preload_content=False,
-                decode_content=False,
-            )
-        except u3.NewConnectionError as error:
-            raise APIConnectionError(f"connection to {host_of(url)} failed: {innermost_reason(error)}") from error
-        except u3.ConnectTimeoutError as error:
-            raise _connect_timeout(request) from error
-        except u3.ReadTimeoutError as error:
-            raise _read_timeout(request) from error
-        except u3.SSLError as error:
-            raise _tls_error(request, error) from error
-        except (u3.HTTPError, OSError) as error:
-            raise APIConnectionError(f"connection to {host_of(url)} failed: {innermost_reason(error)}") from error
-        return self._response(raw.status, raw, request)
-
-    def _direct_pool(self, url: str, cut: int) -> Any:
-        """The adapter's own urllib3 pool for ``url``'s origin, or None: send through the adapter.
-
-        The adapter's pool manager still owns the pool (its TLS settings and
-        its ``close``); only requests' per-call work is skipped: URL parsing,
-        proxy selection, header dicts and response wrapping. A proxied origin
-        keeps the adapter's path.
-        """
-        if cut <= 0 or self._proxies_for(url):
-            return None
-        origin = url[:cut]
-        probe = self._PreparedRequest()
-        probe.url = origin + "/"
-        try:
-            pool = self._adapter.get_connection_with_tls_context(probe, self.verify, proxies={})
-            self._adapter.cert_verify(pool, probe.url, self.verify, None)
-        except (self._exc.RequestException, ValueError, OSError) as error:
-            raise APIConnectionError(f"request to {host_of(url)} failed: {innermost_reason(error)}") from error
-        if self._closed:  # closed meanwhile: do not keep a pool the close has missed
-            pool.close()
-            raise APIConnectionError("the transport is closed; build a new provider")
-        self._pools[origin] = pool
-        return pool
-
-    def _timeout_for(self, timeout: tuple[float, float]) -> Any:
-        found = self._timeouts.get(timeout)
-        if found is None:
-            found = self._timeouts[timeout] = self._u3.Timeout(connect=timeout[0], read=timeout[1])
-        return found
-
-    def _send_via_adapter(self, request: HTTPRequest) -> HTTPResponse:
-        """Through requests' adapter: proxies (and URLs the direct path does not cut)."""
-        prepared = self._PreparedRequest()
-        prepared.method = request.method
-        prepared.url = request.url
-        headers = self._CaseInsensitiveDict(request.headers)
-        if request.body is not None:
-            headers["Content-Length"] = str(len(request.body))
-        prepared.headers = headers
-        prepared.body = request.body
-        prepared.hooks = {"response": []}
-        exc = self._exc
-        try:
-            response = self._adapter.send(
-                prepared,
+            response = self.adapter.send(
+                self._prepare(request),
                 stream=True,
                 timeout=request.timeout,
                 verify=self.verify,
                 proxies=self._proxies_for(request.url),
             )
-        except exc.ConnectTimeout as error:
-            raise _connect_timeout(request) from error
-        except exc.ReadTimeout as error:
-            raise _read_timeout(request) from error
-        except exc.SSLError as error:
-            raise _tls_error(request, error) from error
-        except exc.ProxyError as error:
-            raise APIConnectionError(
-                f"proxy refused the connection to {host_of(request.url)}: {innermost_reason(error)}"
-            ) from error
-        except (exc.ConnectionError, OSError) as error:
-            raise APIConnectionError(
-                f"connection to {host_of(request.url)} failed: {innermost_reason(error)}"
-            ) from error
-        except exc.RequestException as error:
-            raise APIConnectionError(f"request to {host_of(request.url)} failed: {innermost_reason(error)}") from error
-        return self._response(response.status_code, response.raw, request)
-
-    def _response(self, status: int, raw: Any, request: HTTPRequest) -> HTTPResponse:
-        if not isinstance(raw, self._native_response):  # vcrpy's replay stub
-            return foreign_response(
-                status, raw, request.url, stream=request.stream, errors=_error_mapper(request, True)
-            )
+        except _SEND_CAUGHT as error:
+            raise map_error(SEND_ERRORS, request, error) from error
+        raw = response.raw
         if request.stream:
-            return _streamed(status, raw, request)
-        try:
-            body = raw.read(decode_content=True)
-        except Exception as error:
-            raw.close()
-            raise _error_mapper(request, False)(error) from error
-        return HTTPResponse(status, raw.headers, body, url=request.url)
+            if request.idle_timeout is not None:
+                _set_read_timeout(raw, request.idle_timeout)
+            pieces = _stream_body(raw, response.headers, request)
+            return HTTPResponse(
+                response.status_code,
+                response.headers,
+                stream=pieces,
+                on_close=response.close,
+                on_finish=partial(_finish, response, pieces),
+                url=request.url,
+            )
+        return HTTPResponse(response.status_code, response.headers, _whole_body(response, request), url=request.url)
 
     def close(self) -> None:
         """Close every pooled connection now; one still in use is closed when its response is done.
 
-        urllib3 2's ``PoolManager.clear`` (what ``Session.close`` calls) only
-        forgets its pools, leaving their sockets to the garbage collector,
-        which is late whenever a pool is reachable from a reference cycle
-        (an exception's traceback). So each pool is closed here first.
+        ``PoolManager.clear`` (what ``Session.close`` calls) only forgets its
+        pools, leaving their sockets to the garbage collector, which is late
+        whenever a pool is reachable from a reference cycle (an exception's
+        traceback). So each pool is closed here first.
         """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-        managers = [self._adapter.poolmanager, *self._adapter.proxy_manager.values()]
-        for manager in managers:
-            for key in list(manager.pools.keys()):
+        for manager in (self.adapter.poolmanager, *self.adapter.proxy_manager.values()):
+            for key in manager.pools.keys():  # noqa: SIM118  (a snapshot: pools cannot be iterated)
                 pool = manager.pools.get(key)
                 if pool is not None:
                     pool.close()
@@ -457,84 +606,6 @@ class RequestsTransport(Transport):
 
     def __repr__(self) -> str:
         return f"<RequestsTransport proxies={sorted(self.proxies)} closed={self._closed}>"
-
-
-class _Urllib3Names:
-    """The urllib3 names the hot path uses, looked up once."""
-
-    def __init__(self, urllib3: Any) -> None:
-        errors = urllib3.exceptions
-        self.Timeout = urllib3.Timeout
-        self.NewConnectionError = errors.NewConnectionError
-        self.ConnectTimeoutError = errors.ConnectTimeoutError
-        self.ReadTimeoutError = errors.ReadTimeoutError
-        self.SSLError = errors.SSLError
-        self.HTTPError = errors.HTTPError
-
-
-def _error_mapper(request: HTTPRequest, streaming: bool) -> Callable[[BaseException], LLMRelayError]:
-    def errors(error: BaseException) -> LLMRelayError:
-        return body_error(
-            error, request.url, streaming=streaming, read_timeout=request.timeout[1], idle_timeout=request.idle_timeout
-        )
-
-    return errors
-
-
-def _streamed(status: int, raw: Any, request: HTTPRequest) -> HTTPResponse:
-    """A streamed urllib3 response: chunked bodies de-chunked in bulk, others read as they arrive."""
-    if request.idle_timeout is not None:
-        set_socket_timeout(raw, request.idle_timeout)
-    errors = _error_mapper(request, True)
-    if can_read_in_bulk(raw):
-        body = read_chunked_bulk(raw, errors)
-        return HTTPResponse(
-            status,
-            raw.headers,
-            stream=body,
-            on_close=raw.close,
-            on_finish=lambda: _finish_bulk(raw, body),
-            url=request.url,
-        )
-    return HTTPResponse(
-        status,
-        raw.headers,
-        stream=read_plain(raw, errors),
-        on_close=raw.close,
-        on_finish=lambda: drain(raw),
-        url=request.url,
-    )
-
-
-def _finish_bulk(raw: Any, body: Iterator[bytes]) -> None:
-    """Read the rest of a bulk-read chunked body (usually already buffered) so its connection is pooled."""
-    set_socket_timeout(raw, DRAIN_GRACE_SECONDS)
-    left = DRAIN_LIMIT
-    try:
-        for piece in body:
-            left -= len(piece)
-            if left < 0:
-                break
-        else:
-            return  # the reader released the connection at the last chunk
-    except LLMRelayError:
-        pass
-    raw.close()
-
-
-# The same failure reads the same whichever path (direct pool or adapter) sent the request.
-def _connect_timeout(request: HTTPRequest) -> APITimeoutError:
-    return APITimeoutError(
-        f"could not connect to {host_of(request.url)} within {request.timeout[0]}s (connect timeout)"
-    )
-
-
-def _read_timeout(request: HTTPRequest) -> APITimeoutError:
-    return APITimeoutError(f"no response from {host_of(request.url)} within {request.timeout[1]}s (read timeout)")
-
-
-def _tls_error(request: HTTPRequest, error: BaseException) -> APIConnectionError:
-    return APIConnectionError(f"TLS error talking to {host_of(request.url)}: {innermost_reason(error)}")
 
 
 # --------------------------------------------------------------------------- mock
@@ -547,7 +618,10 @@ class MockTransport(Transport):
     """A transport that answers from ``handler(request) -> HTTPResponse``.
 
     The handler may raise an llmrelay error to simulate a network failure.
-    Every request is kept in :attr:`requests` (thread-safe).
+    Every request is kept in :attr:`requests` (thread-safe). A streamed
+    response answering a request that is not streamed is read whole first,
+    as a real transport would. Give it to a provider with
+    ``create_provider(name, transport=MockTransport(handler))``.
     """
 
     def __init__(self, handler: Handler) -> None:
@@ -564,10 +638,8 @@ class MockTransport(Transport):
         response = self.handler(request)
         if not isinstance(response, HTTPResponse):
             raise TypeError(f"MockTransport handler must return an HTTPResponse, not {type(response).__name__}")
-        if not isinstance(response.headers, Headers):
-            response.headers = Headers(response.headers)
-        if not request.stream and response._chunks is not None:
-            response._content = b"".join(response.iter_bytes())
+        if not request.stream:
+            response.read()
         return response
 
     def close(self) -> None:
