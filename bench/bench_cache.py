@@ -217,11 +217,11 @@ def bench_stampede(url: str | None) -> None:
         barrier = threading.Barrier(100)
         results: list[Any] = []
 
-        def call() -> None:
+        def call(barrier: threading.Barrier, results: list[Any], provider: Any) -> None:
             barrier.wait()
             results.append(provider.list_models())
 
-        threads = [threading.Thread(target=call) for _ in range(100)]
+        threads = [threading.Thread(target=call, args=(barrier, results, provider)) for _ in range(100)]
         start = time.perf_counter()
         for thread in threads:
             thread.start()

@@ -235,7 +235,8 @@ def print_instructions(snippets: dict[str, str], scratch: str, env: dict[str, st
     }
     floor, one_model = counts["floor"], counts["floor+1 model"]
     print(
-        f"\n{'case':<20}{'M instr':>10}{'x floor':>9}{'x 1 model':>11}{'M instr, no GC':>16}{'x floor':>9}{'x 1 model':>11}"
+        f"\n{'case':<20}{'M instr':>10}{'x floor':>9}{'x 1 model':>11}"
+        f"{'M instr, no GC':>16}{'x floor':>9}{'x 1 model':>11}"
     )
     for name, (with_gc, no_gc) in counts.items():
         print(

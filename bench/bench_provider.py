@@ -137,7 +137,7 @@ class Sides:
         return self.median("ours", clock) / self.median("naive", clock)
 
     def median_of_ratios(self, clock: str) -> float:
-        pairs = zip(self.rates[("ours", clock)], self.rates[("naive", clock)])
+        pairs = zip(self.rates[("ours", clock)], self.rates[("naive", clock)], strict=True)
         return statistics.median(ours / naive for ours, naive in pairs)
 
 

@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import socket
 import sys
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = ["BenchProtocol", "build_responses", "main", "serve"]
 
@@ -144,7 +145,7 @@ def build_responses(stream_chunks: int) -> dict[str, bytes]:
 class BenchProtocol(asyncio.Protocol):
     """One connection: parse pipelined HTTP/1.1 requests, answer each with precomputed bytes."""
 
-    responses: dict[str, bytes] = {}
+    responses: ClassVar[dict[str, bytes]] = {}
 
     def __init__(self) -> None:
         self.buffer = b""
@@ -210,10 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--stream-chunks", type=int, default=1000, help="content chunks per streamed answer")
     args = parser.parse_args(argv)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # killed by the suite: a quiet exit
         asyncio.run(serve(args.port, args.stream_chunks))
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

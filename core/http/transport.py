@@ -425,13 +425,14 @@ def _stream_body(raw: Any, headers: Mapping[str, str], request: HTTPRequest) -> 
     decoder = _Decoder.for_headers(headers)
     try:
         pieces = raw.stream(STREAM_READ_SIZE, decode_content=False) if getattr(raw, "chunked", False) else _reads(raw)
-        for data in pieces:
-            if decoder is not None:
-                data = decoder.decode(data)
-            if data:
-                yield data
-        if decoder is not None and (tail := decoder.flush()):
-            yield tail
+        if decoder is None:
+            yield from pieces  # the common case (an event stream is not compressed), without a loop here
+        else:
+            for data in pieces:
+                if data := decoder.decode(data):
+                    yield data
+            if tail := decoder.flush():
+                yield tail
     except _BODY_CAUGHT as error:
         raise map_error(STREAM_BODY_ERRORS, request, error) from error
     # urllib3 has released a connection read to its end already; a stand-in may not have.
