@@ -38,6 +38,9 @@ for a whole one). The decisions it makes are deliberate and visible:
   so the connection can be reused.
 * :meth:`RequestsTransport.close` closes every pooled socket at once rather
   than leaving them to the garbage collector.
+* The adapter is requests' own, with the per-call work this transport never
+  needs (proxy lookups for an unproxied request, cookies) left out through
+  the methods requests documents for subclasses (see ``_Adapter``).
 
 Foreign exceptions are mapped to :mod:`llmrelay.core.errors` in one place,
 the tables below (:data:`SEND_ERRORS`, :data:`STREAM_BODY_ERRORS`,
@@ -491,6 +494,73 @@ def _bypassed(host: str, no_proxy: list[str]) -> bool:
     return False
 
 
+class _Adapter(HTTPAdapter):
+    """requests' adapter without the per-call work this transport has no use for.
+
+    Each method is an override point requests documents for subclasses:
+
+    * :meth:`get_connection_with_tls_context` looks the pool of a request
+      sent with no proxy up once per origin (requests would select a proxy,
+      parse the URL and build the pool key on every call); the pool is still
+      the pool manager's own, with its TLS settings;
+    * :meth:`request_url` skips the proxy lookup for such a request, whose
+      target is always its path;
+    * :meth:`build_response` keeps no cookies (the transport never sends
+      any) and does not guess a text encoding (bodies are bytes here);
+    * :meth:`close` closes every pool's sockets now. ``PoolManager.clear``
+      (what ``HTTPAdapter.close`` calls) only forgets its pools, leaving their
+      sockets to the garbage collector, which is late whenever a pool is
+      reachable from a reference cycle (an exception's traceback).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._pools: dict[tuple[str, str, Any, Any], Any] = {}
+        super().__init__(**kwargs)
+
+    def get_connection_with_tls_context(
+        self,
+        request: requests.PreparedRequest,
+        verify: bool | str | None,
+        proxies: Mapping[str, str] | None = None,
+        cert: Any = None,
+    ) -> Any:
+        if proxies:
+            return super().get_connection_with_tls_context(request, verify, proxies, cert)  # type: ignore[arg-type]  # a Mapping is all it reads
+        parts = urlsplit(request.url or "")
+        key = (parts.scheme, parts.netloc, verify, cert)
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = super().get_connection_with_tls_context(request, verify, None, cert)
+        return pool
+
+    def request_url(self, request: requests.PreparedRequest, proxies: Mapping[str, str] | None) -> str:
+        if proxies:
+            return super().request_url(request, proxies)  # type: ignore[arg-type]  # a Mapping is all it reads
+        return request.path_url
+
+    def build_response(self, req: requests.PreparedRequest, resp: Any) -> requests.Response:
+        response = requests.Response()
+        response.status_code = resp.status
+        response.headers = CaseInsensitiveDict(resp.headers)
+        response.raw = resp
+        response.reason = resp.reason
+        response.url = req.url or ""
+        response.request = req
+        response.connection = self
+        return response
+
+    def close(self) -> None:
+        pools = list(self._pools.values())
+        self._pools.clear()
+        for manager in (self.poolmanager, *self.proxy_manager.values()):
+            # keys(): a snapshot; the pools container refuses iteration.
+            pools += [manager.pools.get(key) for key in manager.pools.keys()]  # noqa: SIM118
+        for pool in pools:
+            if pool is not None:
+                pool.close()
+        super().close()
+
+
 class RequestsTransport(Transport):
     """A pooled ``requests`` transport: one session and adapter per provider.
 
@@ -504,7 +574,7 @@ class RequestsTransport(Transport):
         settings = settings or ProviderSettings()
         pool = settings.pool
         # max_retries=0: the retry policy lives above the transport.
-        self.adapter = HTTPAdapter(
+        self.adapter = _Adapter(
             pool_connections=pool.connections, pool_maxsize=pool.maxsize, pool_block=pool.block, max_retries=0
         )
         # The session owns the adapter (Session.close closes it) and serves
@@ -528,6 +598,7 @@ class RequestsTransport(Transport):
         self._no_proxy = no_proxy
         self._proxies_by_host: dict[str, dict[str, str]] = {}
         self.session.proxies = dict(self.proxies)
+        self._timeouts: dict[tuple[float, float], urllib3.Timeout] = {}
         self._closed = False
         self._lock = threading.Lock()
 
@@ -558,6 +629,13 @@ class RequestsTransport(Transport):
         prepared.body = request.body
         return prepared
 
+    def _timeout(self, timeout: tuple[float, float]) -> urllib3.Timeout:
+        """urllib3's Timeout for ``(connect, read)``, built once (urllib3 copies it per request)."""
+        found = self._timeouts.get(timeout)
+        if found is None:
+            found = self._timeouts[timeout] = urllib3.Timeout(connect=timeout[0], read=timeout[1])
+        return found
+
     def send(self, request: HTTPRequest) -> HTTPResponse:
         if self._closed:
             raise APIConnectionError("the transport is closed; build a new provider")
@@ -565,7 +643,7 @@ class RequestsTransport(Transport):
             response = self.adapter.send(
                 self._prepare(request),
                 stream=True,
-                timeout=request.timeout,
+                timeout=self._timeout(request.timeout),
                 verify=self.verify,
                 proxies=self._proxies_for(request.url),
             )
@@ -587,23 +665,12 @@ class RequestsTransport(Transport):
         return HTTPResponse(response.status_code, response.headers, _whole_body(response, request), url=request.url)
 
     def close(self) -> None:
-        """Close every pooled connection now; one still in use is closed when its response is done.
-
-        ``PoolManager.clear`` (what ``Session.close`` calls) only forgets its
-        pools, leaving their sockets to the garbage collector, which is late
-        whenever a pool is reachable from a reference cycle (an exception's
-        traceback). So each pool is closed here first.
-        """
+        """Close every pooled connection now; one still in use is closed when its response is done."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-        for manager in (self.adapter.poolmanager, *self.adapter.proxy_manager.values()):
-            for key in manager.pools.keys():  # noqa: SIM118  (a snapshot: pools cannot be iterated)
-                pool = manager.pools.get(key)
-                if pool is not None:
-                    pool.close()
-        self.session.close()
+        self.session.close()  # closes the adapter, which closes its pools' sockets
 
     def __repr__(self) -> str:
         return f"<RequestsTransport proxies={sorted(self.proxies)} closed={self._closed}>"
