@@ -520,7 +520,7 @@ class _Adapter(HTTPAdapter):
     def get_connection_with_tls_context(
         self,
         request: requests.PreparedRequest,
-        verify: bool | str | None,
+        verify: bool | str,
         proxies: Mapping[str, str] | None = None,
         cert: Any = None,
     ) -> Any:
@@ -643,7 +643,7 @@ class RequestsTransport(Transport):
             response = self.adapter.send(
                 self._prepare(request),
                 stream=True,
-                timeout=self._timeout(request.timeout),
+                timeout=self._timeout(request.timeout),  # type: ignore[arg-type]  # send takes a urllib3 Timeout too
                 verify=self.verify,
                 proxies=self._proxies_for(request.url),
             )
