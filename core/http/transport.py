@@ -23,11 +23,9 @@ for a whole one). The decisions it makes are deliberate and visible:
   out of every call.
 * Keep-alive is on; TLS certificates are verified (a CA bundle from
   ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` is honoured when ``trust_env``).
-* **Bodies are decoded here** (gzip / deflate, the encodings the client asks
-  for): the raw response is read undecoded, as requests opens it, and passed
-  through :mod:`zlib`. A stand-in response that cannot decode (vcrpy's replay
-  stub) is therefore read exactly like a real one; a body labelled compressed
-  that is not (vcrpy records some that way) is passed through as it is.
+* **Bodies are decoded by llmrelay** (gzip / deflate, the encodings the
+  client asks for), so a stand-in response that cannot decode (vcrpy's
+  replay stub) is read exactly like a real one.
 * **Timeouts**: ``timeout=(connect, read)`` bounds connecting and every socket
   read until the headers arrive (and the whole of a non-streamed body). Once a
   streamed response's headers are in, its socket's timeout becomes
@@ -42,26 +40,8 @@ for a whole one). The decisions it makes are deliberate and visible:
   needs (proxy lookups for an unproxied request, cookies) left out through
   the methods requests documents for subclasses (see ``_Adapter``).
 
-Foreign exceptions are mapped to :mod:`llmrelay.core.errors` in one place,
-the tables below (:data:`SEND_ERRORS`, :data:`STREAM_BODY_ERRORS`,
-:data:`WHOLE_BODY_ERRORS`; the first row that matches wins)::
-
-    while sending, before the headers arrive:
-      requests ConnectTimeout      -> APITimeoutError    "could not connect to H within Cs (connect timeout)"
-      requests ReadTimeout         -> APITimeoutError    "no response from H within Rs (read timeout)"
-      requests SSLError            -> APIConnectionError "TLS error talking to H: ..."
-      requests ProxyError          -> APIConnectionError "proxy refused the connection to H: ..."
-      OSError (requests' errors,
-        socket errors), urllib3
-        HTTPError                  -> APIConnectionError "connection to H failed: ..."
-      ValueError (a header or URL
-        HTTP cannot carry)         -> APIConnectionError "request to H could not be sent: ..."
-    while reading a streamed body:
-      a read timeout               -> StreamInterruptedError "the stream from H went silent for more than Is ..."
-      a broken connection or body  -> StreamInterruptedError "the stream from H broke off: ..."
-    while reading a whole body:
-      a read timeout               -> APITimeoutError    "the response body from H stalled for more than Rs ..."
-      a broken connection or body  -> APIConnectionError "the connection to H dropped while reading the response: ..."
+Bodies are read, and foreign exceptions mapped to llmrelay's errors (in one
+table), by :mod:`llmrelay.core.http.wire`.
 
 :class:`MockTransport` answers from a function, for tests; pass it as
 ``create_provider(name, transport=MockTransport(handler))``.
@@ -69,15 +49,11 @@ the tables below (:data:`SEND_ERRORS`, :data:`STREAM_BODY_ERRORS`,
 
 from __future__ import annotations
 
-import contextlib
-import http.client
 import os
 import threading
 import urllib.request
-import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import KW_ONLY, dataclass, field
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
@@ -87,136 +63,32 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
-from ..errors import APIConnectionError, APITimeoutError, LLMRelayError, StreamInterruptedError
+from ..errors import APIConnectionError
 from ..settings import ProviderSettings
+from .messages import Headers, HTTPRequest, HTTPResponse
+from .wire import (
+    SEND_CAUGHT,
+    SEND_ERRORS,
+    STREAM_READ_SIZE,
+    finish_stream,
+    map_error,
+    set_read_timeout,
+    stream_body,
+    whole_body,
+)
 
 __all__ = [
-    "SEND_ERRORS",
-    "STREAM_BODY_ERRORS",
     "STREAM_READ_SIZE",
     "USER_AGENT",
-    "WHOLE_BODY_ERRORS",
     "HTTPRequest",
     "HTTPResponse",
     "Headers",
     "MockTransport",
     "RequestsTransport",
     "Transport",
-    "host_of",
-    "innermost_reason",
-    "map_error",
 ]
 
 USER_AGENT = "llmrelay/0.1"
-# One read takes whatever has arrived, up to this many bytes.
-STREAM_READ_SIZE = 65536
-# After an end marker, wait at most this long (and read at most this much) for
-# the rest of the body before giving the connection up instead of pooling it.
-DRAIN_GRACE_SECONDS = 0.5
-DRAIN_LIMIT = 65536
-
-#: Header names compare case-insensitively on every operation (get, set, update, pop, ``in``).
-Headers = CaseInsensitiveDict
-
-
-@dataclass(slots=True)
-class HTTPRequest:
-    """One HTTP request, as a transport sends it.
-
-    ``timeout`` is ``(connect, read)`` in seconds; ``idle_timeout`` bounds the
-    silence between two reads of a streamed body once the headers are in.
-    The headers and body stay out of the repr: a header holds the key.
-    """
-
-    method: str
-    url: str
-    headers: dict[str, str] = field(default_factory=dict, repr=False)
-    body: bytes | None = field(default=None, repr=False)
-    _: KW_ONLY
-    stream: bool = False
-    timeout: tuple[float, float] = (10.0, 120.0)
-    idle_timeout: float | None = None
-
-
-class HTTPResponse:
-    """Status, headers and a body that is either read whole or streamed.
-
-    A non-streamed response has its body in :attr:`content` already. A
-    streamed one is read with :meth:`iter_bytes` (or :meth:`read`) and must be
-    closed, which :meth:`iter_bytes` does when it ends and ``close`` does
-    when the caller stops early. ``headers`` is a :data:`Headers` mapping
-    whatever mapping is passed in.
-    """
-
-    __slots__ = ("status", "headers", "_content", "_chunks", "_on_close", "_on_finish", "closed", "url", "attempts")
-
-    def __init__(
-        self,
-        status: int,
-        headers: Mapping[str, str] | None = None,
-        content: bytes | None = None,
-        *,
-        stream: Iterable[bytes] | None = None,
-        on_close: Callable[[], None] | None = None,
-        on_finish: Callable[[], None] | None = None,
-        url: str = "",
-    ) -> None:
-        self.status = status
-        self.headers: Mapping[str, str] = headers if isinstance(headers, CaseInsensitiveDict) else Headers(headers)
-        self._content = content
-        self._chunks = stream
-        self._on_close = on_close
-        self._on_finish = on_finish
-        self.closed = stream is None
-        self.url = url
-        #: Attempts the retry policy made to get this response (set by it).
-        self.attempts = 1
-
-    @property
-    def content(self) -> bytes:
-        """The whole body (reads the rest of a stream first)."""
-        if self._content is None:
-            self._content = b"".join(self.iter_bytes())
-        return self._content
-
-    def read(self) -> bytes:
-        """The whole body: a streamed one is read to its end (and closed) now."""
-        return self.content
-
-    def iter_bytes(self) -> Iterator[bytes]:
-        """The body as it arrives. Closes the response at the end or on error."""
-        if self._chunks is None:
-            if self._content:
-                yield self._content
-            return
-        chunks, self._chunks = self._chunks, None
-        try:
-            yield from chunks
-        finally:
-            self.close()
-
-    def finish(self) -> None:
-        """The caller has all it needs (an end marker such as ``[DONE]`` arrived).
-
-        If the rest of the body follows at once (the end of a chunked body),
-        it is read so the connection goes back to the pool; otherwise the
-        connection is dropped. Then the response is closed.
-        """
-        finish, self._on_finish = self._on_finish, None
-        if finish is not None and not self.closed:
-            with contextlib.suppress(Exception):  # the connection is dropped below all the same
-                finish()
-        self.close()
-
-    def close(self) -> None:
-        """Release the connection (discarding it if the body was not read to the end)."""
-        self.closed = True
-        close, self._on_close = self._on_close, None
-        if close is not None:
-            close()
-
-    def __repr__(self) -> str:
-        return f"<HTTPResponse {self.status}>"
 
 
 class Transport(ABC):
@@ -237,239 +109,6 @@ class Transport(ABC):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-# --------------------------------------------------------------------------- errors
-
-
-def host_of(url: str) -> str:
-    return urlsplit(url).netloc or url
-
-
-def innermost_reason(error: BaseException) -> str:
-    """The innermost cause's text: requests wraps urllib3's MaxRetryError which wraps the socket error."""
-    current: BaseException = error
-    for _ in range(5):
-        inner = getattr(current, "reason", None)
-        if inner is None and current.args and isinstance(current.args[0], BaseException):
-            inner = current.args[0]
-        if inner is None or inner is current or not isinstance(inner, BaseException):
-            break
-        current = inner
-    text = str(current) or type(current).__name__
-    return text.split(": ", 1)[-1] if text.startswith("<") else text
-
-
-ErrorMapper = Callable[[HTTPRequest, BaseException], LLMRelayError]
-ErrorTable = tuple[tuple[tuple[type[BaseException], ...], ErrorMapper], ...]
-
-
-def _connect_timeout(request: HTTPRequest, error: BaseException) -> LLMRelayError:
-    return APITimeoutError(
-        f"could not connect to {host_of(request.url)} within {request.timeout[0]}s (connect timeout)"
-    )
-
-
-def _read_timeout(request: HTTPRequest, error: BaseException) -> LLMRelayError:
-    return APITimeoutError(f"no response from {host_of(request.url)} within {request.timeout[1]}s (read timeout)")
-
-
-def _tls_error(request: HTTPRequest, error: BaseException) -> LLMRelayError:
-    return APIConnectionError(f"TLS error talking to {host_of(request.url)}: {innermost_reason(error)}")
-
-
-def _proxy_error(request: HTTPRequest, error: BaseException) -> LLMRelayError:
-    return APIConnectionError(f"proxy refused the connection to {host_of(request.url)}: {innermost_reason(error)}")
-
-
-def _connection_failed(request: HTTPRequest, error: BaseException) -> LLMRelayError:
-    return APIConnectionError(f"connection to {host_of(request.url)} failed: {innermost_reason(error)}")
-
-
-def _not_sendable(request: HTTPRequest, error: BaseException) -> LLMRelayError:
-    # Not the reason's text: http.client quotes the offending header value, which may be the key.
-    return APIConnectionError(
-        f"request to {host_of(request.url)} could not be sent: a header or the URL holds "
-        f"something HTTP cannot carry ({type(error).__name__})"
-    )
-
-
-def _stream_silent(request: HTTPRequest, error: BaseException) -> LLMRelayError:
-    return StreamInterruptedError(
-        f"the stream from {host_of(request.url)} went silent for more than {request.idle_timeout}s "
-        "(stream_idle timeout)"
-    )
-
-
-def _stream_broken(request: HTTPRequest, error: BaseException) -> LLMRelayError:
-    return StreamInterruptedError(f"the stream from {host_of(request.url)} broke off: {innermost_reason(error)}")
-
-
-def _body_stalled(request: HTTPRequest, error: BaseException) -> LLMRelayError:
-    return APITimeoutError(
-        f"the response body from {host_of(request.url)} stalled for more than {request.timeout[1]}s (read timeout)"
-    )
-
-
-def _body_dropped(request: HTTPRequest, error: BaseException) -> LLMRelayError:
-    return APIConnectionError(
-        f"the connection to {host_of(request.url)} dropped while reading the response: {innermost_reason(error)}"
-    )
-
-
-_exc = requests.exceptions
-# urllib3 turns a socket (or TLS) read timeout into ReadTimeoutError while reading a body.
-_READ_TIMEOUTS = (urllib3.exceptions.ReadTimeoutError, TimeoutError)
-_BROKEN_BODY = (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError, zlib.error, ValueError)
-
-#: Errors of ``HTTPAdapter.send`` (before the headers arrive). requests' errors are OSErrors.
-SEND_ERRORS: ErrorTable = (
-    ((_exc.ConnectTimeout,), _connect_timeout),
-    ((_exc.ReadTimeout,), _read_timeout),
-    ((_exc.SSLError,), _tls_error),
-    ((_exc.ProxyError,), _proxy_error),
-    ((OSError, urllib3.exceptions.HTTPError), _connection_failed),
-    ((ValueError,), _not_sendable),
-)
-#: Errors while a streamed body is read, after the headers (the call is committed).
-STREAM_BODY_ERRORS: ErrorTable = ((_READ_TIMEOUTS, _stream_silent), (_BROKEN_BODY, _stream_broken))
-#: Errors while a non-streamed body is read.
-WHOLE_BODY_ERRORS: ErrorTable = ((_READ_TIMEOUTS, _body_stalled), (_BROKEN_BODY, _body_dropped))
-
-
-def _caught(table: ErrorTable) -> tuple[type[BaseException], ...]:
-    return tuple(kind for kinds, _ in table for kind in kinds)
-
-
-_SEND_CAUGHT = _caught(SEND_ERRORS)
-_BODY_CAUGHT = _caught(STREAM_BODY_ERRORS)
-
-
-def map_error(table: ErrorTable, request: HTTPRequest, error: BaseException) -> LLMRelayError:
-    """The llmrelay error the first matching row of ``table`` makes of ``error`` (llmrelay errors pass as they are)."""
-    if isinstance(error, LLMRelayError):
-        return error
-    for kinds, mapper in table:
-        if isinstance(error, kinds):
-            return mapper(request, error)
-    return _connection_failed(request, error)
-
-
-# --------------------------------------------------------------------------- reading bodies
-
-
-class _Decoder:
-    """Decodes a gzip or deflate body, piece by piece.
-
-    A body labelled compressed whose first bytes are not (vcrpy records the
-    body urllib3 already decoded under its original ``Content-Encoding``
-    header) is passed through as it is; corrupt data later in a body that
-    did start compressed is an error.
-    """
-
-    __slots__ = ("_zlib", "_started")
-
-    def __init__(self) -> None:
-        self._zlib: Any = zlib.decompressobj(32 + zlib.MAX_WBITS)  # 32: a gzip or a zlib header, told apart by zlib
-        self._started = False
-
-    @classmethod
-    def for_headers(cls, headers: Mapping[str, str]) -> _Decoder | None:
-        """A decoder for a gzip / deflate body; None for any other encoding (read as it is)."""
-        encoding = (headers.get("content-encoding") or "").strip().lower()
-        return cls() if encoding in ("gzip", "x-gzip", "deflate") else None
-
-    def decode(self, data: bytes) -> bytes:
-        if self._zlib is None:
-            return data
-        try:
-            decoded: bytes = self._zlib.decompress(data)
-        except zlib.error:
-            if self._started:
-                raise
-            self._zlib = None  # not compressed after all
-            return data
-        self._started = self._started or bool(data)
-        return decoded
-
-    def flush(self) -> bytes:
-        return self._zlib.flush() if self._zlib is not None else b""
-
-
-def _set_read_timeout(raw: Any, seconds: float) -> None:
-    """Bound every later read of this response's socket by ``seconds``.
-
-    ``raw.connection`` is urllib3's public handle on the connection the body
-    arrives on; urllib3 sets the socket's timeout again for the connection's
-    next request, so this does not leak into it. A stand-in response without
-    a connection (vcrpy's) has no socket to bound.
-    """
-    sock = getattr(getattr(raw, "connection", None), "sock", None)
-    if sock is not None:
-        with contextlib.suppress(OSError):  # the socket is closing: the next read says so
-            sock.settimeout(seconds)
-
-
-def _reads(raw: Any) -> Iterator[bytes]:
-    """``read1`` until the body ends (an empty read; urllib3 may say None)."""
-    read1 = raw.read1
-    while data := read1(STREAM_READ_SIZE):
-        yield data
-
-
-def _stream_body(raw: Any, headers: Mapping[str, str], request: HTTPRequest) -> Iterator[bytes]:
-    """A streamed body, decoded, one piece per read of whatever has arrived; errors mapped.
-
-    A chunked body is read with ``stream()``, one HTTP chunk at a time (a
-    streaming API sends one chunk per event); any other with ``read1()``, which
-    returns what has arrived instead of waiting for a full buffer. Both read
-    undecoded: requests opens the response with ``decode_content=False``.
-    """
-    decoder = _Decoder.for_headers(headers)
-    try:
-        pieces = raw.stream(STREAM_READ_SIZE, decode_content=False) if getattr(raw, "chunked", False) else _reads(raw)
-        if decoder is None:
-            yield from pieces  # the common case (an event stream is not compressed), without a loop here
-        else:
-            for data in pieces:
-                if data := decoder.decode(data):
-                    yield data
-            if tail := decoder.flush():
-                yield tail
-    except _BODY_CAUGHT as error:
-        raise map_error(STREAM_BODY_ERRORS, request, error) from error
-    # urllib3 has released a connection read to its end already; a stand-in may not have.
-    raw.release_conn()
-
-
-def _whole_body(response: requests.Response, request: HTTPRequest) -> bytes:
-    raw = response.raw
-    try:
-        body: bytes = raw.read(decode_content=False)
-        decoder = _Decoder.for_headers(response.headers)
-        if decoder is not None:
-            body = decoder.decode(body) + decoder.flush()
-    except _BODY_CAUGHT as error:
-        response.close()
-        raise map_error(WHOLE_BODY_ERRORS, request, error) from error
-    raw.release_conn()
-    return body
-
-
-def _finish(response: requests.Response, pieces: Iterator[bytes]) -> None:
-    """Read the rest of a finished stream (usually just the last chunk's marker) so its connection is pooled."""
-    _set_read_timeout(response.raw, DRAIN_GRACE_SECONDS)
-    left = DRAIN_LIMIT
-    try:
-        for piece in pieces:
-            left -= len(piece)
-            if left < 0:
-                break
-        else:
-            return  # read to the end: the connection is back in the pool
-    except LLMRelayError:
-        pass
-    response.close()  # not at the end: the connection is discarded, not reused half-read
 
 
 # --------------------------------------------------------------------------- requests
@@ -647,22 +286,22 @@ class RequestsTransport(Transport):
                 verify=self.verify,
                 proxies=self._proxies_for(request.url),
             )
-        except _SEND_CAUGHT as error:
+        except SEND_CAUGHT as error:
             raise map_error(SEND_ERRORS, request, error) from error
         raw = response.raw
         if request.stream:
             if request.idle_timeout is not None:
-                _set_read_timeout(raw, request.idle_timeout)
-            pieces = _stream_body(raw, response.headers, request)
+                set_read_timeout(raw, request.idle_timeout)
+            pieces = stream_body(raw, response.headers, request)
             return HTTPResponse(
                 response.status_code,
                 response.headers,
                 stream=pieces,
                 on_close=response.close,
-                on_finish=partial(_finish, response, pieces),
+                on_finish=partial(finish_stream, response, pieces),
                 url=request.url,
             )
-        return HTTPResponse(response.status_code, response.headers, _whole_body(response, request), url=request.url)
+        return HTTPResponse(response.status_code, response.headers, whole_body(response, request), url=request.url)
 
     def close(self) -> None:
         """Close every pooled connection now; one still in use is closed when its response is done."""
