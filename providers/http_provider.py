@@ -191,7 +191,9 @@ class HTTPProvider(Provider):
             return ValidationReport(
                 provider=name,
                 outcome="unreachable",
-                message=f"could not reach {service} at {self._client.base_url}: {error.message}. {self.unreachable_hint}",
+                message=(
+                    f"could not reach {service} at {self._client.base_url}: {error.message}. {self.unreachable_hint}"
+                ),
             )
         except LLMRelayError as error:
             return ValidationReport(provider=name, outcome="error", message=f"the key check failed: {error}")
