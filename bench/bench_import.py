@@ -111,13 +111,16 @@ def cases() -> dict[str, str]:
         'config = {"plugins": {"cache": {"warm_up": []}}} if warm else None\n'
         'provider = create_provider("openrouter", api_key="x", config=config)'
     )
+    # The same build answered in-process through the public seam (create_provider(transport=...)).
     first_chat = (
-        "\nfrom llmrelay.core.http.transport import HTTPResponse, MockTransport\n"
-        "provider.inner._client.transport.close()\n"
-        "provider.inner._client.transport = MockTransport(\n"
-        f"    lambda request: HTTPResponse(200, {{'content-type': 'application/json'}}, {CHAT_REPLY!r}))\n"
-        "provider.execute({'model': 'm/x', 'messages': [{'role': 'user', 'content': 'hi'}]})"
+        provider.replace(
+            "config=config)",
+            "config=config, transport=MockTransport(\n"
+            f"    lambda request: HTTPResponse(200, {{'content-type': 'application/json'}}, {CHAT_REPLY!r})))",
+        )
+        + "\nprovider.execute({'model': 'm/x', 'messages': [{'role': 'user', 'content': 'hi'}]})"
     )
+    first_chat = "from llmrelay.core.http.transport import HTTPResponse, MockTransport\n" + first_chat
     return {
         "python -c pass": "pass",
         "floor": FLOOR,
@@ -129,7 +132,7 @@ def cases() -> dict[str, str]:
             "ProviderSettings, create_provider, LLMRelayError"
         ),
         "openrouter": provider,
-        "openrouter+chat": provider + first_chat,
+        "openrouter+chat": first_chat,
     }
 
 
@@ -235,7 +238,8 @@ def print_instructions(snippets: dict[str, str], scratch: str, env: dict[str, st
     }
     floor, one_model = counts["floor"], counts["floor+1 model"]
     print(
-        f"\n{'case':<20}{'M instr':>10}{'x floor':>9}{'x 1 model':>11}{'M instr, no GC':>16}{'x floor':>9}{'x 1 model':>11}"
+        f"\n{'case':<20}{'M instr':>10}{'x floor':>9}{'x 1 model':>11}"
+        f"{'M instr, no GC':>16}{'x floor':>9}{'x 1 model':>11}"
     )
     for name, (with_gc, no_gc) in counts.items():
         print(

@@ -207,8 +207,10 @@ def run(providers: dict[str, Provider], rounds: int, calls: int) -> dict[str, tu
 def report(title: str, results: dict[str, tuple[float, float]], *, share: bool = True) -> None:
     bare = results["bare"][0]
     print(f"\n{title}")
-    share_header = "share" if share else ""
-    print(f"  {'variant':<17}{'median/call':>14}{'vs bare':>9}{'added':>12}{'paired added':>15}{share_header:>9}")
+    print(
+        f"  {'variant':<17}{'median/call':>14}{'vs bare':>9}{'added':>12}"
+        f"{'paired added':>15}{'share' if share else '':>9}"
+    )
     for name, (value, paired) in results.items():
         print(
             f"  {name:<17}{value * 1e6:>11.1f} us{value / bare:>9.4f}{(value - bare) * 1e6:>+9.2f} us"
@@ -224,12 +226,12 @@ def summary(loopback: dict[str, tuple[float, float]], memory: dict[str, tuple[fl
     verdict = "met" if measured / bare < 0.03 else "NOT met"
     print("\nsummary (target: metrics + breaker add under 3% to a loopback call)")
     print(
-        f"  metrics + breaker, measured on the loopback call: {measured * 1e6:+.1f} us = {measured / bare:.2%} "
-        f"-> {verdict}"
+        f"  metrics + breaker, measured on the loopback call: {measured * 1e6:+.1f} us = "
+        f"{measured / bare:.2%} -> {verdict}"
     )
     print(
-        f"  their own CPU cost (in-memory, beyond the empty pipeline): {cpu * 1e6:.2f} us = {cpu / bare:.2%} "
-        "of the call"
+        f"  their own CPU cost (in-memory, beyond the empty pipeline): {cpu * 1e6:.2f} us = "
+        f"{cpu / bare:.2%} of the call"
     )
     print(
         f"  the empty pipeline (about 1 us of CPU) measured {loopback['pipeline'][1] * 1e6:+.1f} us on loopback "

@@ -28,18 +28,22 @@ expected. Secret values are never echoed.
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from .errors import ConfigurationError
 from .provider import Provider
 from .settings import validate_settings
+
+if TYPE_CHECKING:
+    from .http.transport import Transport
 
 __all__ = [
     "CONFIG_ENV",
@@ -213,12 +217,25 @@ def _check_plugin_sections(config: RelayConfig, registry: Any) -> None:
             )
 
 
+def _construct(cls: Any, settings: Any, instance: str, transport: Transport | None) -> Any:
+    """``cls(settings)``, given ``transport=`` when there is one (a class must name it to take it)."""
+    if transport is None:
+        return cls(settings)
+    if "transport" not in inspect.signature(cls).parameters:
+        raise ConfigurationError(
+            f"provider {instance!r} ({cls.__module__}.{cls.__qualname__}) does not take a transport: "
+            "only HTTP providers (those whose constructor has a transport argument) do"
+        )
+    return cls(settings, transport=transport)
+
+
 def create_provider(
     name: str | None = None,
     *,
     config: RelayConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None,
     plugins: bool | list[str] = True,
     registry: Any = None,
+    transport: Transport | None = None,
     **settings: Any,
 ) -> Provider:
     """Build a provider by name, with the layers of the installed plugins around it.
@@ -227,6 +244,19 @@ def create_provider(
     environment. ``config`` is a dict, a TOML path or a :class:`RelayConfig`;
     ``plugins=False`` builds the bare provider, a list keeps only the named
     plugins' layers. Keyword arguments override every other source.
+
+    ``transport`` replaces the provider's pooled HTTP transport, the seam for
+    tests and for users who answer calls themselves::
+
+        from llmrelay.core.http.transport import HTTPResponse, MockTransport
+
+        mock = MockTransport(lambda request: HTTPResponse(200, {"content-type": "application/json"}, b"{...}"))
+        provider = create_provider("openrouter", api_key="sk-or-v1-test", transport=mock)
+        # mock.requests holds every HTTPRequest the provider sent
+
+    The provider owns it from then on (``provider.close()`` closes it). Only a
+    provider class whose constructor takes a ``transport`` argument (every
+    HTTP provider) accepts one; any other raises :class:`ConfigurationError`.
     """
     from .pipeline import LayerContext, LayeredProvider
     from .plugins import get_registry
@@ -262,7 +292,7 @@ def create_provider(
             f"{source}: providers.{instance}.api_key: required, but not set "
             f"({env_hint}pass api_key=..., or add api_key to [providers.{instance}])"
         )
-    provider: Provider = cls(model)
+    provider: Provider = _construct(cls, model, instance, transport)
     provider.instance_name = instance
     if plugins is False:
         return provider

@@ -8,7 +8,8 @@ It builds, once per instance:
   :class:`~llmrelay.core.settings.ProviderSettings` is passed;
 * one :class:`~llmrelay.core.http.client.HTTPClient`: a pooled
   :class:`~llmrelay.core.http.transport.RequestsTransport` (or the ``transport``
-  given, for tests), the retry policy (``sleep`` / ``clock`` injectable), the
+  given: ``create_provider(name, transport=MockTransport(handler))`` passes it
+  here), the retry policy (``sleep`` / ``clock`` injectable), the
   auth header from :meth:`HTTPProvider.auth_headers` and the service's own
   headers from :meth:`HTTPProvider.service_headers`.
 
@@ -190,7 +191,9 @@ class HTTPProvider(Provider):
             return ValidationReport(
                 provider=name,
                 outcome="unreachable",
-                message=f"could not reach {service} at {self._client.base_url}: {error.message}. {self.unreachable_hint}",
+                message=(
+                    f"could not reach {service} at {self._client.base_url}: {error.message}. {self.unreachable_hint}"
+                ),
             )
         except LLMRelayError as error:
             return ValidationReport(provider=name, outcome="error", message=f"the key check failed: {error}")

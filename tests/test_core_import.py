@@ -163,10 +163,7 @@ OPENROUTER_ANSWERING_HELLO = textwrap.dedent(
     provider = create_provider(
         "openrouter", api_key="sk-or-v1-not-a-real-key-0000000000",
         config={"plugins": {"cache": {"warm_up": []}}},
-    )
-    provider.inner._client.transport.close()
-    provider.inner._client.transport = MockTransport(
-        lambda request: HTTPResponse(200, {"content-type": "application/json"}, REPLY)
+        transport=MockTransport(lambda request: HTTPResponse(200, {"content-type": "application/json"}, REPLY)),
     )
     """
 )
@@ -213,21 +210,20 @@ def test_the_chat_model_loads_with_the_first_chat_call_not_with_the_build() -> N
         from llmrelay.core import CallOptions, create_provider
         from llmrelay.core.http.transport import HTTPResponse, MockTransport
         CHAT_MODULES = {CHAT_MODULES!r}
-        provider = create_provider(
-            "openrouter", api_key="sk-or-v1-not-a-real-key-0000000000",
-            config={{"plugins": {{"cache": {{"warm_up": []}}}}}},
-        )
-        assert [m for m in CHAT_MODULES if m in sys.modules] == [], "the build loaded the chat model"
         EVENTS = [
             b'data: {{"id":"gen-1","model":"m/x","choices":[{{"index":0,"delta":{{"content":"hel"}}}}]}}\\n\\n',
             b'data: {{"id":"gen-1","model":"m/x","choices":[{{"index":0,"delta":{{"content":"lo"}},"finish_reason":"stop"}}],'
             b'"usage":{{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}}}\\n\\n',
             b"data: [DONE]\\n\\n",
         ]
-        provider.inner._client.transport.close()
-        provider.inner._client.transport = MockTransport(
-            lambda request: HTTPResponse(200, {{"content-type": "text/event-stream"}}, stream=iter(EVENTS))
+        provider = create_provider(
+            "openrouter", api_key="sk-or-v1-not-a-real-key-0000000000",
+            config={{"plugins": {{"cache": {{"warm_up": []}}}}}},
+            transport=MockTransport(
+                lambda request: HTTPResponse(200, {{"content-type": "text/event-stream"}}, stream=iter(EVENTS))
+            ),
         )
+        assert [m for m in CHAT_MODULES if m in sys.modules] == [], "the build loaded the chat model"
         request = {{"model": "m/x", "messages": [{{"role": "user", "content": "hi"}}]}}
         # A cached stream: the miss stores it, the hit replays copies of its chunks.
         for expected in ("miss", "hit"):

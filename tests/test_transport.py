@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
+import time
+from collections.abc import Iterator
 
 import pytest
-from llmrelay.core.errors import APIConnectionError, APITimeoutError, StreamInterruptedError
+from llmrelay.core import create_provider
+from llmrelay.core.errors import APIConnectionError, APITimeoutError, ConfigurationError, StreamInterruptedError
 from llmrelay.core.http.transport import Headers, HTTPRequest, HTTPResponse, MockTransport, RequestsTransport
+from llmrelay.core.plugins import PluginRegistry
 from llmrelay.core.settings import ProviderSettings
 
 from tests.support.fake_server import VALID_KEY, FakeOpenRouter, Reply
-from tests.support.fixtures import openrouter_server  # noqa: F401  (fixture)
 
 AUTH = {"Authorization": f"Bearer {VALID_KEY}", "Accept-Encoding": "gzip"}
+
+
+@pytest.fixture
+def openrouter_server() -> Iterator[FakeOpenRouter]:
+    with FakeOpenRouter() as server:
+        yield server
 
 
 def get(server: FakeOpenRouter, path: str = "/models", **kw: object) -> HTTPRequest:
@@ -42,7 +52,7 @@ def test_get_decodes_gzip_and_keeps_connection(openrouter_server: FakeOpenRouter
 
 def test_connect_refused_is_a_connection_error() -> None:
     transport = RequestsTransport()
-    with pytest.raises(APIConnectionError, match="127.0.0.1"):
+    with pytest.raises(APIConnectionError, match=r"127\.0\.0\.1"):
         transport.send(HTTPRequest("GET", f"http://127.0.0.1:{closed_port()}/x", timeout=(1, 1)))
 
 
@@ -65,8 +75,6 @@ def test_reset_after_headers_of_a_plain_body_is_a_connection_error(openrouter_se
 
 
 def stream_request(server: FakeOpenRouter, idle: float = 5.0) -> HTTPRequest:
-    import json
-
     body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": True}).encode()
     return HTTPRequest(
         "POST",
@@ -101,7 +109,7 @@ def test_stalled_stream_hits_the_idle_timeout(openrouter_server: FakeOpenRouter)
 def test_idle_timeout_does_not_leak_into_the_next_request(openrouter_server: FakeOpenRouter) -> None:
     transport = RequestsTransport()
     response = transport.send(stream_request(openrouter_server, idle=0.05))
-    response.content  # read to the end: connection back in the pool with a 0.05 s socket timeout
+    _ = response.content  # read to the end: connection back in the pool with a 0.05 s socket timeout
     openrouter_server.script("GET", "/models", Reply(delay=0.3))
     assert transport.send(get(openrouter_server, timeout=(1.0, 2.0))).status == 200
     assert openrouter_server.connections_opened == 1
@@ -224,15 +232,13 @@ def test_streamed_mock_response_closes_when_done() -> None:
 
 
 def test_close_closes_pooled_sockets_even_while_a_pool_is_still_referenced(openrouter_server: FakeOpenRouter) -> None:
-    import time
-
     transport = RequestsTransport()
     for _ in range(3):
         assert transport.send(get(openrouter_server)).status == 200
     # Something still holds the pool (in real use: an exception traceback in a reference cycle);
     # urllib3 alone would leave its idle socket open until the garbage collector ran.
-    pools = transport._adapter.poolmanager.pools
-    held = [pools[key] for key in pools.keys()]
+    pools = transport.adapter.poolmanager.pools
+    held = [pools[key] for key in pools.keys()]  # noqa: SIM118  (a snapshot: pools cannot be iterated)
     assert openrouter_server.open_connections == 1
     transport.close()
     deadline = time.monotonic() + 2.0
@@ -240,3 +246,76 @@ def test_close_closes_pooled_sockets_even_while_a_pool_is_still_referenced(openr
         time.sleep(0.01)
     assert openrouter_server.open_connections == 0
     assert len(held) == 1
+
+
+# --------------------------------------------------------------------------- Headers
+
+
+def test_headers_are_case_insensitive_on_every_operation() -> None:
+    headers = Headers({"Content-Type": "application/json"})
+    headers["X-Request-Id"] = "r1"
+    headers["x-request-id"] = "r2"  # the same header, not a second one
+    assert len(headers) == 2 and headers["X-REQUEST-ID"] == "r2"
+    headers.update({"RETRY-AFTER": "3"}, **{"content-type": "text/plain"})
+    assert headers.get("retry-after") == "3" and headers["Content-Type"] == "text/plain"
+    assert "CONTENT-TYPE" in headers and "content-length" not in headers
+    assert headers.pop("Retry-After") == "3" and "retry-after" not in headers
+    assert headers.setdefault("x-request-id", "ignored") == "r2"
+    del headers["CONTENT-type"]
+    assert dict(headers) == {"x-request-id": "r2"}  # iteration: names as last set
+    assert Headers([("A", "1")]) == {"a": "1"}
+
+
+def test_a_response_given_a_plain_dict_has_case_insensitive_headers() -> None:
+    response = HTTPResponse(200, {"Content-Type": "text/plain"}, b"x")
+    assert isinstance(response.headers, Headers) and response.headers.get("content-type") == "text/plain"
+    assert MockTransport(lambda r: response).send(HTTPRequest("GET", "https://x/y")).headers["CONTENT-TYPE"]
+
+
+# --------------------------------------------------------------------------- the public test seam
+
+
+CHAT_REPLY = json.dumps(
+    {
+        "id": "gen-1",
+        "model": "openai/gpt-4o-mini",
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "hello"}}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+    }
+).encode()
+
+
+@pytest.mark.parametrize("plugins", [False, True])
+def test_create_provider_sends_through_the_transport_given(plugins: bool) -> None:
+    mock = MockTransport(lambda request: HTTPResponse(200, {"Content-Type": "application/json"}, CHAT_REPLY))
+    provider = create_provider(
+        "openrouter",
+        api_key=VALID_KEY,
+        transport=mock,
+        plugins=plugins,
+        config={"plugins": {"cache": {"warm_up": []}}},
+    )
+    answer = provider.execute({"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+    assert answer.text == "hello"
+    assert [r.url for r in mock.requests] == ["https://openrouter.ai/api/v1/chat/completions"]
+    assert mock.requests[0].headers["Authorization"] == f"Bearer {VALID_KEY}"
+    provider.close()
+    assert mock.closed  # the provider owns the transport it was given
+
+
+def test_create_provider_refuses_a_transport_for_a_provider_that_takes_none(registry: PluginRegistry) -> None:
+    mock = MockTransport(lambda request: HTTPResponse(200))
+    with pytest.raises(ConfigurationError, match=r"provider 'fake' \(.*FakeProvider\) does not take a transport"):
+        create_provider("fake", registry=registry, transport=mock)
+    assert mock.requests == [] and not mock.closed
+
+
+def test_a_header_http_cannot_carry_is_a_connection_error_that_does_not_echo_it(
+    openrouter_server: FakeOpenRouter,
+) -> None:
+    secret = "sk-or-v1-" + "5" * 40
+    request = HTTPRequest("GET", openrouter_server.base_url + "/models", {"Authorization": f"Bearer {secret}\r\nX: 1"})
+    with pytest.raises(APIConnectionError, match="could not be sent") as caught:
+        RequestsTransport().send(request)
+    assert secret not in str(caught.value)
+    assert openrouter_server.count() == 0

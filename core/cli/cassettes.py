@@ -31,15 +31,19 @@ What this adds to plain vcrpy (which is imported only when a cassette is used):
   ``LLMRELAY_RECORD`` so a test suite replays by default and re-records with
   ``LLMRELAY_RECORD=1``.
 
+Plain vcrpy is used through its public API only: nothing of it is patched.
+Under a cassette vcrpy swaps urllib3's response for its own stub, which the
+transport reads through the same public calls as a real response (``read1``
+with no ``decode_content`` flag, which the stub does not take, ``read``,
+``release_conn``, ``close``); the transport decodes gzip itself, so a stub
+that cannot decode reads the same.
+
 Known vcrpy limits (DESIGN.md): a response is replayed as one block, so
 chunk timing, stalls and connections dropped mid-stream need a local server.
-vcrpy's replayed response rejects urllib3 2's ``read1(amt, decode_content=...)``
-(a TypeError that broke every streamed replay); :func:`use_cassette` patches
-that stub once so incremental stream reading works under replay. The other
-two issues DESIGN.md lists (a hang with ``pool_maxsize=1, pool_block=True``;
-a loop with ``iter_content(chunk_size=None)``) did not reproduce with
-vcrpy 9.4.2 (sequential calls, streams closed early, both checked); keep
-``pool.block`` off (the default) when replaying all the same.
+The other two issues DESIGN.md lists (a hang with ``pool_maxsize=1,
+pool_block=True``; a loop with ``iter_content(chunk_size=None)``) did not
+reproduce with vcrpy 9.4.2 (sequential calls, streams closed early, both
+checked); keep ``pool.block`` off (the default) when replaying all the same.
 """
 
 from __future__ import annotations
@@ -205,10 +209,7 @@ def find_secrets(text: str, secrets: Iterable[str] = ()) -> list[str]:
 def _decoded_body(body: Any, headers: dict[str, list[str]]) -> str:
     if body is None:
         return ""
-    if isinstance(body, str):
-        raw = body.encode("utf-8")
-    else:
-        raw = bytes(body)
+    raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
     encoding = _header(headers, "content-encoding")
     if encoding is not None and "gzip" in " ".join(encoding[1]).lower():
         raw = gzip.decompress(raw)
@@ -349,7 +350,6 @@ def use_cassette(
     except ImportError:
         raise ConfigurationError("cassettes need vcrpy: pip install 'llmrelay[dev]' (or pip install vcrpy)") from None
 
-    _accept_urllib3_read1(vcr)
     secret_view = _SecretView(secrets)
     recorder = vcr.VCR(
         record_mode=mode,
@@ -369,40 +369,6 @@ def use_cassette(
             yield cassette
     finally:
         vcr_log.setLevel(previous_level)
-
-
-def _accept_urllib3_read1(vcr: Any) -> None:
-    """Let vcrpy's replayed response take urllib3 2's ``read1(amt, decode_content=...)``.
-
-    vcrpy's stub forwards ``read1`` arguments to ``BytesIO.read1``, which takes
-    no ``decode_content``, so code reading a stream incrementally the way
-    urllib3 documents it fails under replay with a TypeError. Replayed bodies
-    are already decoded (``decode_compressed_response``), so the flag has
-    nothing left to do. Applied once; a vcrpy that accepts it is left alone.
-    """
-    from vcr.stubs import VCRHTTPResponse
-
-    original = VCRHTTPResponse.read1
-    if getattr(original, "_llmrelay_compat", False):
-        return
-    try:
-        import io
-
-        probe = VCRHTTPResponse.__new__(VCRHTTPResponse)
-        probe._content = io.BytesIO(b"")
-        original(probe, 1, decode_content=True)
-        return  # this vcrpy already accepts it
-    except TypeError:
-        pass
-
-    def read1(self: Any, amt: int | None = -1, decode_content: bool | None = None) -> bytes:
-        data: bytes = self._content.read1(-1 if amt is None else amt)
-        if not data or self._content.tell() == len(self.recorded_response["body"]["string"]):
-            self.release_conn()  # as vcrpy's read() does once the body is read: back to the pool
-        return data
-
-    read1._llmrelay_compat = True  # type: ignore[attr-defined]
-    VCRHTTPResponse.read1 = read1
 
 
 def cassette_fixture(path: str | os.PathLike[str], **kwargs: Any) -> Any:

@@ -404,6 +404,19 @@ class _Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------------ dispatch
 
     def _dispatch(self, method: str) -> None:
+        request = self._read_request(method)
+        reply = self.owner._next_reply(request) or Reply()
+        if reply.delay:
+            self.owner.release.wait(reply.delay)
+        if reply.reset_before_headers:
+            raise _Reset()
+        if reply.status is not None or reply.body is not None or reply.malformed_json or reply.html or reply.empty:
+            return self._custom(reply)
+        if self.headers.get("Authorization") != f"Bearer {self.owner.api_key}":
+            return self._json(401, {"error": {"code": 401, "message": "No auth credentials found"}}, reply)
+        return self._route(request, reply)
+
+    def _read_request(self, method: str) -> RecordedRequest:
         parts = urlsplit(self.path)
         path = parts.path
         if path.startswith("/api/v1"):
@@ -414,19 +427,13 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw) if raw else None
         except ValueError:
             body = raw
-        request = RecordedRequest(
+        return RecordedRequest(
             method, path, parse_qs(parts.query), {k.lower(): v for k, v in self.headers.items()}, body
         )
-        reply = self.owner._next_reply(request) or Reply()
-        if reply.delay:
-            self.owner.release.wait(reply.delay)
-        if reply.reset_before_headers:
-            raise _Reset()
-        if reply.status is not None or reply.body is not None or reply.malformed_json or reply.html or reply.empty:
-            return self._custom(reply)
-        if self.headers.get("Authorization") != f"Bearer {self.owner.api_key}":
-            return self._json(401, {"error": {"code": 401, "message": "No auth credentials found"}}, reply)
-        route = (method, path)
+
+    def _route(self, request: RecordedRequest, reply: Reply) -> None:
+        route = (request.method, request.path)
+        body = request.body
         if route == ("POST", "/chat/completions"):
             if isinstance(body, dict) and body.get("stream"):
                 return self._stream(reply, body)
@@ -444,34 +451,37 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             return self._json(200, {"data": {"total_credits": 20, "total_usage": 4.5}}, reply)
         if route == ("GET", "/generation"):
-            with self.owner._lock:
-                missing = self.owner.generation_404s > 0
-                if missing:
-                    self.owner.generation_404s -= 1
+            return self._generation(request, reply)
+        return self._json(404, {"error": {"code": 404, "message": f"no route {request.method} {request.path}"}}, reply)
+
+    def _generation(self, request: RecordedRequest, reply: Reply) -> None:
+        with self.owner._lock:
+            missing = self.owner.generation_404s > 0
             if missing:
-                return self._json(404, {"error": {"code": 404, "message": "Generation not found"}}, reply)
-            gen_id = (request.query.get("id") or ["gen-x"])[0]
-            return self._json(
-                200,
-                {
-                    "data": {
-                        "id": gen_id,
-                        "model": "openai/gpt-4o-mini",
-                        "provider_name": "OpenAI",
-                        "total_cost": 0.0000042,
-                        "tokens_prompt": 12,
-                        "tokens_completion": 4,
-                        "latency": 321,
-                        "generation_time": 250,
-                        "finish_reason": "stop",
-                        "streamed": False,
-                        "cancelled": False,
-                        "created_at": "2025-08-06T12:00:00Z",
-                    }
-                },
-                reply,
-            )
-        return self._json(404, {"error": {"code": 404, "message": f"no route {method} {path}"}}, reply)
+                self.owner.generation_404s -= 1
+        if missing:
+            return self._json(404, {"error": {"code": 404, "message": "Generation not found"}}, reply)
+        gen_id = (request.query.get("id") or ["gen-x"])[0]
+        return self._json(
+            200,
+            {
+                "data": {
+                    "id": gen_id,
+                    "model": "openai/gpt-4o-mini",
+                    "provider_name": "OpenAI",
+                    "total_cost": 0.0000042,
+                    "tokens_prompt": 12,
+                    "tokens_completion": 4,
+                    "latency": 321,
+                    "generation_time": 250,
+                    "finish_reason": "stop",
+                    "streamed": False,
+                    "cancelled": False,
+                    "created_at": "2025-08-06T12:00:00Z",
+                }
+            },
+            reply,
+        )
 
     # ------------------------------------------------------------------ writers
 
