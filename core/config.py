@@ -44,6 +44,7 @@ from .settings import validate_settings
 
 if TYPE_CHECKING:
     from .http.transport import Transport
+    from .pipeline import Layer
 
 __all__ = [
     "CONFIG_ENV",
@@ -258,7 +259,7 @@ def create_provider(
     provider class whose constructor takes a ``transport`` argument (every
     HTTP provider) accepts one; any other raises :class:`ConfigurationError`.
     """
-    from .pipeline import LayerContext, LayeredProvider
+    from .pipeline import LayeredProvider
     from .plugins import get_registry
 
     registry = registry or get_registry()
@@ -276,15 +277,31 @@ def create_provider(
     cls = registry.provider_class(type_name)
 
     _check_plugin_sections(relay_config, registry)
+    model = _provider_settings(cls, instance, relay_config.source, section, settings)
+    provider: Provider = _construct(cls, model, instance, transport)
+    provider.instance_name = instance
+    if plugins is False:
+        return provider
+    try:
+        layers = _build_layers(provider, instance, relay_config, registry, plugins)
+    except BaseException:
+        provider.close()
+        raise
+    return LayeredProvider(provider, layers)
+
+
+def _provider_settings(
+    cls: Any, instance: str, config_source: str, section: dict[str, Any], settings: dict[str, Any]
+) -> Any:
+    """The provider's validated settings: environment < config section < keyword arguments."""
     from_env = settings_from_env(cls.settings_model, cls.env_prefix)
     origins = {
         field: f"{cls.env_prefix}{field.upper()}"
         for field in from_env
         if field not in section and field not in settings
     }
-    data = _deep_merge(from_env, section)
-    data = _deep_merge(data, settings)
-    source = relay_config.source if section else f"settings for provider {instance!r}"
+    data = _deep_merge(_deep_merge(from_env, section), settings)
+    source = config_source if section else f"settings for provider {instance!r}"
     model = validate_settings(cls.settings_model, data, source=source, prefix=f"providers.{instance}", origins=origins)
     if cls.requires_api_key and getattr(model, "api_key", None) is None:
         env_hint = f"set {cls.env_prefix}API_KEY, " if cls.env_prefix else ""
@@ -292,29 +309,33 @@ def create_provider(
             f"{source}: providers.{instance}.api_key: required, but not set "
             f"({env_hint}pass api_key=..., or add api_key to [providers.{instance}])"
         )
-    provider: Provider = _construct(cls, model, instance, transport)
-    provider.instance_name = instance
-    if plugins is False:
-        return provider
+    return model
 
-    layers = []
+
+def _build_layers(
+    provider: Provider, instance: str, config: RelayConfig, registry: Any, plugins: bool | list[str]
+) -> list[Layer]:
+    """Each enabled plugin's layer for ``provider``; the ones built are closed if a later one fails."""
+    from .pipeline import LayerContext
+
+    chosen = plugins if isinstance(plugins, list) else None
+    layers: list[Layer] = []
     try:
         for spec in registry.layer_specs():
-            if isinstance(plugins, list) and spec.name not in plugins:
+            if chosen is not None and spec.name not in chosen:
                 continue
-            plugin_section = relay_config.plugin_section(spec.name)
+            plugin_section = config.plugin_section(spec.name)
             enabled = plugin_section.pop("enabled", spec.enabled_by_default)
             if not isinstance(enabled, bool):
                 raise ConfigurationError(
-                    f"{relay_config.source}: plugins.{spec.name}.enabled must be true or false, "
-                    f"got {type(enabled).__name__}"
+                    f"{config.source}: plugins.{spec.name}.enabled must be true or false, got {type(enabled).__name__}"
                 )
-            if not enabled and not (isinstance(plugins, list) and spec.name in plugins):
+            if not enabled and chosen is None:
                 continue
             plugin_settings: Any = plugin_section
             if spec.settings_model is not None:
                 plugin_settings = validate_settings(
-                    spec.settings_model, plugin_section, source=relay_config.source, prefix=f"plugins.{spec.name}"
+                    spec.settings_model, plugin_section, source=config.source, prefix=f"plugins.{spec.name}"
                 )
             layer = spec.factory(LayerContext(provider, plugin_settings, instance, provider.base_url))
             if layer is not None:
@@ -322,6 +343,5 @@ def create_provider(
     except BaseException:
         for layer in layers:
             layer.close()
-        provider.close()
         raise
-    return LayeredProvider(provider, layers)
+    return layers

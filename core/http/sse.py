@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidResponseError
@@ -40,24 +41,14 @@ _decode = _decoder.decode
 _JSON_WHITESPACE = " \t\n\r"
 
 
+@dataclass(slots=True)
 class SSEEvent:
     """One dispatched event. ``event`` defaults to ``"message"``."""
 
-    __slots__ = ("data", "event", "id", "retry")
-
-    def __init__(self, data: str, event: str = "message", id: str | None = None, retry: int | None = None) -> None:
-        self.data = data
-        self.event = event
-        self.id = id
-        self.retry = retry
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, SSEEvent):
-            return NotImplemented
-        return (self.data, self.event, self.id, self.retry) == (other.data, other.event, other.id, other.retry)
-
-    def __repr__(self) -> str:
-        return f"SSEEvent(data={self.data!r}, event={self.event!r}, id={self.id!r}, retry={self.retry!r})"
+    data: str
+    event: str = "message"
+    id: str | None = None
+    retry: int | None = None
 
 
 class SSEDecoder:
@@ -75,6 +66,30 @@ class SSEDecoder:
         self._started = False
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
+        events: list[SSEEvent] = []
+        data = self._data
+        for line in self._complete_lines(chunk):
+            if not line:
+                if not data:
+                    self._event = None
+                elif len(data) == 1 and self._event is None:
+                    # The common event, one data line and no name, dispatched inline (hot path).
+                    events.append(SSEEvent(data[0].decode("utf-8", "replace"), "message", self._last_id, self._retry))
+                    data.clear()
+                else:
+                    events.append(self._dispatch())
+                    data = self._data
+                continue
+            if line.startswith(b"data:"):
+                data.append(line[6:] if line[5:6] == b" " else line[5:])
+                continue
+            if line[0] == 0x3A:  # ":" starts a comment
+                continue
+            self._field(line)
+        return events
+
+    def _complete_lines(self, chunk: bytes) -> list[bytes]:
+        """The lines ``chunk`` completes, with CRLF and lone CR read as LF; the unfinished rest is kept."""
         if self._skip_lf:
             self._skip_lf = False
             if chunk[:1] == b"\n":
@@ -95,27 +110,7 @@ class SSEDecoder:
                 buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         lines = buffer.split(b"\n")
         self._pending = lines.pop()
-        events: list[SSEEvent] = []
-        data = self._data
-        for line in lines:
-            if not line:
-                if not data:
-                    self._event = None
-                elif len(data) == 1 and self._event is None:
-                    # The common event, one data line and no name, dispatched inline (hot path).
-                    events.append(SSEEvent(data[0].decode("utf-8", "replace"), "message", self._last_id, self._retry))
-                    data.clear()
-                else:
-                    events.append(self._dispatch())
-                    data = self._data
-                continue
-            if line.startswith(b"data:"):
-                data.append(line[6:] if line[5:6] == b" " else line[5:])
-                continue
-            if line[0] == 0x3A:  # ":" starts a comment
-                continue
-            self._field(line)
-        return events
+        return lines
 
     def _field(self, line: bytes) -> None:
         name, colon, value = line.partition(b":")
@@ -125,12 +120,10 @@ class SSEDecoder:
             self._data.append(value)
         elif name == b"event":
             self._event = value
-        elif name == b"id":
-            if b"\x00" not in value:
-                self._last_id = value.decode("utf-8", "replace")
-        elif name == b"retry":
-            if value.isdigit():
-                self._retry = int(value)
+        elif name == b"id" and b"\x00" not in value:
+            self._last_id = value.decode("utf-8", "replace")
+        elif name == b"retry" and value.isdigit():
+            self._retry = int(value)
 
     def _dispatch(self) -> SSEEvent:
         data = self._data
