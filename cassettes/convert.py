@@ -139,12 +139,11 @@ def convert(source: Path, fmt: str) -> str:
         response = interaction["response"]
         headers = response["headers"]
         body = response["body"]["string"]
-        if _is_gzip(headers):
-            # Kept compressed as recorded, unless something secret is inside.
-            if find_secrets(gzip.decompress(_to_bytes(body)).decode("utf-8", "replace")):
-                body = gzip.decompress(_to_bytes(body))
-                for name in [k for k in headers if k.lower() == "content-encoding"]:
-                    del headers[name]
+        # Kept compressed as recorded, unless something secret is inside.
+        if _is_gzip(headers) and find_secrets(gzip.decompress(_to_bytes(body)).decode("utf-8", "replace")):
+            body = gzip.decompress(_to_bytes(body))
+            for name in [k for k in headers if k.lower() == "content-encoding"]:
+                del headers[name]
         response["body"]["string"] = _scrub_ids(_to_bytes(body))
         response = filter_response(response)
         _drop_stale_length(response["headers"], _to_bytes(response["body"]["string"]))

@@ -115,7 +115,7 @@ def test_decisions_are_cached_by_request_features(pair):
 
 
 def test_streaming_is_routed(pair):
-    openai, anthropic = pair
+    _, anthropic = pair
     router = variant_router(pair)
     with router.stream_execute(ask("glm-4.5-anthropic")) as stream:
         text = "".join(c.text for c in stream)
@@ -126,7 +126,7 @@ def test_streaming_is_routed(pair):
 
 def test_unrouted_model_without_default_is_a_clear_error(pair):
     router = variant_router(pair)
-    with pytest.raises(ConfigurationError, match="no routing rule matched model 'glm-4.5'"):
+    with pytest.raises(ConfigurationError, match=r"no routing rule matched model 'glm-4\.5'"):
         router.execute(ask("glm-4.5"))
 
 
