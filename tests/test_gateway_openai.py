@@ -65,8 +65,15 @@ def completion(text: str = "Hello!", **extra: Any) -> dict[str, Any]:
         "object": "chat.completion",
         "created": 1754500000,
         "model": MODEL,
-        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if "tool_calls" in extra else "stop"}],
-        "usage": {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14, "prompt_tokens_details": {"cached_tokens": 4}},
+        "choices": [
+            {"index": 0, "message": message, "finish_reason": "tool_calls" if "tool_calls" in extra else "stop"}
+        ],
+        "usage": {
+            "prompt_tokens": 11,
+            "completion_tokens": 3,
+            "total_tokens": 14,
+            "prompt_tokens_details": {"cached_tokens": 4},
+        },
     }
 
 
@@ -132,12 +139,16 @@ def test_stream_has_one_id_the_role_once_a_finish_chunk_usage_and_done(
     upstream.replies.append(text_stream(["Hel", "lo", " world"]))
     response = gateway.post(
         "/v1/chat/completions",
-        {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": True,
-         "stream_options": {"include_usage": True}},
+        {
+            "model": MODEL,
+            "messages": [{"role": "user", "content": "hi"}],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
         stream=True,
     )
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
-    frames = [line[len(b"data: "):] for line in response.iter_lines() if line.startswith(b"data: ")]
+    frames = [line[len(b"data: ") :] for line in response.iter_lines() if line.startswith(b"data: ")]
     assert frames[-1] == b"[DONE]"
     chunks = [json.loads(frame) for frame in frames[:-1]]
     assert len({c["id"] for c in chunks}) == 1 and len({c["created"] for c in chunks}) == 1
@@ -161,12 +172,18 @@ def test_sdk_stream_accumulator_assembles_streamed_tool_call_fragments(
     upstream.replies.append(tool_stream(['{"ci', 'ty": "Pa', 'ris"}']))
     tools: Any = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
     with client.chat.completions.stream(
-        model=MODEL, messages=[{"role": "user", "content": "weather?"}], tools=tools,
+        model=MODEL,
+        messages=[{"role": "user", "content": "weather?"}],
+        tools=tools,
         stream_options={"include_usage": True},
     ) as stream:
         deltas = [event for event in stream if event.type == "tool_calls.function.arguments.delta"]
         final = stream.get_final_completion()
-    assert [d.arguments_delta for d in deltas if d.arguments_delta] == ['{"ci', 'ty": "Pa', 'ris"}']  # forwarded as they came
+    assert [d.arguments_delta for d in deltas if d.arguments_delta] == [
+        '{"ci',
+        'ty": "Pa',
+        'ris"}',
+    ]  # forwarded as they came
     call = final.choices[0].message.tool_calls[0]  # type: ignore[index]
     assert call.id == "call_1" and call.function.name == "get_weather"  # type: ignore[union-attr]
     assert json.loads(call.function.arguments) == {"city": "Paris"}  # type: ignore[union-attr]
@@ -181,9 +198,21 @@ def test_tool_calls_across_turns_and_images_reach_the_upstream_intact(
     upstream.replies.append(Reply(200, completion("It is sunny in Paris.")))
     image = "data:image/png;base64,iVBORw0KGgo="
     messages: Any = [
-        {"role": "user", "content": [{"type": "text", "text": "weather here?"}, {"type": "image_url", "image_url": {"url": image}}]},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "weather here?"}, {"type": "image_url", "image_url": {"url": image}}],
+        },
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                }
+            ],
+        },
         {"role": "tool", "tool_call_id": "call_1", "content": '{"sky": "clear"}'},
     ]
     reply = client.chat.completions.create(model=MODEL, messages=messages)
@@ -223,14 +252,29 @@ def test_concurrent_streams_each_get_their_own_answer(gateway: RunningGateway, u
 def test_models_and_embeddings(
     client: openai.OpenAI, upstream: ScriptedServer, upstreams: tuple[ScriptedServer, ScriptedServer]
 ) -> None:
-    upstream.replies.append(Reply(200, {"object": "list", "data": [{"id": "gpt-4o-mini", "object": "model", "created": 1, "owned_by": "openai"}]}))
-    upstreams[1].replies.append(Reply(200, {"data": [{"id": "claude-x", "display_name": "Claude X", "type": "model"}], "has_more": False}))
+    upstream.replies.append(
+        Reply(
+            200,
+            {"object": "list", "data": [{"id": "gpt-4o-mini", "object": "model", "created": 1, "owned_by": "openai"}]},
+        )
+    )
+    upstreams[1].replies.append(
+        Reply(200, {"data": [{"id": "claude-x", "display_name": "Claude X", "type": "model"}], "has_more": False})
+    )
     listed = client.models.list()
     assert {"gpt-4o-mini", "claude-x"} <= {m.id for m in listed.data}  # every served provider's models
     upstream.replies.clear()
-    upstream.replies.append(Reply(200, {"object": "list", "model": "text-embedding-3-small",
-                                        "data": [{"object": "embedding", "index": 0, "embedding": [0.5, -0.25]}],
-                                        "usage": {"prompt_tokens": 2, "total_tokens": 2}}))
+    upstream.replies.append(
+        Reply(
+            200,
+            {
+                "object": "list",
+                "model": "text-embedding-3-small",
+                "data": [{"object": "embedding", "index": 0, "embedding": [0.5, -0.25]}],
+                "usage": {"prompt_tokens": 2, "total_tokens": 2},
+            },
+        )
+    )
     vectors = client.embeddings.create(model="text-embedding-3-small", input="hello", encoding_format="float")
     assert vectors.data[0].embedding == [0.5, -0.25]
     assert upstream.requests[-1].json["input"] == "hello"
@@ -239,7 +283,9 @@ def test_models_and_embeddings(
 # --------------------------------------------------------------------------- errors
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"x-api-key": "wrong"}, {"Authorization": GATEWAY_KEY}])
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer wrong"}, {"x-api-key": "wrong"}, {"Authorization": GATEWAY_KEY}]
+)
 def test_without_a_valid_key_401_and_nothing_else(
     gateway: RunningGateway, upstream: ScriptedServer, headers: dict[str, str]
 ) -> None:
@@ -258,8 +304,11 @@ def test_bad_key_is_an_authentication_error_in_the_sdk(gateway: RunningGateway) 
 
 def test_x_api_key_header_is_accepted(gateway: RunningGateway, upstream: ScriptedServer) -> None:
     upstream.replies.append(Reply(200, completion("ok")))
-    response = gateway.post("/v1/chat/completions", {"model": MODEL, "messages": [{"role": "user", "content": "x"}]},
-                            headers={"x-api-key": GATEWAY_KEY})
+    response = gateway.post(
+        "/v1/chat/completions",
+        {"model": MODEL, "messages": [{"role": "user", "content": "x"}]},
+        headers={"x-api-key": GATEWAY_KEY},
+    )
     assert response.status_code == 200
 
 
@@ -278,8 +327,12 @@ def test_body_over_the_limit_is_413(gateway: RunningGateway, upstream: ScriptedS
 
 
 def test_bad_json_and_bad_requests_are_400(gateway: RunningGateway, upstream: ScriptedServer) -> None:
-    response = gateway.post("/v1/chat/completions", None, data=b"{not json",
-                            headers={"Authorization": f"Bearer {GATEWAY_KEY}", "Content-Type": "application/json"})
+    response = gateway.post(
+        "/v1/chat/completions",
+        None,
+        data=b"{not json",
+        headers={"Authorization": f"Bearer {GATEWAY_KEY}", "Content-Type": "application/json"},
+    )
     assert response.status_code == 400
     response = gateway.post("/v1/chat/completions", {"model": MODEL, "messages": []})
     assert response.status_code == 400 and "messages" in response.json()["error"]["message"]
@@ -313,13 +366,17 @@ def test_upstream_refusing_the_gateways_own_key_is_502_not_401(client: openai.Op
 
 
 def test_mid_stream_error_reaches_the_sdk_as_an_error(client: openai.OpenAI, upstream: ScriptedServer) -> None:
-    events: list[tuple[str | None, Any]] = [(None, chunk({"role": "assistant", "content": "par"})),
-                                            (None, chunk({"content": "tial"})),
-                                            (None, {"error": {"message": "upstream overloaded", "code": 502}})]
+    events: list[tuple[str | None, Any]] = [
+        (None, chunk({"role": "assistant", "content": "par"})),
+        (None, chunk({"content": "tial"})),
+        (None, {"error": {"message": "upstream overloaded", "code": 502}}),
+    ]
     upstream.replies.append(Reply(200, chunks=sse(*events)))
     received = []
     with pytest.raises(openai.APIError) as caught:
-        for part in client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}], stream=True):
+        for part in client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "x"}], stream=True
+        ):
             received.append(part.choices[0].delta.content if part.choices else "")
     assert "".join(r or "" for r in received) == "partial"
     assert "overloaded" in str(caught.value.message)

@@ -35,8 +35,8 @@ from contextlib import ExitStack, suppress
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..errors import CapabilityNotSupportedError, ConfigurationError, LLMRelayError, PluginLoadError
-from ..secrets import redact
 from ..gateway.command import add_serve_arguments, cmd_serve
+from ..secrets import redact
 from .commands import cmd_chat, cmd_models, cmd_providers, cmd_validate
 from .context import (
     DEFAULT_PROVIDER,

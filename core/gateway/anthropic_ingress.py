@@ -29,7 +29,7 @@ from .errors import anthropic_error_body
 
 if TYPE_CHECKING:
     from ..models import ChatResponse, Usage
-    from ..stream import ChatStream
+    from ..stream import ChatStream, StreamChunk
 
 __all__ = ["count_tokens", "message_body", "messages_request", "sse_events", "stop_reason"]
 
@@ -103,7 +103,9 @@ def _user_turn(content: Any, where: str) -> list[dict[str, Any]]:
     if not isinstance(content, list):
         raise BadRequestError(f"{where}: content must be a string or a list of blocks")
     results = [
-        _tool_result(block, where) for block in content if isinstance(block, Mapping) and block.get("type") == "tool_result"
+        _tool_result(block, where)
+        for block in content
+        if isinstance(block, Mapping) and block.get("type") == "tool_result"
     ]
     rest = [block for block in content if not (isinstance(block, Mapping) and block.get("type") == "tool_result")]
     messages = results
@@ -128,7 +130,13 @@ def _assistant_turn(content: Any, where: str) -> dict[str, Any]:
             reasoning.append(str(block.get("thinking", "")))
         elif kind == "tool_use":
             arguments = json.dumps(block.get("input") or {}, ensure_ascii=False)
-            calls.append({"id": block.get("id"), "type": "function", "function": {"name": block.get("name"), "arguments": arguments}})
+            calls.append(
+                {
+                    "id": block.get("id"),
+                    "type": "function",
+                    "function": {"name": block.get("name"), "arguments": arguments},
+                }
+            )
         # redacted_thinking and server-tool blocks have no OpenAI equivalent
     message: dict[str, Any] = {"role": "assistant", "content": "".join(text) if text or not calls else None}
     if calls:
@@ -140,7 +148,7 @@ def _assistant_turn(content: Any, where: str) -> dict[str, Any]:
 
 def _tool_choice(choice: Any) -> tuple[Any, bool | None]:
     if not isinstance(choice, Mapping):
-        raise BadRequestError("tool_choice must be an object such as {\"type\": \"auto\"}")
+        raise BadRequestError('tool_choice must be an object such as {"type": "auto"}')
     kind = choice.get("type")
     parallel = False if choice.get("disable_parallel_tool_use") else None
     if kind == "auto":
@@ -154,17 +162,11 @@ def _tool_choice(choice: Any) -> tuple[Any, bool | None]:
     raise BadRequestError(f"tool_choice type {kind!r} is not understood (use auto, any, tool or none)")
 
 
-def messages_request(body: Any) -> tuple[dict[str, Any], bool]:
-    """A Messages API body as an OpenAI-format chat request, and whether to stream."""
-    if not isinstance(body, Mapping):
-        raise BadRequestError("the request body must be a JSON object in Anthropic Messages format")
-    if not isinstance(body.get("messages"), list):
-        raise BadRequestError("messages: required, a list of {role, content} turns")
+def _messages(body: Mapping[str, Any]) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     system = body.get("system")
     if system:
-        parts = _parts(system, "system")
-        messages.append({"role": "system", "content": _content(parts)})
+        messages.append({"role": "system", "content": _content(_parts(system, "system"))})
     for number, turn in enumerate(body["messages"]):
         where = f"messages[{number}]"
         if not isinstance(turn, Mapping):
@@ -176,7 +178,16 @@ def messages_request(body: Any) -> tuple[dict[str, Any], bool]:
             messages.append(_assistant_turn(turn.get("content", ""), where))
         else:
             raise BadRequestError(f"{where}: role must be user or assistant, not {role!r}")
-    request: dict[str, Any] = {"model": body.get("model"), "messages": messages}
+    return messages
+
+
+def messages_request(body: Any) -> tuple[dict[str, Any], bool]:
+    """A Messages API body as an OpenAI-format chat request, and whether to stream."""
+    if not isinstance(body, Mapping):
+        raise BadRequestError("the request body must be a JSON object in Anthropic Messages format")
+    if not isinstance(body.get("messages"), list):
+        raise BadRequestError("messages: required, a list of {role, content} turns")
+    request: dict[str, Any] = {"model": body.get("model"), "messages": _messages(body)}
     if body.get("max_tokens") is not None:
         request["max_tokens"] = body["max_tokens"]
     if body.get("stop_sequences"):
@@ -209,8 +220,8 @@ def _tool(tool: Any) -> dict[str, Any]:
 
 
 def stop_reason(finish: str | None, native: str | None) -> str:
-    if native in _NATIVE_STOPS:
-        return native  # type: ignore[return-value]  # checked just above
+    if native is not None and native in _NATIVE_STOPS:
+        return native
     return _STOP.get(finish or "stop", "end_turn")
 
 
@@ -219,7 +230,10 @@ def _usage(usage: Usage | None) -> dict[str, Any]:
         return {"input_tokens": 0, "output_tokens": 0}
     cached = usage.cached_tokens or 0
     # Anthropic counts cache reads apart from input_tokens; llmrelay counts them in.
-    body: dict[str, Any] = {"input_tokens": max(usage.prompt_tokens - cached, 0), "output_tokens": usage.completion_tokens}
+    body: dict[str, Any] = {
+        "input_tokens": max(usage.prompt_tokens - cached, 0),
+        "output_tokens": usage.completion_tokens,
+    }
     if usage.cached_tokens is not None:
         body["cache_read_input_tokens"] = cached
     return body
@@ -288,66 +302,66 @@ class _Blocks:
     def delta(self, delta: dict[str, Any]) -> bytes:
         return _event("content_block_delta", {"type": "content_block_delta", "index": self.index, "delta": delta})
 
+    def feed(self, chunk: StreamChunk) -> bytes:
+        """The events for one chunk: thinking, then text, then tool-call fragments."""
+        out = b""
+        if chunk.reasoning:
+            if self.kind != "thinking":
+                out += self.open("thinking", {"type": "thinking", "thinking": "", "signature": ""})
+            out += self.delta({"type": "thinking_delta", "thinking": chunk.reasoning})
+        if chunk.text:
+            if self.kind != "text":
+                out += self.open("text", {"type": "text", "text": ""})
+            out += self.delta({"type": "text_delta", "text": chunk.text})
+        for call in chunk.tool_calls or ():
+            if self.kind != "tool_use" or self.tool != call.index:
+                tool_id = call.id or f"toolu_{uuid.uuid4().hex[:24]}"
+                out += self.open(
+                    "tool_use", {"type": "tool_use", "id": tool_id, "name": call.name or "", "input": {}}, call.index
+                )
+            if call.arguments:
+                out += self.delta({"type": "input_json_delta", "partial_json": call.arguments})
+        return out
+
+
+def _message_start(stream: ChatStream, requested_model: str | None) -> bytes:
+    message: dict[str, Any] = {
+        "id": _message_id(stream.id),
+        "type": "message",
+        "role": "assistant",
+        "model": stream.model or requested_model or "",
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        # The input count is known only at the end for most upstreams; message_delta carries it.
+        "usage": {"input_tokens": 0, "output_tokens": 0},
+    }
+    return _event("message_start", {"type": "message_start", "message": message}) + _event("ping", {"type": "ping"})
+
 
 def sse_events(stream: ChatStream, requested_model: str | None) -> Iterator[bytes]:
-    """The named SSE events of a streamed message, in the order the Messages API sends them."""
+    """The named SSE events of a streamed message, in the order the Messages API sends them.
+
+    The stream keeps its own finish reason and usage; message_delta is written from them.
+    """
     blocks = _Blocks()
     started = False
-    finish: str | None = None
-    native: str | None = None
-    usage: Usage | None = None
-
-    def start(chunk_id: str | None, model: str | None) -> bytes:
-        message = {
-            "id": _message_id(chunk_id),
-            "type": "message",
-            "role": "assistant",
-            "model": model or requested_model or "",
-            "content": [],
-            "stop_reason": None,
-            "stop_sequence": None,
-            "usage": {"input_tokens": 0, "output_tokens": 0},
-        }
-        return _event("message_start", {"type": "message_start", "message": message}) + _event("ping", {"type": "ping"})
-
     try:
         for chunk in stream:
-            out = b""
-            if not started:
-                out += start(chunk.id, chunk.model)
-                started = True
-            if chunk.finish_reason and finish is None:
-                finish, native = chunk.finish_reason, chunk.native_finish_reason
-            if chunk.usage is not None:
-                usage = chunk.usage
-            if chunk.reasoning:
-                if blocks.kind != "thinking":
-                    out += blocks.open("thinking", {"type": "thinking", "thinking": "", "signature": ""})
-                out += blocks.delta({"type": "thinking_delta", "thinking": chunk.reasoning})
-            if chunk.text:
-                if blocks.kind != "text":
-                    out += blocks.open("text", {"type": "text", "text": ""})
-                out += blocks.delta({"type": "text_delta", "text": chunk.text})
-            for call in chunk.tool_calls or ():
-                if blocks.kind != "tool_use" or blocks.tool != call.index:
-                    block = {"type": "tool_use", "id": call.id or f"toolu_{uuid.uuid4().hex[:24]}", "name": call.name or "", "input": {}}
-                    out += blocks.open("tool_use", block, call.index)
-                if call.arguments:
-                    out += blocks.delta({"type": "input_json_delta", "partial_json": call.arguments})
+            out = b"" if started else _message_start(stream, requested_model)
+            started = True
+            out += blocks.feed(chunk)
             if out:
                 yield out
     except LLMRelayError as error:
         _status, body, _retry = anthropic_error_body(error)
-        yield (b"" if started else start(stream.id, stream.model)) + blocks.close() + _event("error", body)
+        yield (b"" if started else _message_start(stream, requested_model)) + blocks.close() + _event("error", body)
         return
-    out = b"" if started else start(stream.id, stream.model)
+    out = b"" if started else _message_start(stream, requested_model)
     out += blocks.close()
-    out += _event(
-        "message_delta",
-        {"type": "message_delta", "delta": {"stop_reason": stop_reason(finish, native), "stop_sequence": None}, "usage": _usage(usage)},
-    )
-    out += _event("message_stop", {"type": "message_stop"})
-    yield out
+    stop = {"stop_reason": stop_reason(stream.finish_reason, stream.native_finish_reason), "stop_sequence": None}
+    out += _event("message_delta", {"type": "message_delta", "delta": stop, "usage": _usage(stream.usage)})
+    yield out + _event("message_stop", {"type": "message_stop"})
 
 
 # --------------------------------------------------------------------------- count_tokens

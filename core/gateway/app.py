@@ -27,7 +27,6 @@ from typing import Any
 
 from ..errors import BadRequestError, LLMRelayError
 from ..secrets import redact
-from . import anthropic_ingress as anthropic
 from . import openai_ingress as openai
 from .backend import Backend
 from .errors import anthropic_error_body, openai_error_body

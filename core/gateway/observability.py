@@ -95,7 +95,7 @@ class RedisShare:
 
     def baseline(self) -> dict[str, Any] | None:
         raw = self.client.get(self.baseline_key)
-        return json.loads(raw) if raw else None  # type: ignore[arg-type]  # sync client returns bytes
+        return json.loads(raw) if raw else None
 
     def set_baseline(self, baseline: dict[str, Any]) -> None:
         self.client.set(self.baseline_key, json.dumps(baseline))
@@ -119,7 +119,7 @@ class Observer:
         self.clock = clock
         self.worker = f"{socket.gethostname()}-{os.getpid()}"
         if share is None and settings.redis_url:
-            share = RedisShare(settings.redis_url)
+            share = RedisShare(settings.redis_url, settings.redis_namespace)
         elif share is None and os.environ.get(SHARE_DIR_ENV):
             share = DirectoryShare(os.environ[SHARE_DIR_ENV])
         self.share = share
@@ -133,7 +133,10 @@ class Observer:
         self._thread: threading.Thread | None = None
         if share is not None:
             self._thread = threading.Thread(
-                target=self._publish_loop, args=(settings.publish_interval,), name="llmrelay-gateway-metrics", daemon=True
+                target=self._publish_loop,
+                args=(settings.publish_interval,),
+                name="llmrelay-gateway-metrics",
+                daemon=True,
             )
             self._thread.start()
 
@@ -239,7 +242,14 @@ class Observer:
     # ------------------------------------------------------------------ /api/performance
 
     def _totals(self, merged: Any, states: list[dict[str, Any]]) -> dict[str, Any]:
-        totals: dict[str, Any] = {"requests": 0, "errors": 0, "hits": 0, "misses": 0, "latency_sum": 0.0, "latency_count": 0}
+        totals: dict[str, Any] = {
+            "requests": 0,
+            "errors": 0,
+            "hits": 0,
+            "misses": 0,
+            "latency_sum": 0.0,
+            "latency_count": 0,
+        }
         if merged is not None:
             for series in merged.series:
                 totals["requests"] += series.requests
@@ -286,9 +296,9 @@ class Observer:
                 "performanceGrade": grade or "N/A",
                 "recommendations": (report.recommendations if report is not None else []) or [_GOOD],
             },
-            "timestamp": datetime.fromtimestamp(self.clock(), timezone.utc).isoformat(timespec="milliseconds").replace(
-                "+00:00", "Z"
-            ),
+            "timestamp": datetime.fromtimestamp(self.clock(), timezone.utc)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
         }
 
     def _set_baseline(self, totals: dict[str, Any]) -> None:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ..catalog import ModelList
     from ..embeddings import EmbeddingResponse
     from ..models import ChatResponse, Usage
-    from ..stream import ChatStream, ToolCallDelta
+    from ..stream import ChatStream, StreamChunk, ToolCallDelta
 
 __all__ = [
     "chat_request",
@@ -80,7 +80,11 @@ def completion_body(response: ChatResponse, requested_model: str | None) -> dict
         out["content"] = None
     if message.tool_calls:
         out["tool_calls"] = [
-            {"id": call.id, "type": "function", "function": {"name": call.function.name, "arguments": call.function.arguments}}
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.function.name, "arguments": call.function.arguments},
+            }
             for call in message.tool_calls
         ]
     if message.reasoning:
@@ -98,62 +102,54 @@ def completion_body(response: ChatResponse, requested_model: str | None) -> dict
     return body
 
 
+def _delta(chunk: StreamChunk, first: bool) -> dict[str, Any]:
+    delta: dict[str, Any] = {"role": "assistant"} if first else {}
+    if chunk.text:
+        delta["content"] = chunk.text
+    if chunk.reasoning:
+        delta["reasoning"] = chunk.reasoning
+    if chunk.tool_calls:
+        delta["tool_calls"] = [_tool_delta(call) for call in chunk.tool_calls]
+    return delta
+
+
 def sse_chunks(stream: ChatStream, requested_model: str | None, include_usage: bool) -> Iterator[bytes]:
-    """The SSE body of a streamed completion; an upstream failure ends it with an ``error`` event."""
+    """The SSE body of a streamed completion; an upstream failure ends it with an ``error`` event.
+
+    The stream itself keeps the id, model, finish reason and usage of what it
+    delivered, so the finish and usage chunks are written from it at the end.
+    """
     created = int(time.time())
-    completion_id: str | None = None
-    model = requested_model or ""
-    role_sent = False
-    finish: str | None = None
-    usage: Usage | None = None
+    head: dict[str, Any] = {"id": None, "object": "chat.completion.chunk", "created": created, "model": ""}
 
-    def frame(choices: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> bytes:
-        data: dict[str, Any] = {
-            "id": completion_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": choices,
-        }
-        if extra:
-            data.update(extra)
-        return b"data: " + _DUMPS(data).encode() + b"\n\n"
+    def frame(choices: list[dict[str, Any]], **extra: Any) -> bytes:
+        head["model"] = stream.model or requested_model or ""
+        return b"data: " + _DUMPS({**head, "choices": choices, **extra}).encode() + b"\n\n"
 
+    first = True
     try:
         for chunk in stream:
-            if completion_id is None:
-                completion_id = _completion_id(chunk.id)
-            if chunk.model:
-                model = chunk.model
-            if chunk.finish_reason and finish is None:
-                finish = chunk.finish_reason
-            if chunk.usage is not None:
-                usage = chunk.usage
-            if not (chunk.text or chunk.reasoning or chunk.tool_calls):
-                continue  # the finish reason and usage go out once the stream has ended
-            delta: dict[str, Any] = {}
-            if not role_sent:
-                delta["role"] = "assistant"
-                role_sent = True
-            if chunk.text:
-                delta["content"] = chunk.text
-            if chunk.reasoning:
-                delta["reasoning"] = chunk.reasoning
-            if chunk.tool_calls:
-                delta["tool_calls"] = [_tool_delta(call) for call in chunk.tool_calls]
-            yield frame([{"index": 0, "delta": delta, "finish_reason": None, "logprobs": None}])
+            if head["id"] is None:
+                head["id"] = _completion_id(stream.id)
+            if chunk.text or chunk.reasoning or chunk.tool_calls:
+                # Chunks with only a finish reason or usage are summed up at the end.
+                yield frame([{"index": 0, "delta": _delta(chunk, first), "finish_reason": None, "logprobs": None}])
+                first = False
     except LLMRelayError as error:
         _status, body, _retry = openai_error_body(error)
         yield b"data: " + _DUMPS(body).encode() + b"\n\n"
         return
-    if completion_id is None:
-        completion_id = _completion_id(stream.id)
-    if not role_sent:
-        yield frame([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None, "logprobs": None}])
-    yield frame([{"index": 0, "delta": {}, "finish_reason": finish or "stop", "logprobs": None}])
+    if head["id"] is None:
+        head["id"] = _completion_id(stream.id)
+    end = b""
+    if first:
+        end += frame(
+            [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None, "logprobs": None}]
+        )
+    end += frame([{"index": 0, "delta": {}, "finish_reason": stream.finish_reason or "stop", "logprobs": None}])
     if include_usage:
-        yield frame([], {"usage": usage_body(usage)})
-    yield b"data: [DONE]\n\n"
+        end += frame([], usage=usage_body(stream.usage))
+    yield end + b"data: [DONE]\n\n"
 
 
 def _tool_delta(call: ToolCallDelta) -> dict[str, Any]:

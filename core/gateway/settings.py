@@ -15,6 +15,7 @@
     graceful_timeout = 30                    # SIGTERM: in-flight streams get this long to finish
     metrics_public = false                   # true: /metrics answers without a gateway key
     redis_url = "redis://127.0.0.1:6379/0"   # optional: /metrics and /api/performance over every machine
+    redis_namespace = "llmrelay:gateway"
 
 Gateway keys are ``SecretStr``: never in a repr, a log line or an error.
 With no ``api_keys`` the environment variable ``LLMRELAY_GATEWAY_KEY`` is
@@ -50,6 +51,7 @@ class GatewaySettings(BaseModel):
     graceful_timeout: float = Field(default=30.0, gt=0)
     metrics_public: bool = False
     redis_url: str | None = None
+    redis_namespace: str = "llmrelay:gateway"  # gateways sharing it share their figures
     # How often a worker publishes its metrics for the others (seconds).
     publish_interval: float = Field(default=1.0, gt=0)
 

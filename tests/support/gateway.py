@@ -9,6 +9,7 @@ The upstream is whatever the config names, usually a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -37,8 +38,9 @@ def free_port() -> int:
 
 def openrouter_config(base_url: str, port: int, *, gateway: str = "", extra: str = "") -> str:
     """A config serving one OpenRouter provider at ``base_url``: no retries, no breaker, no warm-up."""
-    return textwrap.dedent(
-        f"""
+    return (
+        textwrap.dedent(
+            f"""
         default_provider = "openrouter"
         [providers.openrouter]
         api_key = "{VALID_KEY}"
@@ -49,14 +51,18 @@ def openrouter_config(base_url: str, port: int, *, gateway: str = "", extra: str
         [plugins.cache]
         warm_up = []
         """
-    ) + extra + textwrap.dedent(
-        f"""
+        )
+        + extra
+        + textwrap.dedent(
+            f"""
         [gateway]
         api_keys = ["{GATEWAY_KEY}"]
         port = {port}
         publish_interval = 0.2
         """
-    ) + gateway
+        )
+        + gateway
+    )
 
 
 @dataclass
@@ -98,10 +104,8 @@ class RunningGateway:
             self.process.kill()
             self.process.wait()
         for path in (self.config_path, self.stderr_path):
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(path)
-            except OSError:
-                pass
 
 
 def start_gateway(
@@ -109,12 +113,11 @@ def start_gateway(
 ) -> RunningGateway:
     with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as config:
         config.write(config_text)
-    stderr = tempfile.NamedTemporaryFile("wb", suffix=".log", delete=False)
     script = os.path.join(os.path.dirname(sys.executable), "llmrelay")
     command = [script, "--config", config.name, *args, "serve"]
     environment = {**os.environ, **(env or {})}
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=environment)
-    stderr.close()
+    with tempfile.NamedTemporaryFile("wb", suffix=".log", delete=False) as stderr:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=environment)
     gateway = RunningGateway(process, port, config.name, stderr.name, environment)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -140,8 +143,9 @@ def two_upstream_config(openai_url: str, anthropic_url: str, port: int, *, gatew
     Models ending in ``-anthropic`` go to ``an`` with the suffix stripped; retries
     and the breaker are off so each scripted reply answers exactly one call.
     """
-    return textwrap.dedent(
-        f"""
+    return (
+        textwrap.dedent(
+            f"""
         default_provider = "oa"
         [providers.oa]
         type = "openai"
@@ -164,4 +168,6 @@ def two_upstream_config(openai_url: str, anthropic_url: str, port: int, *, gatew
         publish_interval = 0.2
         routing = [{{ suffix = "-anthropic", provider = "an" }}]
         """
-    ) + gateway
+        )
+        + gateway
+    )
