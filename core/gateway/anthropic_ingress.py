@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from ..models import ChatResponse, Usage
     from ..stream import ChatStream, StreamChunk
 
-__all__ = ["count_tokens", "message_body", "messages_request", "sse_events", "stop_reason"]
+__all__ = ["MessageEvents", "count_tokens", "message_body", "messages_request", "stop_reason"]
 
 _DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -336,32 +336,49 @@ def _message_start(stream: ChatStream, requested_model: str | None) -> bytes:
         # The input count is known only at the end for most upstreams; message_delta carries it.
         "usage": {"input_tokens": 0, "output_tokens": 0},
     }
-    return _event("message_start", {"type": "message_start", "message": message}) + _event("ping", {"type": "ping"})
+    return _event("message_start", {"type": "message_start", "message": message}) + PING
 
 
-def sse_events(stream: ChatStream, requested_model: str | None) -> Iterator[bytes]:
+PING = _event("ping", {"type": "ping"})
+
+
+class MessageEvents:
     """The named SSE events of a streamed message, in the order the Messages API sends them.
 
-    The stream keeps its own finish reason and usage; message_delta is written from them.
+    Iterate once. ``started`` turns true with ``message_start``: a keep-alive
+    ``ping`` is valid only after it. The stream keeps its own finish reason
+    and usage; ``message_delta`` is written from them.
     """
-    blocks = _Blocks()
-    started = False
-    try:
-        for chunk in stream:
-            out = b"" if started else _message_start(stream, requested_model)
-            started = True
-            out += blocks.feed(chunk)
-            if out:
-                yield out
-    except LLMRelayError as error:
-        _status, body, _retry = anthropic_error_body(error)
-        yield (b"" if started else _message_start(stream, requested_model)) + blocks.close() + _event("error", body)
-        return
-    out = b"" if started else _message_start(stream, requested_model)
-    out += blocks.close()
-    stop = {"stop_reason": stop_reason(stream.finish_reason, stream.native_finish_reason), "stop_sequence": None}
-    out += _event("message_delta", {"type": "message_delta", "delta": stop, "usage": _usage(stream.usage)})
-    yield out + _event("message_stop", {"type": "message_stop"})
+
+    def __init__(self, stream: ChatStream, requested_model: str | None) -> None:
+        self.stream = stream
+        self.requested_model = requested_model
+        self.started = False
+
+    def _start(self) -> bytes:
+        if self.started:
+            return b""
+        self.started = True
+        return _message_start(self.stream, self.requested_model)
+
+    def ping(self) -> bytes | None:
+        return PING if self.started else None
+
+    def __iter__(self) -> Iterator[bytes]:
+        stream, blocks = self.stream, _Blocks()
+        try:
+            for chunk in stream:
+                out = self._start() + blocks.feed(chunk)
+                if out:
+                    yield out
+        except LLMRelayError as error:
+            _status, body, _retry = anthropic_error_body(error)
+            yield self._start() + blocks.close() + _event("error", body)
+            return
+        out = self._start() + blocks.close()
+        stop = {"stop_reason": stop_reason(stream.finish_reason, stream.native_finish_reason), "stop_sequence": None}
+        out += _event("message_delta", {"type": "message_delta", "delta": stop, "usage": _usage(stream.usage)})
+        yield out + _event("message_stop", {"type": "message_stop"})
 
 
 # --------------------------------------------------------------------------- count_tokens

@@ -2,9 +2,10 @@
 
 Any WSGI server runs it; ``llmrelay serve`` runs it on gunicorn's ``gthread``
 worker (:mod:`.server`), which writes each piece a streamed body yields at
-once. A stream's body is an iterable with ``close()``: when the client goes
-away the server's next write fails, the server calls ``close()``, and that
-closes the upstream stream, so an abandoned stream stops costing tokens.
+once. A stream's body is an iterable with ``close()`` (:class:`.pump.Pump`):
+when the client goes away the server's next write fails, the server calls
+``close()``, and that closes the upstream stream, so an abandoned stream stops
+costing tokens.
 
 Every request but ``/healthz`` needs a gateway key (``Authorization: Bearer
 KEY`` or ``x-api-key: KEY``), compared in constant time. Errors are answered
@@ -20,7 +21,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -94,32 +95,11 @@ class Request:
 @dataclass(slots=True)
 class Response:
     status: int
-    body: bytes | Iterator[bytes]
+    # A streamed body is an iterable with close(): the server calls it when the
+    # response ends or the client went away (see .pump.Pump).
+    body: bytes | Iterable[bytes]
     content_type: str = _JSON
     headers: list[tuple[str, str]] = field(default_factory=list)
-    close: Callable[[], None] | None = None
-
-
-class StreamBody:
-    """A streamed body; ``close()`` (the server calls it, also when the client left) closes the upstream."""
-
-    __slots__ = ("_chunks", "_close")
-
-    def __init__(self, chunks: Iterator[bytes], close: Callable[[], None] | None) -> None:
-        self._chunks = chunks
-        self._close = close
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self._chunks
-
-    def close(self) -> None:
-        try:
-            close_chunks = getattr(self._chunks, "close", None)
-            if close_chunks is not None:
-                close_chunks()
-        finally:
-            if self._close is not None:
-                self._close()
 
 
 def json_response(status: int, data: Any, headers: list[tuple[str, str]] | None = None) -> Response:
@@ -177,7 +157,7 @@ class GatewayApp:
         start_response(f"{response.status} {HTTPStatus(response.status).phrase}", headers)
         if isinstance(response.body, bytes):
             return [response.body]
-        return StreamBody(response.body, response.close)
+        return response.body
 
     def _protocol_of(self, request: Request) -> str:
         if request.path.startswith("/v1/messages") or request.header("anthropic-version"):

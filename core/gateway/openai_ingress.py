@@ -37,6 +37,8 @@ __all__ = [
 ]
 
 _DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# An SSE comment: clients skip it; it keeps proxies from timing an idle stream out.
+PING = b": ping\n\n"
 
 
 def chat_request(body: Any) -> tuple[dict[str, Any], bool, bool]:

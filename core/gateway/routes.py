@@ -12,6 +12,7 @@ from ..errors import BadRequestError
 from . import anthropic_ingress as anthropic
 from . import openai_ingress as openai
 from .app import _SSE, ANTHROPIC, OPENAI, Response, json_response
+from .pump import Pump
 
 if TYPE_CHECKING:
     from .app import GatewayApp, Request
@@ -43,7 +44,9 @@ def chat_completions(app: GatewayApp, request: Request) -> Response:
     if stream:
         upstream = provider.stream_execute(chat)
         request.upstream += app.clock() - started
-        return Response(200, openai.sse_chunks(upstream, model, include_usage), _SSE, close=upstream.close)
+        frames = openai.sse_chunks(upstream, model, include_usage)
+        body = Pump(frames, upstream.close, ping=lambda: openai.PING, ping_interval=app.settings.ping_interval)
+        return Response(200, body, _SSE)
     response = provider.execute(chat)
     request.upstream += app.clock() - started
     return json_response(200, openai.completion_body(response, model))
@@ -57,7 +60,9 @@ def messages(app: GatewayApp, request: Request) -> Response:
     if stream:
         upstream = provider.stream_execute(chat)
         request.upstream += app.clock() - started
-        return Response(200, anthropic.sse_events(upstream, model), _SSE, close=upstream.close)
+        events = anthropic.MessageEvents(upstream, model)
+        body = Pump(iter(events), upstream.close, ping=events.ping, ping_interval=app.settings.ping_interval)
+        return Response(200, body, _SSE)
     response = provider.execute(chat)
     request.upstream += app.clock() - started
     return json_response(200, anthropic.message_body(response, model))

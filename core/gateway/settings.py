@@ -13,6 +13,7 @@
     threads = 32                             # concurrent requests per worker (gunicorn gthread)
     max_body_bytes = 10485760                # larger bodies get 413
     graceful_timeout = 30                    # SIGTERM: in-flight streams get this long to finish
+    ping_interval = 10                       # keep-alive on a stream idle this long (seconds)
     metrics_public = false                   # true: /metrics answers without a gateway key
     redis_url = "redis://127.0.0.1:6379/0"   # optional: /metrics and /api/performance over every machine
     redis_namespace = "llmrelay:gateway"
@@ -52,6 +53,8 @@ class GatewaySettings(BaseModel):
     metrics_public: bool = False
     redis_url: str | None = None
     redis_namespace: str = "llmrelay:gateway"  # gateways sharing it share their figures
+    # Seconds without an upstream event before a stream gets a keep-alive (SSE comment / Anthropic ping).
+    ping_interval: float = Field(default=10.0, gt=0)
     # How often a worker publishes its metrics for the others (seconds).
     publish_interval: float = Field(default=1.0, gt=0)
 
