@@ -247,3 +247,31 @@ def test_sigterm_lets_an_inflight_stream_finish() -> None:
             )
             assert text == "".join(f"w{n} " for n in range(40))
             assert gateway.process.wait(30) == 0
+
+
+def test_idle_streams_get_keep_alive_pings_in_each_protocol() -> None:
+    import anthropic
+
+    with SlowUpstream(chunks=3, pause=0.4) as slow:
+        port = free_port()
+        config = openrouter_config(slow.url, port, gateway="ping_interval = 0.05\n")
+        with start_gateway(config, port) as gateway:
+            response = requests.post(
+                gateway.url + "/v1/chat/completions", json={**CHAT, "stream": True}, headers=AUTH, timeout=10
+            )
+            lines = response.content.split(b"\n\n")
+            assert b": ping" in lines  # an SSE comment, which clients skip
+            assert lines[-2] == b"data: [DONE]"
+            raw = requests.post(
+                gateway.url + "/v1/messages",
+                json={**CHAT, "max_tokens": 10, "stream": True},
+                headers=AUTH,
+                timeout=10,
+            ).content
+            assert raw.startswith(b"event: message_start") and raw.count(b"event: ping") > 1
+            client = anthropic.Anthropic(base_url=gateway.url, api_key=GATEWAY_KEY, max_retries=0)
+            with client.messages.stream(
+                model="m", max_tokens=10, messages=[{"role": "user", "content": "x"}]
+            ) as stream:
+                final = stream.get_final_message()  # the SDK takes pings between chunks in its stride
+            assert final.content[0].text == "w0 w1 w2 "  # type: ignore[union-attr]
