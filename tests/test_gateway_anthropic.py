@@ -321,10 +321,52 @@ def test_stream_from_an_anthropic_upstream(client: anthropic.Anthropic, an: Scri
     }
     assert [block.type for block in final.content] == ["thinking", "text", "tool_use"]
     assert final.content[0].thinking == "Hmm, Paris."  # type: ignore[union-attr]
+    assert final.content[0].signature == "EqQBCgIYAhIM"  # type: ignore[union-attr]  # passed through
     assert final.content[1].text == "Checking now"  # type: ignore[union-attr]
     assert final.content[2].id == "toolu_7" and final.content[2].input == {"city": "Paris"}  # type: ignore[union-attr]
     assert final.stop_reason == "tool_use"
     assert (final.usage.input_tokens, final.usage.cache_read_input_tokens, final.usage.output_tokens) == (25, 5, 15)
+
+
+def test_anthropic_upstream_passes_signed_thinking_and_cache_control_through(
+    client: anthropic.Anthropic, an: ScriptedServer
+) -> None:
+    an.replies.append(
+        fake_anthropic.message(
+            [
+                {"type": "thinking", "thinking": "Plan it.", "signature": "sig-abc"},
+                {"type": "text", "text": "Done."},
+            ],
+            cache_read_input_tokens=40,
+        )
+    )
+    message = client.messages.create(
+        model="claude-3-5-haiku-20241022-anthropic",
+        max_tokens=100,
+        system=[{"type": "text", "text": "Long shared context.", "cache_control": {"type": "ephemeral"}}],
+        messages=[
+            {"role": "user", "content": [{"type": "text", "text": "q1", "cache_control": {"type": "ephemeral"}}]},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": "Earlier.", "signature": "sig-old"},
+                    {"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {"q": "x"}},
+                ],
+            },
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "found"}]},
+        ],
+        thinking={"type": "enabled", "budget_tokens": 1024},
+    )
+    assert message.content[0].type == "thinking"
+    assert message.content[0].signature == "sig-abc" and message.content[0].thinking == "Plan it."
+    assert message.content[1].text == "Done."  # type: ignore[union-attr]
+    assert message.usage.cache_read_input_tokens == 40 and message.usage.input_tokens == 12
+    sent = an.requests[-1].json
+    assert sent["system"] == [{"type": "text", "text": "Long shared context.", "cache_control": {"type": "ephemeral"}}]
+    assert sent["messages"][0]["content"] == [{"type": "text", "text": "q1", "cache_control": {"type": "ephemeral"}}]
+    assert sent["messages"][1]["content"][0] == {"type": "thinking", "thinking": "Earlier.", "signature": "sig-old"}
+    assert sent["messages"][1]["content"][1]["type"] == "tool_use"
+    assert sent["messages"][2]["content"][0]["type"] == "tool_result"
 
 
 def test_mid_stream_error_is_an_error_event(

@@ -121,6 +121,7 @@ def _assistant_turn(content: Any, where: str) -> dict[str, Any]:
         raise BadRequestError(f"{where}: content must be a string or a list of blocks")
     text: list[str] = []
     reasoning: list[str] = []
+    details: list[dict[str, Any]] = []
     calls = []
     for block in content:
         kind = block.get("type") if isinstance(block, Mapping) else None
@@ -128,6 +129,17 @@ def _assistant_turn(content: Any, where: str) -> dict[str, Any]:
             text.append(str(block.get("text", "")))
         elif kind == "thinking":
             reasoning.append(str(block.get("thinking", "")))
+            # Signed thinking goes back to an Anthropic upstream as it came (OpenRouter's reasoning_details shape).
+            details.append(
+                {
+                    "type": "reasoning.text",
+                    "text": block.get("thinking", ""),
+                    "signature": block.get("signature"),
+                    "format": _DETAIL_FORMAT,
+                }
+            )
+        elif kind == "redacted_thinking":
+            details.append({"type": "reasoning.encrypted", "data": block.get("data"), "format": _DETAIL_FORMAT})
         elif kind == "tool_use":
             arguments = json.dumps(block.get("input") or {}, ensure_ascii=False)
             calls.append(
@@ -137,12 +149,14 @@ def _assistant_turn(content: Any, where: str) -> dict[str, Any]:
                     "function": {"name": block.get("name"), "arguments": arguments},
                 }
             )
-        # redacted_thinking and server-tool blocks have no OpenAI equivalent
+        # server-tool blocks have no OpenAI equivalent
     message: dict[str, Any] = {"role": "assistant", "content": "".join(text) if text or not calls else None}
     if calls:
         message["tool_calls"] = calls
     if reasoning:
         message["reasoning"] = "".join(reasoning)
+    if details:
+        message["reasoning_details"] = details
     return message
 
 
@@ -245,11 +259,29 @@ def _message_id(upstream: str | None) -> str:
     return f"msg_{uuid.uuid4().hex}"
 
 
+_DETAIL_FORMAT = "anthropic-claude-v1"
+
+
+def _thinking(reasoning: str | None, details: Any) -> list[dict[str, Any]]:
+    """Thinking blocks: signed ones from ``reasoning_details`` (an Anthropic or OpenRouter upstream), else unsigned."""
+    blocks: list[dict[str, Any]] = []
+    for detail in details if isinstance(details, list) else []:
+        if not isinstance(detail, Mapping):
+            continue
+        if detail.get("type") == "reasoning.text":
+            blocks.append(
+                {"type": "thinking", "thinking": detail.get("text") or "", "signature": detail.get("signature") or ""}
+            )
+        elif detail.get("type") == "reasoning.encrypted" and detail.get("data"):
+            blocks.append({"type": "redacted_thinking", "data": detail["data"]})
+    if not blocks and reasoning:
+        blocks.append({"type": "thinking", "thinking": reasoning, "signature": ""})
+    return blocks
+
+
 def message_body(response: ChatResponse, requested_model: str | None) -> dict[str, Any]:
     message = response.message
-    content: list[dict[str, Any]] = []
-    if message.reasoning:
-        content.append({"type": "thinking", "thinking": message.reasoning, "signature": ""})
+    content = _thinking(message.reasoning, (message.model_extra or {}).get("reasoning_details"))
     if message.text or not message.tool_calls:
         content.append({"type": "text", "text": message.text})
     for call in message.tool_calls or []:
@@ -305,6 +337,11 @@ class _Blocks:
     def feed(self, chunk: StreamChunk) -> bytes:
         """The events for one chunk: thinking, then text, then tool-call fragments."""
         out = b""
+        raw = chunk.raw
+        if raw is not None and raw.get("type") == "content_block_delta" and self.kind == "thinking":
+            delta = raw.get("delta") or {}
+            if delta.get("type") == "signature_delta":  # an Anthropic upstream's signature, sent on
+                out += self.delta({"type": "signature_delta", "signature": delta.get("signature", "")})
         if chunk.reasoning:
             if self.kind != "thinking":
                 out += self.open("thinking", {"type": "thinking", "thinking": "", "signature": ""})

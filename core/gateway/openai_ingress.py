@@ -91,6 +91,9 @@ def completion_body(response: ChatResponse, requested_model: str | None) -> dict
         ]
     if message.reasoning:
         out["reasoning"] = message.reasoning
+    details = (message.model_extra or {}).get("reasoning_details")
+    if details:
+        out["reasoning_details"] = details  # OpenRouter's shape, signatures included
     body: dict[str, Any] = {
         "id": _completion_id(response.id),
         "object": "chat.completion",
