@@ -275,3 +275,13 @@ def test_idle_streams_get_keep_alive_pings_in_each_protocol() -> None:
             ) as stream:
                 final = stream.get_final_message()  # the SDK takes pings between chunks in its stride
             assert final.content[0].text == "w0 w1 w2 "  # type: ignore[union-attr]
+
+
+def test_wrong_method_without_a_key_is_401_and_unknown_paths_share_one_metric_label(gateway: RunningGateway) -> None:
+    assert requests.get(gateway.url + "/v1/chat/completions", timeout=5).status_code == 401
+    assert gateway.get("/v1/chat/completions").status_code == 405
+    for number in range(3):
+        assert gateway.get(f"/probe-{number}").status_code == 404
+    text = gateway.get("/metrics").text
+    assert "probe-" not in text
+    assert 'llmrelay_gateway_requests_total{path="other",status="404"}' in text

@@ -153,7 +153,9 @@ class GatewayApp:
         else:
             headers += [("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no")]
         headers += response.headers
-        self.observer.observe_request(request.path, response.status, overhead)
+        # Unknown paths share one label: a client must not grow the metrics without bound.
+        path = request.path if request.path in self._routes else "other"
+        self.observer.observe_request(path, response.status, overhead)
         start_response(f"{response.status} {HTTPStatus(response.status).phrase}", headers)
         if isinstance(response.body, bytes):
             return [response.body]
@@ -165,18 +167,17 @@ class GatewayApp:
         return OPENAI
 
     def _dispatch(self, request: Request) -> Response:
-        methods = self._routes.get(request.path)
-        if methods is None:
-            authorized = self.authorized(request)
-            if not authorized:
-                return self.error(self._protocol_of(request), _Unauthorized(), 401)
-            return self.error(self._protocol_of(request), _NotFound(f"no route {request.method} {request.path}"), 404)
+        methods = self._routes.get(request.path, {})
         entry = methods.get(request.method)
+        # Only an open route (/healthz) answers without a key: anything else, even a
+        # wrong path or method, is 401 first, so probing learns nothing.
+        if (entry is None or entry[2]) and not self.authorized(request):
+            return self.error(entry[1] if entry else self._protocol_of(request), _Unauthorized(), 401)
         if entry is None:
-            return self.error(self._protocol_of(request), _NotFound(f"{request.method} is not allowed here"), 405)
-        handler, protocol, auth = entry
-        if auth and not self.authorized(request):
-            return self.error(protocol, _Unauthorized(), 401)
+            if methods:
+                return self.error(self._protocol_of(request), _NotFound(f"{request.method} is not allowed here"), 405)
+            return self.error(self._protocol_of(request), _NotFound(f"no route {request.method} {request.path}"), 404)
+        handler, protocol, _auth = entry
         try:
             return handler(self, request)
         except BodyTooLarge:
