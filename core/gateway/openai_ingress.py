@@ -47,7 +47,8 @@ def chat_request(body: Any) -> tuple[dict[str, Any], bool, bool]:
         raise BadRequestError("the request body must be a JSON object in OpenAI chat format")
     request = dict(body)
     stream = bool(request.pop("stream", False))
-    options = request.pop("stream_options", None) or {}
+    # stream_options is passed on as well: an upstream may need it, and the providers keep what they are given.
+    options = request.get("stream_options") or {}
     include_usage = bool(options.get("include_usage")) if isinstance(options, dict) else False
     return request, stream, include_usage
 

@@ -19,6 +19,7 @@ import tempfile
 import textwrap
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -109,15 +110,25 @@ class RunningGateway:
 
 
 def start_gateway(
-    config_text: str, port: int, *, args: tuple[str, ...] = (), env: dict[str, str] | None = None
+    config_text: str,
+    port: int,
+    *,
+    args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+    replay: str | None = None,
 ) -> RunningGateway:
+    """``replay``: a cassette the upstream traffic is replayed from (see ``tests/support/gateway_replay.py``)."""
     with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as config:
         config.write(config_text)
     script = os.path.join(os.path.dirname(sys.executable), "llmrelay")
     command = [script, "--config", config.name, *args, "serve"]
+    if replay is not None:
+        command = [sys.executable, "-m", "tests.support.gateway_replay", replay, config.name]
     environment = {**os.environ, **(env or {})}
     with tempfile.NamedTemporaryFile("wb", suffix=".log", delete=False) as stderr:
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=environment)
+        process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=stderr, env=environment, cwd=Path(__file__).resolve().parents[2]
+        )
     gateway = RunningGateway(process, port, config.name, stderr.name, environment)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
