@@ -285,3 +285,35 @@ def test_wrong_method_without_a_key_is_401_and_unknown_paths_share_one_metric_la
     text = gateway.get("/metrics").text
     assert "probe-" not in text
     assert 'llmrelay_gateway_requests_total{path="other",status="404"}' in text
+
+
+@pytest.mark.redis
+def test_workers_share_the_cache_through_redis(upstream: FakeOpenRouter, redis_namespace: str) -> None:
+    port = free_port()
+    extra = (
+        f'backend = "redis"\nredis_url = "{REDIS_URL}"\nnamespace = "{redis_namespace}"\n'
+        "[plugins.cache.operations.execute]\nenabled = true\n"
+    )
+    config = openrouter_config(upstream.base_url, port, extra=extra, gateway="workers = 2\n")
+    with start_gateway(config, port) as gateway:
+        before = upstream.count("POST", "/chat/completions")
+        _spread_calls(gateway, 6)  # the same request, on a new connection each: both workers answer some
+        assert upstream.count("POST", "/chat/completions") - before == 1
+        report = gateway.get("/api/performance").json()
+        assert report["cache"]["hits"] >= 1
+
+
+def test_verbose_logs_hold_no_key(upstream: FakeOpenRouter) -> None:
+    from tests.support.fake_server import VALID_KEY, Reply
+
+    port = free_port()
+    with start_gateway(openrouter_config(upstream.base_url, port), port, args=("-v",)) as gateway:
+        assert gateway.post("/v1/chat/completions", CHAT).status_code == 200
+        upstream.script("POST", "/chat/completions", Reply(status=500, body={"error": {"message": f"bad {VALID_KEY}"}}))
+        assert gateway.post("/v1/chat/completions", CHAT).status_code == 500
+        assert (
+            gateway.post("/v1/chat/completions", CHAT, headers={"x-api-key": "guess-" + GATEWAY_KEY}).status_code == 401
+        )
+        log = gateway.stderr()
+    assert "DEBUG" in log  # -v took effect
+    assert VALID_KEY not in log and GATEWAY_KEY not in log
