@@ -317,3 +317,22 @@ def test_verbose_logs_hold_no_key(upstream: FakeOpenRouter) -> None:
         log = gateway.stderr()
     assert "DEBUG" in log  # -v took effect
     assert VALID_KEY not in log and GATEWAY_KEY not in log
+
+
+def test_serve_takes_config_after_the_command_and_reports_a_missing_file(tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(sys.executable), "llmrelay")
+    missing = str(tmp_path / "missing.toml")
+    done = subprocess.run([script, "serve", "--config", missing], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "missing.toml does not exist" in done.stderr and "Traceback" not in done.stderr
+    config = tmp_path / "no_key.toml"
+    config.write_text('default_provider = "openrouter"\n[providers.openrouter]\napi_key = "sk-or-v1-x"\n')
+    env = {key: value for key, value in os.environ.items() if key != "LLMRELAY_GATEWAY_KEY"}
+    done = subprocess.run(
+        [script, "serve", "--config", str(config)], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert done.returncode == 2 and "gateway.api_keys: required" in done.stderr  # no open relay

@@ -15,6 +15,8 @@ __all__ = ["add_serve_arguments", "cmd_serve"]
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    # Also after the command (`llmrelay serve --config FILE`); SUPPRESS keeps a global --config when not repeated.
+    parser.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="TOML config file")
     parser.add_argument("--host", help="address to listen on (default: [gateway] host, else 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default: [gateway] port, else 8080)")
     parser.add_argument("--workers", type=int, help="worker processes (default: [gateway] workers, else 1)")
