@@ -71,22 +71,28 @@ class RelayConfig:
         plugins: Mapping[str, Mapping[str, Any]] | None = None,
         default_provider: str | None = None,
         source: str = "config",
+        gateway: Mapping[str, Any] | None = None,
     ) -> None:
         self.providers = {k: dict(v) for k, v in (providers or {}).items()}
         self.plugins = {k: dict(v) for k, v in (plugins or {}).items()}
         self.default_provider = default_provider
         self.source = source
+        # The [gateway] section of `llmrelay serve` (validated by llmrelay.core.gateway.settings).
+        self.gateway = dict(gateway or {})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "config dict") -> RelayConfig:
         if not isinstance(data, Mapping):
             raise ConfigurationError(f"{source}: expected a table of settings, got {type(data).__name__}")
-        unknown = set(data) - {"providers", "plugins", "default_provider"}
+        unknown = set(data) - {"providers", "plugins", "default_provider", "gateway"}
         if unknown:
             raise ConfigurationError(
                 f"{source}: unknown top-level key(s) {sorted(unknown)}; "
                 "expected [providers.<name>], [plugins.<name>] and default_provider"
             )
+        gateway = data.get("gateway", {})
+        if not isinstance(gateway, Mapping):
+            raise ConfigurationError(f"{source}: [gateway] must be a table of settings")
         for section in ("providers", "plugins"):
             value = data.get(section, {})
             if not isinstance(value, Mapping) or not all(isinstance(v, Mapping) for v in value.values()):
@@ -94,7 +100,7 @@ class RelayConfig:
         default = data.get("default_provider")
         if default is not None and not isinstance(default, str):
             raise ConfigurationError(f"{source}: default_provider must be a string, got {type(default).__name__}")
-        return cls(data.get("providers"), data.get("plugins"), default, source)
+        return cls(data.get("providers"), data.get("plugins"), default, source, gateway)
 
     def provider_section(self, name: str) -> dict[str, Any]:
         return dict(self.providers.get(name, {}))

@@ -134,7 +134,8 @@ def _content_blocks(content: Any, provider: str) -> list[dict[str, Any]]:
     blocks = []
     for part in content:
         if isinstance(part, TextPart):
-            blocks.append({"type": "text", "text": part.text})
+            # Extra fields (cache_control, citations) are Anthropic's own: sent as written.
+            blocks.append({"type": "text", "text": part.text, **(part.model_extra or {})})
         elif isinstance(part, ImagePart):
             blocks.append(_image_block(part, provider))
         else:  # an Anthropic-native block (document, ...) passes through as written
@@ -154,8 +155,26 @@ def _tool_use(call: ToolCall, provider: str) -> dict[str, Any]:
     return {"type": "tool_use", "id": call.id, "name": call.function.name, "input": arguments}
 
 
-def _turns(messages: list[Message], provider: str) -> tuple[str | None, list[dict[str, Any]]]:
+def _thinking_blocks(message: Message) -> list[dict[str, Any]]:
+    """Signed thinking from an earlier turn (OpenRouter's ``reasoning_details`` shape), sent back as it came.
+
+    Anthropic needs a tool-using turn's thinking, with its signature, when the
+    conversation goes on; reasoning without a signature cannot be sent back.
+    """
+    blocks = []
+    for detail in (message.model_extra or {}).get("reasoning_details") or []:
+        if not isinstance(detail, Mapping):
+            continue
+        if detail.get("type") == "reasoning.text" and detail.get("signature"):
+            blocks.append({"type": "thinking", "thinking": detail.get("text") or "", "signature": detail["signature"]})
+        elif detail.get("type") == "reasoning.encrypted" and detail.get("data"):
+            blocks.append({"type": "redacted_thinking", "data": detail["data"]})
+    return blocks
+
+
+def _turns(messages: list[Message], provider: str) -> tuple[str | list[dict[str, Any]] | None, list[dict[str, Any]]]:
     system: list[str] = []
+    system_blocks: list[dict[str, Any]] = []
     turns: list[dict[str, Any]] = []
 
     def add(role: str, blocks: list[dict[str, Any]]) -> None:
@@ -169,11 +188,14 @@ def _turns(messages: list[Message], provider: str) -> tuple[str | None, list[dic
     for message in messages:
         role = message.role
         if role in ("system", "developer"):
-            system.append(message.text)
+            if isinstance(message.content, list) and any(p.model_extra for p in message.content):
+                system_blocks += _content_blocks(message.content, provider)  # cache_control on system blocks
+            else:
+                system.append(message.text)
         elif role == "user":
             add("user", _content_blocks(message.content, provider))
         elif role == "assistant":
-            blocks = _content_blocks(message.content, provider)
+            blocks = _thinking_blocks(message) + _content_blocks(message.content, provider)
             blocks += [_tool_use(call, provider) for call in message.tool_calls or []]
             add("assistant", blocks)
         elif role == "tool":
@@ -186,6 +208,8 @@ def _turns(messages: list[Message], provider: str) -> tuple[str | None, list[dic
                 f"message role {role!r} has no Anthropic equivalent (use system, user, assistant or tool)",
                 provider=provider,
             )
+    if system_blocks:
+        return [{"type": "text", "text": text} for text in system if text] + system_blocks, turns
     return ("\n\n".join(s for s in system if s) or None), turns
 
 
@@ -291,10 +315,22 @@ def usage_from_anthropic(data: Mapping[str, Any] | None) -> Usage | None:
     )
 
 
+# OpenRouter's name for Anthropic's signed thinking, in its ``reasoning_details``.
+_DETAIL_FORMAT = "anthropic-claude-v1"
+
+
+def _reasoning_detail(block: Mapping[str, Any]) -> dict[str, Any]:
+    detail = {"type": "reasoning.text", "text": block.get("thinking") or "", "format": _DETAIL_FORMAT}
+    if block.get("signature"):
+        detail["signature"] = block["signature"]
+    return detail
+
+
 def from_messages_response(data: Mapping[str, Any], *, provider: str = "anthropic") -> ChatResponse:
     """A Messages API response into a :class:`ChatResponse`."""
     text: list[str] = []
     reasoning: list[str] = []
+    details: list[dict[str, Any]] = []
     calls: list[ToolCall] = []
     for block in data.get("content") or []:
         kind = block.get("type")
@@ -302,6 +338,9 @@ def from_messages_response(data: Mapping[str, Any], *, provider: str = "anthropi
             text.append(block.get("text") or "")
         elif kind == "thinking":
             reasoning.append(block.get("thinking") or "")
+            details.append(_reasoning_detail(block))
+        elif kind == "redacted_thinking":
+            details.append({"type": "reasoning.encrypted", "data": block.get("data"), "format": _DETAIL_FORMAT})
         elif kind == "tool_use":
             calls.append(
                 ToolCall(
@@ -317,6 +356,7 @@ def from_messages_response(data: Mapping[str, Any], *, provider: str = "anthropi
         content="".join(text) if text or not calls else None,
         tool_calls=calls or None,
         reasoning="".join(reasoning) or None,
+        **({"reasoning_details": details} if details else {}),
     )
     return ChatResponse(
         id=data.get("id"),
@@ -397,24 +437,30 @@ class StreamDecoder:
         self._input_usage: dict[str, Any] = {}
         self._tool_blocks: set[int] = set()
 
+    def _block_delta(self, event: Mapping[str, Any]) -> StreamChunk | None:
+        delta = event.get("delta") or {}
+        dtype = delta.get("type")
+        if dtype == "text_delta":
+            return StreamChunk(text=delta.get("text") or "", id=self.id, model=self.model, raw=dict(event))
+        if dtype == "input_json_delta":
+            index = event.get("index", 0)
+            return StreamChunk(
+                tool_calls=[ToolCallDelta(index, arguments=delta.get("partial_json") or "")],
+                id=self.id,
+                model=self.model,
+                raw=dict(event),
+            )
+        if dtype == "thinking_delta":
+            return StreamChunk(reasoning=delta.get("thinking") or "", id=self.id, model=self.model, raw=dict(event))
+        if dtype == "signature_delta":
+            # Nothing for the text; ``raw`` carries the signature (a gateway sends it on).
+            return StreamChunk(id=self.id, model=self.model, raw=dict(event))
+        return None  # citations_delta, ...
+
     def feed(self, event: Mapping[str, Any]) -> StreamChunk | None:
         kind = event.get("type")
         if kind == "content_block_delta":
-            delta = event.get("delta") or {}
-            dtype = delta.get("type")
-            if dtype == "text_delta":
-                return StreamChunk(text=delta.get("text") or "", id=self.id, model=self.model, raw=dict(event))
-            if dtype == "input_json_delta":
-                index = event.get("index", 0)
-                return StreamChunk(
-                    tool_calls=[ToolCallDelta(index, arguments=delta.get("partial_json") or "")],
-                    id=self.id,
-                    model=self.model,
-                    raw=dict(event),
-                )
-            if dtype == "thinking_delta":
-                return StreamChunk(reasoning=delta.get("thinking") or "", id=self.id, model=self.model, raw=dict(event))
-            return None  # signature_delta, citations_delta, ...
+            return self._block_delta(event)
         if kind == "content_block_start":
             block = event.get("content_block") or {}
             index = event.get("index", 0)

@@ -35,6 +35,7 @@ from contextlib import ExitStack, suppress
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..errors import CapabilityNotSupportedError, ConfigurationError, LLMRelayError, PluginLoadError
+from ..gateway.command import add_serve_arguments, cmd_serve
 from ..secrets import redact
 from .commands import cmd_chat, cmd_models, cmd_providers, cmd_validate
 from .context import (
@@ -142,6 +143,10 @@ def _build_parser(registry: PluginRegistry) -> _Parser:
     sub = commands.add_parser("validate", help="check the config and the key; exit 0 only when valid")
     sub.add_argument("--json", action="store_true", help="print JSON")
     sub.set_defaults(run=cmd_validate)
+
+    sub = commands.add_parser("serve", help="run the gateway: OpenAI's and Anthropic's APIs over the providers")
+    add_serve_arguments(sub)
+    sub.set_defaults(run=cmd_serve)
 
     _add_plugin_commands(commands, registry)
     return parser
