@@ -2,7 +2,7 @@
 
 :func:`build_app` makes the WSGI application from a config (a path, a dict or
 a :class:`~llmrelay.core.config.RelayConfig`); :func:`serve` runs it on
-gunicorn (``pip install -e ".[gateway]"``). See ``docs/GATEWAY.md``.
+gunicorn (``pip install -e ".[gateway]"``). See the README's gateway section.
 """
 
 from __future__ import annotations
