@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .stats import CacheStats
+from .stats import CacheStats, TierStats
 
 __all__ = ["Counters"]
 
@@ -36,8 +34,6 @@ class Counters:
                 values[name] += 1
 
     def snapshot(self, *, l2_available: bool, l1_entries: int) -> CacheStats:
-        from .stats import CacheStats, TierStats
-
         with self._lock:
             v = dict(self._values)
         return CacheStats(
