@@ -1,10 +1,6 @@
-"""The model catalog: what ``list_models`` returns, with pricing as ``Decimal``.
+"""The model catalog: what ``list_models`` returns, with pricing as ``Decimal``."""
 
-Kept apart from :mod:`llmrelay.core.models` so that building a provider and
-making chat calls never defines these classes; the catalog operations import
-this module when they run.
-"""
-
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -93,7 +89,7 @@ class ModelList(_Model):
     fallback: bool = False
     meta: ResponseMeta = Field(default_factory=ResponseMeta)
 
-    def __iter__(self):  # type: ignore[override]
+    def __iter__(self) -> Iterator[ModelInfo]:  # type: ignore[override]  # the models, not the fields
         return iter(self.models)
 
     def __len__(self) -> int:

@@ -28,9 +28,11 @@ Usage::
 from __future__ import annotations
 
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
+from llmrelay.core.account import Credits, GenerationStats, ValidationReport
+from llmrelay.core.catalog import ModelInfo, ModelList, Pricing
 from llmrelay.core.errors import (
     CapabilityNotSupportedError,
     ConfigurationError,
@@ -40,16 +42,12 @@ from llmrelay.core.errors import (
 )
 from llmrelay.core.http.client import Attempted, is_status
 from llmrelay.core.http.retry import RetryPolicy
+from llmrelay.core.models import ChatRequest, to_decimal
 from llmrelay.core.provider import CallOptions, Capability
 from llmrelay.core.settings import ProviderSettings, RetrySettings
 from pydantic import Field, ValidationError, field_validator
 
 from .openai_compat import OpenAICompatibleProvider
-
-if TYPE_CHECKING:
-    from llmrelay.core.account import Credits, GenerationStats, ValidationReport
-    from llmrelay.core.catalog import ModelInfo, ModelList
-    from llmrelay.core.models import ChatRequest
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -74,10 +72,7 @@ class OpenRouterSettings(ProviderSettings):
         default=None, description="sent as HTTP-Referer: your app's URL, for openrouter.ai rankings"
     )
     app_title: str | None = Field(default=None, description="sent as X-OpenRouter-Title and X-Title: your app's name")
-    # A lambda rather than ``list``: pydantic reads a factory's signature, and
-    # list's is parsed from text by the tokenizer, whose first use compiles
-    # its regexes (about 15M instructions, some 4 ms, when a provider is built).
-    app_categories: list[str] = Field(default_factory=lambda: [], description="sent as X-OpenRouter-Categories")
+    app_categories: list[str] = Field(default_factory=list, description="sent as X-OpenRouter-Categories")
     generation_wait_seconds: float = Field(
         default=10.0,
         gt=0,
@@ -147,8 +142,6 @@ def _modalities(architecture: dict[str, Any]) -> tuple[list[str], list[str]]:
 
 def model_info_from_openrouter(data: dict[str, Any]) -> ModelInfo:
     """One ``/models`` entry, any vintage (2024 ``modality`` string, null fields, ``"-1"`` prices)."""
-    from llmrelay.core.catalog import ModelInfo, Pricing  # kept out of the provider-build path
-
     architecture = data.get("architecture") or {}
     top = data.get("top_provider") or {}
     inputs, outputs = _modalities(architecture if isinstance(architecture, dict) else {})
@@ -286,8 +279,6 @@ class OpenRouterProvider(OpenAICompatibleProvider):
             if following is None or not page:
                 break
             path, params = following, None
-        from llmrelay.core.catalog import ModelList
-
         result = ModelList(models=models, provider=provider, total_count=total)
         result.meta.attempts = 1 + retries
         return result
@@ -308,9 +299,6 @@ class OpenRouterProvider(OpenAICompatibleProvider):
 
     def probe_key(self) -> ValidationReport:
         """``GET /key``: label, limit and usage; a used-up limit is ``no_credits``."""
-        from llmrelay.core.account import ValidationReport
-        from llmrelay.core.models import to_decimal
-
         name = self.instance_name
         data, _ = self._client.request_json("GET", "/key", what="key check")
         info = data.get("data") if isinstance(data, dict) else None
@@ -346,8 +334,6 @@ class OpenRouterProvider(OpenAICompatibleProvider):
 
     def get_credits(self, *, options: CallOptions | None = None) -> Credits:
         """Total credits bought and used. Raises :class:`CreditsNotAvailableError` for keys that may not ask."""
-        from llmrelay.core.models import to_decimal
-
         self.require_key()
         name = self.instance_name
         try:
@@ -360,8 +346,6 @@ class OpenRouterProvider(OpenAICompatibleProvider):
         used = to_decimal(info.get("total_usage")) if isinstance(info, dict) else None
         if total is None or used is None:
             raise InvalidResponseError('/credits: expected {"data": {"total_credits", "total_usage"}}', provider=name)
-        from llmrelay.core.account import Credits
-
         credits = Credits(total_credits=total, total_usage=used, provider=name)
         credits.meta.attempts = reply.attempts
         return credits
@@ -387,8 +371,6 @@ class OpenRouterProvider(OpenAICompatibleProvider):
         info = data.get("data") if isinstance(data, dict) else None
         if not isinstance(info, dict):
             raise InvalidResponseError('/generation: expected {"data": {...}}', provider=name)
-        from llmrelay.core.account import GenerationStats
-
         try:
             stats = GenerationStats.model_validate({**info, "id": info.get("id") or generation_id})
         except ValidationError as exc:

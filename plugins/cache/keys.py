@@ -22,8 +22,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from llmrelay.core.embeddings import EmbeddingRequest
+from llmrelay.core.models import ChatRequest
 from pydantic import BaseModel
-from pydantic_core import SchemaSerializer
 
 __all__ = ["KeyBuilder", "normalize_request"]
 
@@ -58,19 +59,11 @@ _canonical = _canonical_encoder()
 _DIGEST = hashlib.blake2b(digest_size=16)
 
 
-def _chat_request() -> type[BaseModel]:
-    from llmrelay.core.models import ChatRequest
-
-    return ChatRequest
-
-
-def _embedding_request() -> type[BaseModel]:
-    from llmrelay.core.embeddings import EmbeddingRequest
-
-    return EmbeddingRequest
-
-
-_TYPED_REQUESTS = {"execute": _chat_request, "stream_execute": _chat_request, "embed": _embedding_request}
+_TYPED_REQUESTS: dict[str, type[BaseModel]] = {
+    "execute": ChatRequest,
+    "stream_execute": ChatRequest,
+    "embed": EmbeddingRequest,
+}
 
 
 def normalize_request(request: Any) -> Any:
@@ -78,11 +71,7 @@ def normalize_request(request: Any) -> Any:
     if request is None:
         return None
     if isinstance(request, BaseModel):
-        serializer = type(request).__pydantic_serializer__
-        if isinstance(serializer, SchemaSerializer):
-            # model_dump(mode="json", exclude_none=True) without the overhead of its wrapper.
-            return serializer.to_python(request, mode="json", exclude_none=True)
-        return request.model_dump(mode="json", exclude_none=True)  # not built yet (defer_build)
+        return request.model_dump(mode="json", exclude_none=True)
     if isinstance(request, (str, int, float, bool)):
         return request
     if isinstance(request, dict):
@@ -130,7 +119,7 @@ class KeyBuilder:
         if isinstance(request, dict) and operation in _TYPED_REQUESTS:
             # The pipeline hands the layer validated models; a dict from a caller
             # asking for a key must normalize to the very same JSON.
-            request = _TYPED_REQUESTS[operation]().model_validate(request)
+            request = _TYPED_REQUESTS[operation].model_validate(request)
         body = _canonical([self.scope, operation, normalize_request(request)])
         digest = _DIGEST.copy()
         digest.update(body.encode())
