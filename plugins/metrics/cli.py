@@ -30,7 +30,7 @@ from typing import Any, TextIO
 
 from llmrelay.core.errors import ConfigurationError, LLMRelayError
 
-from .grade import GRADES
+from .grading import GRADES
 from .registry import metrics_registry
 from .settings import GradeThresholds, MetricsSettings
 from .snapshot import MetricsSnapshot
