@@ -67,8 +67,14 @@ class CircuitState(str, Enum):
 
 
 class RemoteView(Protocol):
-    state: str | None  # "open", "closed", or None when nothing is shared yet
-    remaining: float | None  # seconds left open
+    # Read-only: the shared store's views are frozen (shared.RemoteState).
+    @property
+    def state(self) -> str | None:
+        """``"open"``, ``"closed"``, or None when nothing is shared yet."""
+
+    @property
+    def remaining(self) -> float | None:
+        """Seconds left open."""
 
 
 class SharedState(Protocol):

@@ -23,6 +23,7 @@ only when a store is built.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -160,10 +161,8 @@ class RedisSharedState:
     def close(self) -> None:
         close = getattr(self._client, "close", None)
         if close is not None:
-            try:
+            with contextlib.suppress(Exception):
                 close()
-            except Exception:
-                pass
 
     def __repr__(self) -> str:
         return f"<RedisSharedState {self._url_for_logs} prefix={self.prefix!r}>"

@@ -15,6 +15,7 @@ a message.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -124,10 +125,8 @@ class RedisBackend(L2Backend):
             raise self._fail(exc) from None
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(*self._errors):
             self._client.close()
-        except self._errors:
-            pass
 
     def describe(self) -> str:
         return self._where

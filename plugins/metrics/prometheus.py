@@ -54,7 +54,7 @@ class _Writer:
         self.lines.append(f"{name}{_labels(labels)} {_number(value)}")
 
     def histogram(self, name: str, labels: list[tuple[str, str]], histogram: Histogram) -> None:
-        for bound, count in zip([*histogram.bounds, float("inf")], histogram.cumulative()):
+        for bound, count in zip([*histogram.bounds, float("inf")], histogram.cumulative(), strict=False):
             le = "+Inf" if bound == float("inf") else _number(float(bound))
             self.sample(f"{name}_bucket", [*labels, ("le", le)], count)
         self.sample(f"{name}_sum", labels, float(histogram.sum))
