@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from llmrelay.core.account import ValidationReport
 from llmrelay.core.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -41,6 +40,9 @@ from llmrelay.core.http.transport import RequestsTransport, Transport
 from llmrelay.core.provider import Provider
 from llmrelay.core.secrets import mask
 from llmrelay.core.settings import ProviderSettings
+
+if TYPE_CHECKING:
+    from llmrelay.core.account import ValidationReport
 
 __all__ = ["HTTPProvider"]
 
@@ -114,6 +116,8 @@ class HTTPProvider(Provider):
 
     def probe_key(self) -> ValidationReport:
         """One cheap authenticated call; the base lists the models. Errors it raises become outcomes."""
+        from llmrelay.core.account import ValidationReport  # kept out of the provider-build path
+
         models = self.list_models()
         return ValidationReport(
             provider=self.instance_name,
@@ -153,6 +157,8 @@ class HTTPProvider(Provider):
         Never raises for a bad key, no credits or an unreachable service:
         each is its own ``outcome`` with a message saying what to do.
         """
+        from llmrelay.core.account import ValidationReport
+
         name = self.instance_name
         problems = self.config_problems()
         if problems:
@@ -184,9 +190,7 @@ class HTTPProvider(Provider):
             return ValidationReport(
                 provider=name,
                 outcome="unreachable",
-                message=(
-                    f"could not reach {service} at {self._client.base_url}: {error.message}. {self.unreachable_hint}"
-                ),
+                message=f"could not reach {service} at {self._client.base_url}: {error.message}. {self.unreachable_hint}",
             )
         except LLMRelayError as error:
             return ValidationReport(provider=name, outcome="error", message=f"the key check failed: {error}")

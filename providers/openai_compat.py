@@ -28,12 +28,9 @@ Subclasses adapt a service by overriding :meth:`prepare_body` and
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from llmrelay.core.account import ValidationReport
-from llmrelay.core.catalog import ModelInfo, ModelList
-from llmrelay.core.embeddings import EmbeddingRequest, EmbeddingResponse
 from llmrelay.core.errors import ConfigurationError, InvalidResponseError, RateLimitError
 from llmrelay.core.http.transport import HTTPResponse
 from llmrelay.core.models import ChatRequest, ChatResponse, Usage
@@ -44,6 +41,12 @@ from pydantic import Field
 
 from .http_provider import HTTPProvider
 from .openai_wire import chat_stream, coerce_chat_request, parse_chat_response
+
+if TYPE_CHECKING:
+    # The results of the other operations are imported where those run.
+    from llmrelay.core.account import ValidationReport
+    from llmrelay.core.catalog import ModelInfo, ModelList
+    from llmrelay.core.embeddings import EmbeddingRequest, EmbeddingResponse
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -71,6 +74,8 @@ class OpenAICompatibleSettings(ProviderSettings):
 
 def model_info_from_openai(entry: dict[str, Any]) -> ModelInfo:
     """One ``/models`` entry (``{"id", "created", "owned_by"}``; vLLM adds ``max_model_len``)."""
+    from llmrelay.core.catalog import ModelInfo
+
     created = entry.get("created")
     length = entry.get("max_model_len") or entry.get("context_length") or entry.get("context_window")
     return ModelInfo(
@@ -156,6 +161,8 @@ class OpenAICompatibleProvider(HTTPProvider):
     # ------------------------------------------------------------------ models, key, embeddings
 
     def list_models(self, *, options: CallOptions | None = None) -> ModelList:
+        from llmrelay.core.catalog import ModelList
+
         provider = self.instance_name
 
         def parse(data: Any, _response: HTTPResponse) -> ModelList:
@@ -172,6 +179,8 @@ class OpenAICompatibleProvider(HTTPProvider):
         try:
             return super().probe_key()
         except RateLimitError as error:
+            from llmrelay.core.account import ValidationReport
+
             if "quota" not in error.message.lower():
                 return ValidationReport(
                     provider=self.instance_name, outcome="error", message=f"the key check was rate limited: {error}"
@@ -187,6 +196,8 @@ class OpenAICompatibleProvider(HTTPProvider):
     ) -> EmbeddingResponse:
         if Capability.EMBEDDINGS not in self.capabilities:  # a subclass for a service without /embeddings
             return super().embed(request, options=options)
+        from llmrelay.core.embeddings import EmbeddingRequest, EmbeddingResponse
+
         embedding = request if isinstance(request, EmbeddingRequest) else EmbeddingRequest.model_validate(request)
         model = embedding.model or self.settings.default_model
         if not model:

@@ -28,11 +28,9 @@ Usage::
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from llmrelay.core.account import Credits, GenerationStats, ValidationReport
-from llmrelay.core.catalog import ModelInfo, ModelList, Pricing
 from llmrelay.core.errors import (
     CapabilityNotSupportedError,
     ConfigurationError,
@@ -42,12 +40,16 @@ from llmrelay.core.errors import (
 )
 from llmrelay.core.http.client import Attempted, is_status
 from llmrelay.core.http.retry import RetryPolicy
-from llmrelay.core.models import ChatRequest, to_decimal
 from llmrelay.core.provider import CallOptions, Capability
 from llmrelay.core.settings import ProviderSettings, RetrySettings
 from pydantic import Field, ValidationError, field_validator
 
 from .openai_compat import OpenAICompatibleProvider
+
+if TYPE_CHECKING:
+    from llmrelay.core.account import Credits, GenerationStats, ValidationReport
+    from llmrelay.core.catalog import ModelInfo, ModelList
+    from llmrelay.core.models import ChatRequest
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -142,6 +144,8 @@ def _modalities(architecture: dict[str, Any]) -> tuple[list[str], list[str]]:
 
 def model_info_from_openrouter(data: dict[str, Any]) -> ModelInfo:
     """One ``/models`` entry, any vintage (2024 ``modality`` string, null fields, ``"-1"`` prices)."""
+    from llmrelay.core.catalog import ModelInfo, Pricing  # kept out of the provider-build path
+
     architecture = data.get("architecture") or {}
     top = data.get("top_provider") or {}
     inputs, outputs = _modalities(architecture if isinstance(architecture, dict) else {})
@@ -279,6 +283,8 @@ class OpenRouterProvider(OpenAICompatibleProvider):
             if following is None or not page:
                 break
             path, params = following, None
+        from llmrelay.core.catalog import ModelList
+
         result = ModelList(models=models, provider=provider, total_count=total)
         result.meta.attempts = 1 + retries
         return result
@@ -299,6 +305,9 @@ class OpenRouterProvider(OpenAICompatibleProvider):
 
     def probe_key(self) -> ValidationReport:
         """``GET /key``: label, limit and usage; a used-up limit is ``no_credits``."""
+        from llmrelay.core.account import ValidationReport
+        from llmrelay.core.models import to_decimal
+
         name = self.instance_name
         data, _ = self._client.request_json("GET", "/key", what="key check")
         info = data.get("data") if isinstance(data, dict) else None
@@ -334,6 +343,8 @@ class OpenRouterProvider(OpenAICompatibleProvider):
 
     def get_credits(self, *, options: CallOptions | None = None) -> Credits:
         """Total credits bought and used. Raises :class:`CreditsNotAvailableError` for keys that may not ask."""
+        from llmrelay.core.models import to_decimal
+
         self.require_key()
         name = self.instance_name
         try:
@@ -346,6 +357,8 @@ class OpenRouterProvider(OpenAICompatibleProvider):
         used = to_decimal(info.get("total_usage")) if isinstance(info, dict) else None
         if total is None or used is None:
             raise InvalidResponseError('/credits: expected {"data": {"total_credits", "total_usage"}}', provider=name)
+        from llmrelay.core.account import Credits
+
         credits = Credits(total_credits=total, total_usage=used, provider=name)
         credits.meta.attempts = reply.attempts
         return credits
@@ -371,6 +384,8 @@ class OpenRouterProvider(OpenAICompatibleProvider):
         info = data.get("data") if isinstance(data, dict) else None
         if not isinstance(info, dict):
             raise InvalidResponseError('/generation: expected {"data": {...}}', provider=name)
+        from llmrelay.core.account import GenerationStats
+
         try:
             stats = GenerationStats.model_validate({**info, "id": info.get("id") or generation_id})
         except ValidationError as exc:

@@ -92,8 +92,10 @@ def test_import_llmrelay_core_does_no_io() -> None:
 def test_import_budget() -> None:
     # The one check of what loads when: importing the package loads none of
     # its dependencies (its public names load on first use), and building a
-    # provider loads nothing optional and no other provider's module (the
-    # built-in providers are registered by path).
+    # provider loads nothing optional, no other provider's module (the
+    # built-in providers are registered by path), and none of the result
+    # models of the operations other than chat (they load with their
+    # operations' first call).
     _, modules = run_isolated(
         f"""
         import llmrelay.core
@@ -117,6 +119,7 @@ def test_import_budget() -> None:
         "llmrelay.providers.openai_wire",
         "llmrelay.providers.openrouter",
     ], providers
+    assert not modules & {"llmrelay.core.catalog", "llmrelay.core.account", "llmrelay.core.embeddings"}
 
 
 def test_importing_every_public_name_does_no_io() -> None:

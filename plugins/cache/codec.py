@@ -28,9 +28,6 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from llmrelay.core.account import Credits, GenerationStats
-from llmrelay.core.catalog import ModelList
-from llmrelay.core.embeddings import EmbeddingResponse
 from llmrelay.core.models import ChatResponse, Usage
 from llmrelay.core.stream import StreamChunk, ToolCallDelta
 from pydantic import BaseModel, ValidationError
@@ -54,9 +51,7 @@ FORMAT_VERSION = 3
 STREAM_TYPE = "stream"
 
 # The result types the cache stores, by class name.
-_MODELS: dict[str, type[BaseModel]] = {
-    model.__name__: model for model in (ModelList, Credits, GenerationStats, ChatResponse, EmbeddingResponse)
-}
+_STORED_TYPES = frozenset({"ModelList", "Credits", "GenerationStats", "ChatResponse", "EmbeddingResponse"})
 _EXCLUDE_META = {"meta"}
 # json.dumps builds a new encoder per call whenever it is given options.
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
@@ -179,7 +174,7 @@ def type_tag(value: Any) -> str:
     if isinstance(value, tuple):
         return STREAM_TYPE
     name = type(value).__name__
-    if name not in _MODELS:
+    if name not in _STORED_TYPES:
         raise TypeError(f"the cache cannot store a {name}")
     return name
 
@@ -256,7 +251,7 @@ def split(data: bytes) -> tuple[Header, memoryview]:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise DecodeError(f"bad header: {type(exc).__name__}") from None
-    if header.type != STREAM_TYPE and header.type not in _MODELS:
+    if header.type != STREAM_TYPE and header.type not in _STORED_TYPES:
         raise DecodeError(f"unknown type {header.type!r}")
     return header, body
 
@@ -266,9 +261,27 @@ def decode_value(header: Header, body: bytes | memoryview) -> Any:
     try:
         if header.type == STREAM_TYPE:
             return _decode_stream(json.loads(raw))
-        return _MODELS[header.type].model_validate_json(raw)
+        return _result_model(header.type).model_validate_json(raw)
     except (ValidationError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise DecodeError(f"bad {header.type} payload: {type(exc).__name__}") from None
+
+
+def _result_model(type_name: str) -> type[BaseModel]:
+    # The results of the catalog, account and embedding operations are
+    # imported with the first entry of theirs, as the operations import them.
+    if type_name == "ChatResponse":
+        return ChatResponse
+    if type_name == "ModelList":
+        from llmrelay.core.catalog import ModelList
+
+        return ModelList
+    if type_name == "EmbeddingResponse":
+        from llmrelay.core.embeddings import EmbeddingResponse
+
+        return EmbeddingResponse
+    from llmrelay.core.account import Credits, GenerationStats
+
+    return Credits if type_name == "Credits" else GenerationStats
 
 
 def decode(data: bytes) -> Entry:

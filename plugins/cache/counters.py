@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
-from .stats import CacheStats, TierStats
+if TYPE_CHECKING:
+    from .stats import CacheStats
 
 __all__ = ["Counters"]
 
@@ -34,6 +36,8 @@ class Counters:
                 values[name] += 1
 
     def snapshot(self, *, l2_available: bool, l1_entries: int) -> CacheStats:
+        from .stats import CacheStats, TierStats  # the first stats() call loads them
+
         with self._lock:
             v = dict(self._values)
         return CacheStats(

@@ -22,7 +22,6 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from llmrelay.core.embeddings import EmbeddingRequest
 from llmrelay.core.models import ChatRequest
 from pydantic import BaseModel
 
@@ -59,11 +58,15 @@ _canonical = _canonical_encoder()
 _DIGEST = hashlib.blake2b(digest_size=16)
 
 
-_TYPED_REQUESTS: dict[str, type[BaseModel]] = {
-    "execute": ChatRequest,
-    "stream_execute": ChatRequest,
-    "embed": EmbeddingRequest,
-}
+_TYPED_OPERATIONS = frozenset({"execute", "stream_execute", "embed"})
+
+
+def _typed_request(operation: str, request: dict[str, Any]) -> BaseModel:
+    if operation == "embed":
+        from llmrelay.core.embeddings import EmbeddingRequest  # loaded by the first embed
+
+        return EmbeddingRequest.model_validate(request)
+    return ChatRequest.model_validate(request)
 
 
 def normalize_request(request: Any) -> Any:
@@ -116,10 +119,10 @@ class KeyBuilder:
         return self._build(operation, request)
 
     def _build(self, operation: str, request: Any) -> str:
-        if isinstance(request, dict) and operation in _TYPED_REQUESTS:
+        if isinstance(request, dict) and operation in _TYPED_OPERATIONS:
             # The pipeline hands the layer validated models; a dict from a caller
             # asking for a key must normalize to the very same JSON.
-            request = _TYPED_REQUESTS[operation].model_validate(request)
+            request = _typed_request(operation, request)
         body = _canonical([self.scope, operation, normalize_request(request)])
         digest = _DIGEST.copy()
         digest.update(body.encode())
