@@ -9,9 +9,10 @@ Quick start::
                                   "messages": [{"role": "user", "content": "Hi"}]})
         print(reply.text, reply.usage.cost)
 
-The names below are imported on first use (PEP 562), so ``import
-llmrelay.core`` stays cheap: pydantic model classes are built only when a
-program first touches them.
+``import llmrelay.core`` imports none of llmrelay's dependencies: each
+public name is imported from its module when a program first uses it
+(PEP 562), so a program that only catches ``LLMRelayError`` never loads
+pydantic or requests.
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+# The public names, each with the module it is imported from on first use:
+# the one list. ``__all__`` and ``__getattr__`` are made from it. Type
+# checkers see a module ``__getattr__`` as returning ``Any``, so the
+# TYPE_CHECKING imports at the end name the same things for them, as explicit
+# re-exports (``X as X``: mypy --strict cannot read a computed ``__all__``);
+# a test keeps the two equal.
 _EXPORTS: dict[str, str] = {
     # config
     "create_provider": "config",
@@ -104,7 +111,7 @@ _EXPORTS: dict[str, str] = {
     "ServerError": "errors",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+__all__ = [*_EXPORTS, "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -120,54 +127,78 @@ def __dir__() -> list[str]:
     return __all__
 
 
-if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from .account import Credits, GenerationStats, ValidationReport
-    from .catalog import ModelInfo, ModelList, Pricing
-    from .compose.agent import iter_agent, run_agent
-    from .compose.fallback import FallbackProvider
-    from .compose.routing import ContentRule, ModelPrefixRule, ModelSuffixRule, Router
-    from .compose.tools import ToolRegistry
-    from .config import RelayConfig, create_provider, load_config
-    from .embeddings import EmbeddingRequest, EmbeddingResponse
-    from .errors import (
-        APIConnectionError,
-        APIStatusError,
-        APITimeoutError,
-        AuthenticationError,
-        BadRequestError,
-        CapabilityNotSupportedError,
-        CircuitOpenError,
-        ConfigurationError,
-        InvalidResponseError,
-        LLMRelayError,
-        ModelNotFoundError,
-        NotFoundError,
-        PaymentRequiredError,
-        PermissionDeniedError,
-        PluginLoadError,
-        ProviderError,
-        RateLimitError,
-        ServerError,
-        StreamInterruptedError,
-        UnknownProviderError,
-    )
-    from .hookspecs import hookimpl, hookspec
-    from .models import (
-        ChatRequest,
-        ChatResponse,
-        FunctionCall,
-        FunctionDefinition,
-        ImagePart,
-        ImageURL,
-        Message,
-        ResponseMeta,
-        TextPart,
-        Tool,
-        ToolCall,
-        Usage,
-    )
-    from .pipeline import Call, Layer, LayerContext, LayeredProvider, LayerSpec, Operation, Position
-    from .plugins import ENTRY_POINT_GROUP, PluginRegistry, get_registry, reset_registry
-    from .provider import CallOptions, Capability, Provider
-    from .settings import PoolSettings, ProviderSettings, RetrySettings, TimeoutSettings
-    from .stream import ChatStream, StreamChunk, ToolCallDelta
+if TYPE_CHECKING:  # pragma: no cover - the names of _EXPORTS, for type checkers and IDEs
+    from .account import Credits as Credits
+    from .account import GenerationStats as GenerationStats
+    from .account import ValidationReport as ValidationReport
+    from .catalog import ModelInfo as ModelInfo
+    from .catalog import ModelList as ModelList
+    from .catalog import Pricing as Pricing
+    from .compose.agent import iter_agent as iter_agent
+    from .compose.agent import run_agent as run_agent
+    from .compose.fallback import FallbackProvider as FallbackProvider
+    from .compose.routing import ContentRule as ContentRule
+    from .compose.routing import ModelPrefixRule as ModelPrefixRule
+    from .compose.routing import ModelSuffixRule as ModelSuffixRule
+    from .compose.routing import Router as Router
+    from .compose.tools import ToolRegistry as ToolRegistry
+    from .config import RelayConfig as RelayConfig
+    from .config import create_provider as create_provider
+    from .config import load_config as load_config
+    from .embeddings import EmbeddingRequest as EmbeddingRequest
+    from .embeddings import EmbeddingResponse as EmbeddingResponse
+    from .errors import APIConnectionError as APIConnectionError
+    from .errors import APIStatusError as APIStatusError
+    from .errors import APITimeoutError as APITimeoutError
+    from .errors import AuthenticationError as AuthenticationError
+    from .errors import BadRequestError as BadRequestError
+    from .errors import CapabilityNotSupportedError as CapabilityNotSupportedError
+    from .errors import CircuitOpenError as CircuitOpenError
+    from .errors import ConfigurationError as ConfigurationError
+    from .errors import InvalidResponseError as InvalidResponseError
+    from .errors import LLMRelayError as LLMRelayError
+    from .errors import ModelNotFoundError as ModelNotFoundError
+    from .errors import NotFoundError as NotFoundError
+    from .errors import PaymentRequiredError as PaymentRequiredError
+    from .errors import PermissionDeniedError as PermissionDeniedError
+    from .errors import PluginLoadError as PluginLoadError
+    from .errors import ProviderError as ProviderError
+    from .errors import RateLimitError as RateLimitError
+    from .errors import ServerError as ServerError
+    from .errors import StreamInterruptedError as StreamInterruptedError
+    from .errors import UnknownProviderError as UnknownProviderError
+    from .hookspecs import hookimpl as hookimpl
+    from .hookspecs import hookspec as hookspec
+    from .models import ChatRequest as ChatRequest
+    from .models import ChatResponse as ChatResponse
+    from .models import FunctionCall as FunctionCall
+    from .models import FunctionDefinition as FunctionDefinition
+    from .models import ImagePart as ImagePart
+    from .models import ImageURL as ImageURL
+    from .models import Message as Message
+    from .models import ResponseMeta as ResponseMeta
+    from .models import TextPart as TextPart
+    from .models import Tool as Tool
+    from .models import ToolCall as ToolCall
+    from .models import Usage as Usage
+    from .pipeline import Call as Call
+    from .pipeline import Layer as Layer
+    from .pipeline import LayerContext as LayerContext
+    from .pipeline import LayeredProvider as LayeredProvider
+    from .pipeline import LayerSpec as LayerSpec
+    from .pipeline import Operation as Operation
+    from .pipeline import Position as Position
+    from .plugins import ENTRY_POINT_GROUP as ENTRY_POINT_GROUP
+    from .plugins import PluginRegistry as PluginRegistry
+    from .plugins import get_registry as get_registry
+    from .plugins import reset_registry as reset_registry
+    from .provider import CallOptions as CallOptions
+    from .provider import Capability as Capability
+    from .provider import Provider as Provider
+    from .settings import PoolSettings as PoolSettings
+    from .settings import ProviderSettings as ProviderSettings
+    from .settings import RetrySettings as RetrySettings
+    from .settings import TimeoutSettings as TimeoutSettings
+    from .stream import ChatStream as ChatStream
+    from .stream import StreamChunk as StreamChunk
+    from .stream import ToolCallDelta as ToolCallDelta

@@ -1,9 +1,4 @@
-"""The account: credits, generation stats, and what ``validate_config`` found.
-
-Kept apart from :mod:`llmrelay.core.models` so that building a provider and
-making chat calls never defines these classes; the account operations import
-this module when they run.
-"""
+"""The account: credits, generation stats, and what ``validate_config`` found."""
 
 from decimal import Decimal
 from typing import Literal

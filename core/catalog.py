@@ -1,9 +1,4 @@
-"""The model catalog: what ``list_models`` returns, with pricing as ``Decimal``.
-
-Kept apart from :mod:`llmrelay.core.models` so that building a provider and
-making chat calls never defines these classes; the catalog operations import
-this module when they run.
-"""
+"""The model catalog: what ``list_models`` returns, with pricing as ``Decimal``."""
 
 from collections.abc import Iterator
 from decimal import Decimal

@@ -1,9 +1,4 @@
-"""Embedding requests and responses (``embed``).
-
-Kept apart from :mod:`llmrelay.core.models` so that building a provider and
-making chat calls never defines these classes; ``embed`` imports this module
-when it runs.
-"""
+"""Embedding requests and responses (``embed``)."""
 
 from typing import Any
 

@@ -2,11 +2,9 @@
 
 Everything a caller hands in or gets back from a chat call is one of these
 pydantic v2 models, except stream chunks (see :mod:`llmrelay.core.stream`),
-which are slotted records because building a pydantic object per chunk
-costs more than parsing the chunk's JSON. This module loads with the first
-chat call (or the first import of one of its names), not when a provider is
-built. The results of the other operations live in their own modules,
-imported only when those operations run:
+which are dataclasses because validating a pydantic object per chunk
+costs more than parsing the chunk's JSON. The results of the other
+operations live in their own modules:
 :mod:`llmrelay.core.catalog` (``list_models``: models and pricing),
 :mod:`llmrelay.core.account` (credits, generation stats, ``validate_config``)
 and :mod:`llmrelay.core.embeddings` (``embed``).
@@ -19,7 +17,7 @@ extensions need no special support from llmrelay.
 """
 
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -116,7 +114,7 @@ class _OtherPart(_Model):
     type: str
 
 
-ContentPart = Union[TextPart, ImagePart, _OtherPart]
+ContentPart = TextPart | ImagePart | _OtherPart
 
 
 class FunctionCall(_Model):

@@ -15,19 +15,20 @@ modules only: no network, no disk beyond the imports.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
-from typing import Any, NamedTuple
+from typing import Any
 
 import pluggy
 
 from . import hookspecs
-from .errors import ConfigurationError, PluginLoadError
+from .errors import ConfigurationError, PluginLoadError, UnknownProviderError
 from .pipeline import LayerSpec
 from .provider import Provider
 from .secrets import redact
@@ -53,63 +54,40 @@ DISABLE_ENV = "LLMRELAY_DISABLE_PLUGINS"
 _TRUE = {"1", "true", "yes", "on"}
 
 
-class _Identity:
-    """A distribution's name and version, read from its METADATA when first asked.
+@functools.lru_cache(maxsize=128)
+def _name_and_version(dist: metadata.Distribution) -> tuple[str | None, str | None]:
+    """A distribution's name and version, read from its METADATA once.
 
-    Parsing METADATA (the whole long description included) is the slowest
-    step of loading a plugin, and only listings and error messages need it.
-    One object per distribution: its plugins share the parse.
+    Only listings and error messages need them, and parsing METADATA (the
+    long description included) is the slowest step of loading a plugin: a
+    provider build never does it. Plugins of one distribution share the parse.
     """
-
-    __slots__ = ("_dist", "_fields")
-
-    def __init__(self, dist: metadata.Distribution) -> None:
-        self._dist = dist
-        self._fields: tuple[str | None, str | None] | None = None
-
-    def fields(self) -> tuple[str | None, str | None]:
-        if self._fields is None:
-            try:
-                found = self._dist.metadata
-                self._fields = (found["Name"], found["Version"])
-            except Exception:  # a damaged METADATA must not break a listing or an error message
-                self._fields = (None, None)
-        return self._fields
+    try:
+        found = dist.metadata
+        return found["Name"], found["Version"]
+    except Exception:  # a damaged METADATA must not break a listing or an error message
+        return None, None
 
 
+@dataclass(slots=True)
 class PluginInfo:
-    """A loaded plugin: its entry-point name, distribution, version and module."""
+    """A loaded plugin: its entry-point name, its module, and the distribution that installed it (if any)."""
 
-    __slots__ = ("name", "module", "_distribution", "_version", "_identity")
-
-    def __init__(
-        self,
-        name: str,
-        distribution: str | None,
-        version: str | None,
-        module: str,
-        *,
-        identity: _Identity | None = None,
-    ) -> None:
-        self.name = name
-        self.module = module
-        self._distribution = distribution
-        self._version = version
-        self._identity = identity
+    name: str
+    module: str
+    dist: metadata.Distribution | None = field(default=None, repr=False, compare=False)
 
     @property
     def distribution(self) -> str | None:
-        return self._identity.fields()[0] if self._identity else self._distribution
+        return _name_and_version(self.dist)[0] if self.dist is not None else None
 
     @property
     def version(self) -> str | None:
-        return self._identity.fields()[1] if self._identity else self._version
-
-    def __repr__(self) -> str:
-        return f"PluginInfo({self.name!r}, {self.distribution!r}, {self.version!r}, {self.module!r})"
+        return _name_and_version(self.dist)[1] if self.dist is not None else None
 
 
-class FailedPlugin(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class FailedPlugin:
     """A plugin that failed to load or whose hook raised, and why."""
 
     name: str
@@ -118,6 +96,7 @@ class FailedPlugin(NamedTuple):
     error: str
 
 
+@dataclass(slots=True)
 class ProviderEntry:
     """A registered provider: its class, or where to import it from when first built.
 
@@ -127,38 +106,28 @@ class ProviderEntry:
     either way; :attr:`cls` imports it on first use.
     """
 
-    __slots__ = ("name", "target", "plugin", "_info", "_cls")
-
-    def __init__(
-        self,
-        name: str,
-        target: str,
-        plugin: str,
-        info: PluginInfo | None = None,
-        cls: type[Provider] | None = None,
-    ) -> None:
-        self.name = name
-        self.target = target
-        self.plugin = plugin
-        self._info = info
-        self._cls = cls
+    name: str
+    target: str
+    plugin: str
+    info: PluginInfo | None = field(default=None, repr=False)
+    imported: type[Provider] | None = field(default=None, repr=False)
 
     @property
     def distribution(self) -> str | None:
         """The package the registering plugin came from (None when registered in code)."""
-        return self._info.distribution if self._info else None
+        return self.info.distribution if self.info else None
 
     @property
     def loaded(self) -> bool:
-        return self._cls is not None
+        return self.imported is not None
 
     @property
     def cls(self) -> type[Provider]:
         # Importing twice from two threads is harmless: the import system
         # serialises the module, and both threads then find the same class.
-        if self._cls is None:
-            self._cls = self._import()
-        return self._cls
+        if self.imported is None:
+            self.imported = self._import()
+        return self.imported
 
     def _import(self) -> type[Provider]:
         module_name, _, qualname = self.target.partition(":")
@@ -186,27 +155,9 @@ class ProviderEntry:
             f"from package {self.distribution or 'unknown'!r} ({self.target})"
         )
 
-    def __repr__(self) -> str:
-        return f"ProviderEntry({self.name!r}, {self.target!r}, plugin={self.plugin!r}, loaded={self.loaded})"
-
 
 def _env_list(name: str) -> list[str]:
     return [part.strip() for part in os.environ.get(name, "").split(",") if part.strip()]
-
-
-def _entry_points() -> Iterator[metadata.EntryPoint]:
-    """The group's entry points, in ``sys.path`` order.
-
-    What ``metadata.entry_points(group=...)`` returns, at half the cost in a
-    venv of some 75 packages: that parses every package's entry_points.txt
-    (each console script of each), this only the files that name the group.
-    A package found twice on the path yields its entry points twice; the
-    caller keeps the first, as ``metadata.entry_points`` does.
-    """
-    for dist in metadata.distributions():
-        text = dist.read_text("entry_points.txt")
-        if text and ENTRY_POINT_GROUP in text:
-            yield from dist.entry_points.select(group=ENTRY_POINT_GROUP)
 
 
 class PluginRegistry:
@@ -234,17 +185,17 @@ class PluginRegistry:
     # ------------------------------------------------------------------ loading
 
     def load_entry_points(self) -> None:
-        identities: dict[metadata.Distribution, _Identity] = {}
-        for ep in _entry_points():
+        # One error per entry point: a package that fails to import is skipped
+        # (or, strict, raised) and the others still load, where pluggy's
+        # load_setuptools_entrypoints would stop at the first failure.
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
             if ep.name in self.disabled or self.pm.has_plugin(ep.name):
                 continue
-            dist = getattr(ep, "dist", None)
-            identity = None if dist is None else identities.setdefault(dist, _Identity(dist))
             try:
                 plugin = ep.load()
                 self.pm.register(plugin, name=ep.name)
             except Exception as exc:
-                dist_name = identity.fields()[0] if identity else None
+                dist_name = _name_and_version(ep.dist)[0] if ep.dist is not None else None
                 reason = redact(f"{type(exc).__name__}: {exc}")
                 self.failed.append(FailedPlugin(ep.name, dist_name, ep.value, reason))
                 message = (
@@ -260,14 +211,14 @@ class PluginRegistry:
                 if isinstance(plugin, ModuleType)
                 else f"{type(plugin).__module__}.{type(plugin).__qualname__}"
             )
-            self.loaded.append(PluginInfo(ep.name, None, None, module, identity=identity))
+            self.loaded.append(PluginInfo(ep.name, module, ep.dist))
         self._invalidate()
 
     def register(self, plugin: Any, name: str | None = None) -> None:
         """Register a plugin object or module directly (applications, tests)."""
         registered = self.pm.register(plugin, name=name)
         module = getattr(plugin, "__name__", type(plugin).__name__)
-        self.loaded.append(PluginInfo(registered or module, None, None, module))
+        self.loaded.append(PluginInfo(registered or module, module))
         self._invalidate()
 
     def unregister(self, name: str) -> None:
@@ -292,17 +243,7 @@ class PluginRegistry:
         found: dict[str, ProviderEntry] = {}
         for impl in self.pm.hook.llmrelay_register_providers.get_hookimpls():
             plugin_name = impl.plugin_name
-            info = next((p for p in self.loaded if p.name == plugin_name), None)
-            entries: list[ProviderEntry] = []
-
-            def register(provider: type[Provider] | str, name: str | None = None, _plugin: str = plugin_name) -> None:
-                entries.append(_entry(provider, name, _plugin, info))
-
-            # A plugin whose hook raises is skipped like one that fails to
-            # import: its providers are dropped, the others' stay.
-            if not self._run_hook(impl, register):
-                continue
-            for entry in entries:
+            for entry in self._registered_providers(impl):
                 earlier = found.get(entry.name)
                 if earlier is not None and earlier.target != entry.target:
                     log.warning(
@@ -313,6 +254,21 @@ class PluginRegistry:
                     )
                 found[entry.name] = entry
         return found
+
+    def _registered_providers(self, impl: Any) -> list[ProviderEntry]:
+        """What one plugin's ``llmrelay_register_providers`` registers.
+
+        A plugin whose hook raises is skipped like one that fails to import:
+        its providers are dropped, the others' stay.
+        """
+        plugin_name = impl.plugin_name
+        info = next((p for p in self.loaded if p.name == plugin_name), None)
+        entries: list[ProviderEntry] = []
+
+        def register(provider: type[Provider] | str, name: str | None = None) -> None:
+            entries.append(_entry(provider, name, plugin_name, info))
+
+        return entries if self._run_hook(impl, register) else []
 
     def layer_specs(self) -> list[LayerSpec]:
         with self._lock:
@@ -347,12 +303,10 @@ class PluginRegistry:
             return False
 
     def provider_class(self, name: str) -> type[Provider]:
-        from .errors import UnknownProviderError
-
         providers = self.providers()
         entry = providers.get(name)
         if entry is None:
-            import difflib
+            import difflib  # only to suggest a name for a typo
 
             close = difflib.get_close_matches(name, list(providers), n=1, cutoff=0.6)
             raise UnknownProviderError(name, list(providers), close[0] if close else None)
@@ -387,7 +341,7 @@ def _entry(provider: Any, name: str | None, plugin: str, info: PluginInfo | None
             f"plugin {plugin!r} registered {provider!r} as {name!r}, but its `name` is {cls_name!r}"
         )
     target = f"{provider.__module__}:{provider.__qualname__}"
-    return ProviderEntry(cls_name, target, plugin, info, provider)
+    return ProviderEntry(cls_name, target, plugin, info, imported=provider)
 
 
 _default: PluginRegistry | None = None

@@ -34,9 +34,25 @@ _SECRET_NAMES = r"(?i)(key|secret|token|password)"
 # defer_build: a settings class builds its validator when it first
 # validates, so importing every installed provider does not build the
 # validators of the ones a program never creates. Subclasses of
-# ProviderSettings inherit it. A config rather than a field-less base class:
-# pydantic charges for every class it makes.
+# ProviderSettings inherit it.
 _STRICT = ConfigDict(extra="forbid", validate_default=True, defer_build=True)
+
+
+def default_settings(model: type[M]) -> M:
+    """What ``model.model_validate({})`` gives, built from the fields' defaults without validating.
+
+    A config file usually has no section for a plugin, and building a
+    settings model's validator is the largest single cost of building a
+    provider (``defer_build`` builds it on first validation). Every field
+    takes its default as written (``model_construct``), so a settings model
+    writes its defaults in validated form: ``1.0`` for a float, a nested
+    model as an instance (``default_settings(Nested)``); llmrelay's own are
+    tested for it. A model with a required field has no defaults to build:
+    it is validated, and pydantic's error names the field.
+    """
+    if any(field.is_required() for field in model.model_fields.values()):
+        return model.model_validate({})
+    return model.model_construct()
 
 
 class TimeoutSettings(BaseModel):
@@ -83,18 +99,6 @@ class PoolSettings(BaseModel):
     block: bool = Field(default=False, description="wait for a free connection instead of opening an extra one")
 
 
-def _validated_by_parent() -> Any:
-    """The default of a nested settings model: ``{}``, which the parent validates.
-
-    Settings validate their defaults (``validate_default``), through the
-    parent's schema, which holds the nested model's. A factory that built the
-    nested model itself (``default_factory=TimeoutSettings``) would make
-    pydantic build that model's schema a second time, for its own validator:
-    three more schemas on every provider build.
-    """
-    return {}
-
-
 class ProviderSettings(BaseModel):
     """Settings common to HTTP providers. Subclass to add a provider's own."""
 
@@ -103,9 +107,9 @@ class ProviderSettings(BaseModel):
     api_key: SecretStr | None = None
     base_url: str | None = None
     default_model: str | None = None
-    timeout: TimeoutSettings = Field(default_factory=_validated_by_parent)
-    retry: RetrySettings = Field(default_factory=_validated_by_parent)
-    pool: PoolSettings = Field(default_factory=_validated_by_parent)
+    timeout: TimeoutSettings = default_settings(TimeoutSettings)
+    retry: RetrySettings = default_settings(RetrySettings)
+    pool: PoolSettings = default_settings(PoolSettings)
     # Proxies are read once, here, never per call: {"https": "http://proxy:3128"}.
     # With trust_env the usual HTTPS_PROXY / NO_PROXY variables are read once
     # when the provider is built.
@@ -140,23 +144,6 @@ class ProviderSettings(BaseModel):
         if self.api_key is not None:
             data["api_key"] = "**********"
         return data
-
-
-def default_settings(model: type[M]) -> M:
-    """``model.model_validate({})``, without building the model's validator where the model allows it.
-
-    A config file usually has no section for a plugin, and building a
-    settings model's validator is the largest single cost of building a
-    provider. A model with a classmethod ``unvalidated_defaults()`` promises
-    that it returns exactly what validating ``{}`` returns (values, their
-    types and ``model_fields_set``), built with ``model_construct``; with
-    ``defer_build`` its schema is then built only when a section is given.
-    The built-in plugins' settings are tested for that promise.
-    """
-    construct = getattr(model, "unvalidated_defaults", None)
-    if construct is not None:
-        return construct()  # type: ignore[no-any-return]
-    return model.model_validate({})
 
 
 # --------------------------------------------------------------------------- validation

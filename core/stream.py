@@ -17,70 +17,49 @@ whatever reason, costs nothing per chunk.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import LLMRelayError, StreamInterruptedError
 from .models import ChatResponse, FunctionCall, Message, ResponseMeta, ToolCall, Usage
-from .records import Record
 
 __all__ = ["ChatStream", "StreamChunk", "StreamOutcome", "ToolCallDelta"]
 
 
-class ToolCallDelta(Record):
+@dataclass(slots=True)
+class ToolCallDelta:
     """A fragment of a tool call; fragments with the same ``index`` add up."""
 
-    __slots__ = ("index", "id", "name", "arguments")
-
-    def __init__(self, index: int, id: str | None = None, name: str | None = None, arguments: str = "") -> None:
-        self.index = index
-        self.id = id
-        self.name = name
-        self.arguments = arguments
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
 
 
-class StreamChunk(Record):
+@dataclass(slots=True)
+class StreamChunk:
     """One event of a stream: a text, reasoning or tool-call delta, and on the last one the finish reason and usage.
 
     ``raw`` is the event as the service sent it (left out of the repr).
     """
 
-    __slots__ = (
-        "text", "reasoning", "tool_calls", "finish_reason", "usage",
-        "id", "model", "served_by", "native_finish_reason", "raw",
-    )  # fmt: skip
-    _repr_fields = __slots__[:-1]
-
-    def __init__(
-        self,
-        text: str = "",
-        reasoning: str = "",
-        tool_calls: list[ToolCallDelta] | None = None,
-        finish_reason: str | None = None,
-        usage: Usage | None = None,
-        id: str | None = None,
-        model: str | None = None,
-        served_by: str | None = None,
-        native_finish_reason: str | None = None,
-        raw: dict[str, Any] | None = None,
-    ) -> None:
-        self.text = text
-        self.reasoning = reasoning
-        self.tool_calls = tool_calls
-        self.finish_reason = finish_reason
-        self.usage = usage
-        self.id = id
-        self.model = model
-        self.served_by = served_by
-        self.native_finish_reason = native_finish_reason
-        self.raw = raw
+    text: str = ""
+    reasoning: str = ""
+    tool_calls: list[ToolCallDelta] | None = None
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    id: str | None = None
+    model: str | None = None
+    served_by: str | None = None
+    native_finish_reason: str | None = None
+    raw: dict[str, Any] | None = field(default=None, repr=False)
 
     def replace(self, **changes: Any) -> StreamChunk:
-        """A copy with ``changes`` applied (as ``dataclasses.replace`` would give)."""
-        fields = {name: getattr(self, name) for name in self.__slots__}
-        fields.update(changes)
-        return StreamChunk(**fields)
+        """A copy with ``changes`` applied (``dataclasses.replace``)."""
+        return replace(self, **changes)
 
 
 class StreamOutcome:
@@ -91,13 +70,11 @@ class StreamOutcome:
     CANCELLED = "cancelled"  # the caller closed it before the end
 
 
+@dataclass(slots=True)
 class _ToolCallBuilder:
-    __slots__ = ("id", "name", "arguments")
-
-    def __init__(self) -> None:
-        self.id = ""
-        self.name = ""
-        self.arguments: list[str] = []
+    id: str = ""
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
 
 
 DoneCallback = Callable[["ChatStream"], None]
@@ -167,19 +144,7 @@ class ChatStream:
             # Kept without ``raw``: holding every event's parsed dict until the
             # stream ends made each later json.loads allocate fresh memory
             # instead of reusing the last event's (+1.1 ms per 1000 chunks).
-            self._recorded.append(
-                StreamChunk(
-                    chunk.text,
-                    chunk.reasoning,
-                    chunk.tool_calls,
-                    chunk.finish_reason,
-                    chunk.usage,
-                    chunk.id,
-                    chunk.model,
-                    chunk.served_by,
-                    chunk.native_finish_reason,
-                )
-            )
+            self._recorded.append(replace(chunk, raw=None))
         return chunk
 
     def _absorb(self, chunk: StreamChunk) -> None:
@@ -230,10 +195,8 @@ class ChatStream:
     def __del__(self) -> None:
         # A stream dropped half-read must not hold a pooled connection.
         if getattr(self, "outcome", "done") is None:
-            try:
+            with contextlib.suppress(Exception):
                 self.close()
-            except Exception:
-                pass
 
     def _release(self) -> None:
         close_chunks = getattr(self._chunks, "close", None)

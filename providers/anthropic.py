@@ -59,7 +59,7 @@ class AnthropicSettings(ProviderSettings):
     base_url: str | None = DEFAULT_BASE_URL
     retry: RetrySettings = Field(default_factory=_retry_with_overloaded)
     api_version: str = Field(default=API_VERSION, description="sent as anthropic-version")
-    beta: list[str] = Field(default_factory=lambda: [], description="sent as anthropic-beta (comma-separated)")
+    beta: list[str] = Field(default_factory=list, description="sent as anthropic-beta (comma-separated)")
     default_max_tokens: int = Field(
         default=DEFAULT_MAX_TOKENS, gt=0, description="max_tokens when a request sets none (Anthropic requires it)"
     )

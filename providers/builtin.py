@@ -12,6 +12,7 @@ name="...")``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from llmrelay.core.hookspecs import hookimpl
@@ -19,27 +20,16 @@ from llmrelay.core.hookspecs import hookimpl
 __all__ = ["BuiltinProvider", "anthropic", "openai", "openrouter"]
 
 
+@dataclass(frozen=True, slots=True)
 class BuiltinProvider:
     """A pluggy plugin object registering one provider class by path."""
 
-    __slots__ = ("name", "target")
-
-    def __init__(self, name: str, target: str) -> None:
-        self.name = name
-        self.target = target
+    name: str
+    target: str
 
     @hookimpl
     def llmrelay_register_providers(self, register: Callable[..., Any]) -> None:
         register(self.target, name=self.name)
-
-    def __repr__(self) -> str:
-        return f"BuiltinProvider({self.name!r}, {self.target!r})"
-
-    def __dir__(self) -> list[str]:
-        # pluggy looks for hooks under every name dir() lists, with
-        # inspect.getattr_static: an object's dir() holds some thirty names
-        # inherited from object, this one the single hook it implements.
-        return ["llmrelay_register_providers"]
 
 
 openrouter = BuiltinProvider("openrouter", "llmrelay.providers.openrouter:OpenRouterProvider")

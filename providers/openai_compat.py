@@ -31,26 +31,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from llmrelay.core.deferred import Deferred
 from llmrelay.core.errors import ConfigurationError, InvalidResponseError, RateLimitError
 from llmrelay.core.http.transport import HTTPResponse
+from llmrelay.core.models import ChatRequest, ChatResponse, Usage
 from llmrelay.core.provider import CallOptions, Capability, RequestLike
 from llmrelay.core.settings import ProviderSettings
+from llmrelay.core.stream import ChatStream
+from pydantic import Field
 
 from .http_provider import HTTPProvider
+from .openai_wire import chat_stream, coerce_chat_request, parse_chat_response
 
 if TYPE_CHECKING:
-    # The wire format (and with it the chat model and the stream) loads with
-    # the first chat call: building a provider runs none.
-    from types import ModuleType
-
+    # The results of the other operations are imported where those run.
     from llmrelay.core.account import ValidationReport
     from llmrelay.core.catalog import ModelInfo, ModelList
     from llmrelay.core.embeddings import EmbeddingRequest, EmbeddingResponse
-    from llmrelay.core.models import ChatRequest, ChatResponse
-    from llmrelay.core.stream import ChatStream
-
-    from .openai_settings import OpenAICompatibleSettings
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -61,36 +57,24 @@ __all__ = [
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _KEY_REQUIRED_HOSTS = {"api.openai.com"}
-# The wire format (request coercion, response parsing, the stream driver)
-# loads with the first chat call, not with the build.
-_WIRE: Deferred[ModuleType] = Deferred("llmrelay.providers.openai_wire")
-_SETTINGS: Deferred[type[OpenAICompatibleSettings]] = Deferred(
-    "llmrelay.providers.openai_settings:OpenAICompatibleSettings"
-)
 
 
-class _SettingsModelOnFirstRead:
-    """``OpenAICompatibleProvider.settings_model``, imported when first read.
+class OpenAICompatibleSettings(ProviderSettings):
+    """The common settings plus OpenAI's optional organization / project headers."""
 
-    OpenRouter's provider subclasses this one with settings of its own, so
-    building it never reads this attribute: naming the model by module keeps
-    that build from defining a settings class it does not use.
-    """
-
-    def __get__(self, instance: object, owner: type | None = None) -> type[ProviderSettings]:
-        return _SETTINGS.get()
-
-
-def __getattr__(name: str) -> Any:
-    # ``from llmrelay.providers.openai_compat import OpenAICompatibleSettings`` still works.
-    if name == "OpenAICompatibleSettings":
-        return _SETTINGS.get()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    base_url: str | None = Field(default=None, description="None: the provider's default_base_url (OpenAI's API)")
+    organization: str | None = Field(default=None, description="sent as OpenAI-Organization")
+    project: str | None = Field(default=None, description="sent as OpenAI-Project")
+    stream_usage: bool = Field(
+        default=True,
+        description="ask for a usage chunk at the end of streams (stream_options.include_usage); "
+        "turn off for servers that reject stream_options",
+    )
 
 
 def model_info_from_openai(entry: dict[str, Any]) -> ModelInfo:
     """One ``/models`` entry (``{"id", "created", "owned_by"}``; vLLM adds ``max_model_len``)."""
-    from llmrelay.core.catalog import ModelInfo  # kept out of the provider-build path
+    from llmrelay.core.catalog import ModelInfo
 
     created = entry.get("created")
     length = entry.get("max_model_len") or entry.get("context_length") or entry.get("context_window")
@@ -110,8 +94,7 @@ class OpenAICompatibleProvider(HTTPProvider):
     """
 
     name = "openai"
-    # A descriptor whose __get__ returns the settings class: mypy sees the descriptor object.
-    settings_model: ClassVar[type[ProviderSettings]] = _SettingsModelOnFirstRead()  # type: ignore[assignment]
+    settings_model: ClassVar[type[ProviderSettings]] = OpenAICompatibleSettings
     env_prefix: ClassVar[str] = "OPENAI_"
     requires_api_key: ClassVar[bool] = False
     capabilities = Capability.CORE | {Capability.EMBEDDINGS}
@@ -149,9 +132,7 @@ class OpenAICompatibleProvider(HTTPProvider):
 
     def _chat_body(self, request: RequestLike, stream: bool) -> tuple[dict[str, Any], str]:
         self.require_key()
-        chat = _WIRE.get().coerce_chat_request(
-            request, default_model=self.settings.default_model, provider=self.instance_name
-        )
+        chat = coerce_chat_request(request, default_model=self.settings.default_model, provider=self.instance_name)
         body = chat.to_wire()
         if stream:
             body["stream"] = True
@@ -160,7 +141,6 @@ class OpenAICompatibleProvider(HTTPProvider):
     def execute(self, request: RequestLike, *, options: CallOptions | None = None) -> ChatResponse:
         body, model = self._chat_body(request, stream=False)
         client = self._client
-        parse_chat_response = _WIRE.get().parse_chat_response
         provider = self.instance_name
 
         def parse(data: Any, response: HTTPResponse) -> ChatResponse:
@@ -176,8 +156,7 @@ class OpenAICompatibleProvider(HTTPProvider):
     def stream_execute(self, request: RequestLike, *, options: CallOptions | None = None) -> ChatStream:
         body, model = self._chat_body(request, stream=True)
         response = self._client.open_stream("/chat/completions", body=body, model=model, what="chat stream")
-        stream: ChatStream = _WIRE.get().chat_stream(response, provider=self.instance_name, model=model)
-        return stream
+        return chat_stream(response, provider=self.instance_name, model=model)
 
     # ------------------------------------------------------------------ models, key, embeddings
 
@@ -218,7 +197,6 @@ class OpenAICompatibleProvider(HTTPProvider):
         if Capability.EMBEDDINGS not in self.capabilities:  # a subclass for a service without /embeddings
             return super().embed(request, options=options)
         from llmrelay.core.embeddings import EmbeddingRequest, EmbeddingResponse
-        from llmrelay.core.models import Usage
 
         embedding = request if isinstance(request, EmbeddingRequest) else EmbeddingRequest.model_validate(request)
         model = embedding.model or self.settings.default_model

@@ -24,8 +24,9 @@ from llmrelay.core import (
     load_config,
 )
 from llmrelay.core.pipeline import Handler
-from llmrelay.core.settings import default_settings
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from llmrelay.core.settings import PoolSettings, ProviderSettings, RetrySettings, TimeoutSettings, default_settings
+from llmrelay.plugins.cache.settings import OperationPolicy
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from tests.support import fake_provider
 from tests.support.fake_provider import FakeProvider
@@ -446,8 +447,7 @@ def test_the_readme_config_example_is_valid(tmp_path: Path, monkeypatch: pytest.
 def test_nested_settings_defaults_are_models_equal_to_their_own_defaults() -> None:
     # Nested defaults are written as {} and validated through the parent's
     # schema; a user must still get model instances, never a dict.
-    from llmrelay.core.settings import PoolSettings, ProviderSettings, RetrySettings, TimeoutSettings
-    from llmrelay.plugins.cache.settings import DEFAULT_POLICIES, CacheSettings, OperationPolicy
+    from llmrelay.plugins.cache.settings import DEFAULT_POLICIES, CacheSettings
     from llmrelay.plugins.metrics.settings import GradeThresholds, MetricsSettings
 
     settings = ProviderSettings()
@@ -482,15 +482,30 @@ def _builtin_settings_models() -> list[type[BaseModel]]:
     from llmrelay.plugins.breaker.settings import BreakerSettings
     from llmrelay.plugins.cache.settings import CacheSettings
     from llmrelay.plugins.metrics.settings import GradeThresholds, MetricsSettings
+    from llmrelay.providers.anthropic import AnthropicSettings
+    from llmrelay.providers.openai_compat import OpenAICompatibleSettings
+    from llmrelay.providers.openrouter import OpenRouterSettings
 
-    return [BreakerSettings, CacheSettings, MetricsSettings, GradeThresholds]
+    return [
+        BreakerSettings,
+        CacheSettings,
+        MetricsSettings,
+        GradeThresholds,
+        ProviderSettings,
+        TimeoutSettings,
+        RetrySettings,
+        PoolSettings,
+        OpenAICompatibleSettings,
+        OpenRouterSettings,
+        AnthropicSettings,
+    ]
 
 
 @pytest.mark.parametrize("model", _builtin_settings_models(), ids=lambda model: model.__name__)
-def test_unvalidated_defaults_are_exactly_what_validating_nothing_gives(model: type[BaseModel]) -> None:
+def test_default_settings_are_exactly_what_validating_nothing_gives(model: type[BaseModel]) -> None:
     # Building a provider with no [plugins.*] section uses these instead of the
     # validator; they must not differ from it in any value, type or fields-set.
-    constructed = model.unvalidated_defaults()  # type: ignore[attr-defined]
+    constructed = default_settings(model)
     validated = model.model_validate({})
     assert type(constructed) is model
     assert _shape(constructed) == _shape(validated)
@@ -502,7 +517,9 @@ def test_a_plugin_without_a_section_gets_its_defaults_and_one_with_a_section_is_
     from llmrelay.plugins.breaker.settings import BreakerSettings
 
     assert default_settings(BreakerSettings) == BreakerSettings()
-    assert default_settings(QuotaSettings) == QuotaSettings()  # no unvalidated_defaults: validated
+    assert default_settings(QuotaSettings) == QuotaSettings()
+    with pytest.raises(ValidationError, match="enabled"):  # a required field: validated, and reported
+        default_settings(OperationPolicy)
     configured = {"plugins": {"breaker": {"failure_threshold": 2}}}
     provider = create_provider("openrouter", api_key=KEY, config=configured, plugins=["breaker"])
     try:

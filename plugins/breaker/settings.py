@@ -16,7 +16,7 @@ __all__ = ["BreakerSettings"]
 class BreakerSettings(BaseModel):
     """Circuit-breaker settings, shared by every breaker of one provider."""
 
-    # defer_build: with no [plugins.breaker] section, unvalidated_defaults()
+    # defer_build: with no [plugins.breaker] section, default_settings()
     # stands in and this schema is never built.
     model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True, defer_build=True)
 
@@ -34,11 +34,6 @@ class BreakerSettings(BaseModel):
     redis_prefix: str = Field(default="llmrelay:breaker", min_length=1)
     redis_sync_interval: float = Field(default=1.0, gt=0, description="seconds between reads of the shared state")
     redis_retry_interval: float = Field(default=30.0, gt=0, description="seconds before retrying an unreachable Redis")
-
-    @classmethod
-    def unvalidated_defaults(cls) -> "BreakerSettings":
-        """What ``model_validate({})`` returns, without building the validator (core/settings.py)."""
-        return cls.model_construct(_fields_set=set())
 
     @model_validator(mode="after")
     def _window_holds_minimum(self) -> "BreakerSettings":

@@ -18,23 +18,19 @@ part of the data). Stream results are stored as their chunks.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
 import operator
 import os
 import secrets
-from typing import TYPE_CHECKING, Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any
 
-from llmrelay.core.deferred import Deferred
+from llmrelay.core.models import ChatResponse, Usage
+from llmrelay.core.stream import StreamChunk, ToolCallDelta
 from pydantic import BaseModel, ValidationError
-from pydantic_core import SchemaSerializer
-
-if TYPE_CHECKING:
-    from types import ModuleType
-
-    from llmrelay.core.models import Usage
-    from llmrelay.core.stream import StreamChunk
 
 __all__ = [
     "FORMAT_VERSION",
@@ -54,35 +50,20 @@ __all__ = [
 FORMAT_VERSION = 3
 STREAM_TYPE = "stream"
 
-# The result types the cache stores, by class name. Each is imported when an
-# entry of its type is first decoded, which keeps them out of the
-# provider-build path (a tag is checked by name alone); the chat model and
-# the stream likewise load with the first chat call.
-_MODELS: dict[str, Deferred[type[BaseModel]]] = {
-    name: Deferred(f"{module}:{name}")
-    for name, module in (
-        ("ModelList", "llmrelay.core.catalog"),
-        ("Credits", "llmrelay.core.account"),
-        ("GenerationStats", "llmrelay.core.account"),
-        ("ChatResponse", "llmrelay.core.models"),
-        ("EmbeddingResponse", "llmrelay.core.embeddings"),
-    )
-}
-_STREAM: Deferred[ModuleType] = Deferred("llmrelay.core.stream")
-_USAGE: Deferred[type[Usage]] = Deferred("llmrelay.core.models:Usage")
+# The result types the cache stores, by class name.
+_STORED_TYPES = frozenset({"ModelList", "Credits", "GenerationStats", "ChatResponse", "EmbeddingResponse"})
 _EXCLUDE_META = {"meta"}
 # json.dumps builds a new encoder per call whenever it is given options.
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
-_quote = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_quote = json.encoder.encode_basestring_ascii
 
 
 class DecodeError(ValueError):
     """Stored bytes are not an entry this version understands (treated as a miss)."""
 
 
-class Header(NamedTuple):
-    # A named tuple, not a frozen dataclass: every cache miss builds one, and
-    # a frozen dataclass's __init__ costs one object.__setattr__ per field.
+@dataclass(frozen=True, slots=True)
+class Header:
     type: str
     stored_at: float
     fresh_until: float
@@ -193,7 +174,7 @@ def type_tag(value: Any) -> str:
     if isinstance(value, tuple):
         return STREAM_TYPE
     name = type(value).__name__
-    if name not in _MODELS:
+    if name not in _STORED_TYPES:
         raise TypeError(f"the cache cannot store a {name}")
     return name
 
@@ -208,18 +189,18 @@ def encode_entry(value: Any, header: Header) -> tuple[bytes, memoryview]:
     if header.type == STREAM_TYPE:
         body = _encode_stream(value)
     else:
-        serializer = type(value).__pydantic_serializer__
-        if isinstance(serializer, SchemaSerializer):
-            # model_dump_json(exclude=...), as bytes, without the overhead of its wrapper.
-            body = serializer.to_json(value, exclude=_EXCLUDE_META)
-        else:  # a model not built yet (defer_build): pydantic builds it
-            body = value.model_dump_json(exclude=_EXCLUDE_META).encode()
+        body = value.model_dump_json(exclude=_EXCLUDE_META).encode()
     data = b"\n".join((head, body))
     return data, memoryview(data)[len(head) + 1 :]
 
 
 def _encode_head(header: Header) -> bytes:
-    _, stored_at, fresh_until, swr_until, sie_until, _ = header
+    stored_at, fresh_until, swr_until, sie_until = (
+        header.stored_at,
+        header.fresh_until,
+        header.swr_until,
+        header.sie_until,
+    )
     try:
         micros = round(stored_at * 1e6), round(fresh_until * 1e6), round(swr_until * 1e6), round(sie_until * 1e6)
     except (OverflowError, ValueError):  # not finite
@@ -234,7 +215,7 @@ def _encode_head(header: Header) -> bytes:
     ):
         seconds = [part for value in micros for part in divmod(value, 1_000_000)]
         return _HEAD % (_quote(header.type).encode(), *seconds, _quote(header.etag).encode())
-    return _COMPACT.encode({"v": FORMAT_VERSION, **header._asdict()}).encode()
+    return _COMPACT.encode({"v": FORMAT_VERSION, **dataclasses.asdict(header)}).encode()
 
 
 _HEAD = (
@@ -270,7 +251,7 @@ def split(data: bytes) -> tuple[Header, memoryview]:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise DecodeError(f"bad header: {type(exc).__name__}") from None
-    if header.type != STREAM_TYPE and header.type not in _MODELS:
+    if header.type != STREAM_TYPE and header.type not in _STORED_TYPES:
         raise DecodeError(f"unknown type {header.type!r}")
     return header, body
 
@@ -280,9 +261,27 @@ def decode_value(header: Header, body: bytes | memoryview) -> Any:
     try:
         if header.type == STREAM_TYPE:
             return _decode_stream(json.loads(raw))
-        return _MODELS[header.type].get().model_validate_json(raw)
+        return _result_model(header.type).model_validate_json(raw)
     except (ValidationError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise DecodeError(f"bad {header.type} payload: {type(exc).__name__}") from None
+
+
+def _result_model(type_name: str) -> type[BaseModel]:
+    # The results of the catalog, account and embedding operations are
+    # imported with the first entry of theirs, as the operations import them.
+    if type_name == "ChatResponse":
+        return ChatResponse
+    if type_name == "ModelList":
+        from llmrelay.core.catalog import ModelList
+
+        return ModelList
+    if type_name == "EmbeddingResponse":
+        from llmrelay.core.embeddings import EmbeddingResponse
+
+        return EmbeddingResponse
+    from llmrelay.core.account import Credits, GenerationStats
+
+    return Credits if type_name == "Credits" else GenerationStats
 
 
 def decode(data: bytes) -> Entry:
@@ -328,14 +327,13 @@ def _encode_stream(chunks: Any) -> bytes:
 
 
 def _decode_stream(payload: dict[str, Any]) -> tuple[StreamChunk, ...]:
-    make_chunk = _STREAM.get().StreamChunk
     chunk_id, model, served_by = payload["common"]
     texts = payload["text"]
     reasoning = payload.get("reasoning")
     if reasoning is None:
         reasoning = itertools.repeat("", len(texts))
     chunks = [
-        make_chunk(text=text, reasoning=thought, id=chunk_id, model=model, served_by=served_by)
+        StreamChunk(text=text, reasoning=thought, id=chunk_id, model=model, served_by=served_by)
         for text, thought in zip(texts, reasoning, strict=True)
     ]
     for index, row in payload["whole"]:
@@ -360,14 +358,13 @@ def _chunk_to_json(chunk: StreamChunk) -> list[Any]:
 
 
 def _chunk_from_json(row: list[Any]) -> StreamChunk:
-    stream = _STREAM.get()
     text, reasoning, finish, native, chunk_id, model, served_by, tool_calls, usage = row
-    return stream.StreamChunk(  # type: ignore[no-any-return]
+    return StreamChunk(
         text=text,
         reasoning=reasoning,
-        tool_calls=[stream.ToolCallDelta(*delta) for delta in tool_calls] if tool_calls else None,
+        tool_calls=[ToolCallDelta(*delta) for delta in tool_calls] if tool_calls else None,
         finish_reason=finish,
-        usage=_USAGE.get().model_validate(usage) if usage is not None else None,
+        usage=Usage.model_validate(usage) if usage is not None else None,
         id=chunk_id,
         model=model,
         served_by=served_by,
@@ -377,11 +374,10 @@ def _chunk_from_json(row: list[Any]) -> StreamChunk:
 
 def copy_chunk(chunk: StreamChunk) -> StreamChunk:
     """A chunk a caller may change without changing the cached one."""
-    # The chunk's own classes: replaying a stream needs no import per chunk.
-    return type(chunk)(
+    return StreamChunk(
         text=chunk.text,
         reasoning=chunk.reasoning,
-        tool_calls=[type(d)(d.index, d.id, d.name, d.arguments) for d in chunk.tool_calls]
+        tool_calls=[ToolCallDelta(d.index, d.id, d.name, d.arguments) for d in chunk.tool_calls]
         if chunk.tool_calls
         else None,
         finish_reason=chunk.finish_reason,

@@ -36,7 +36,7 @@ class Counters:
                 values[name] += 1
 
     def snapshot(self, *, l2_available: bool, l1_entries: int) -> CacheStats:
-        from .stats import CacheStats, TierStats
+        from .stats import CacheStats, TierStats  # the first stats() call loads them
 
         with self._lock:
             v = dict(self._values)

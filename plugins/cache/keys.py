@@ -22,8 +22,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from llmrelay.core.models import ChatRequest
 from pydantic import BaseModel
-from pydantic_core import SchemaSerializer
 
 __all__ = ["KeyBuilder", "normalize_request"]
 
@@ -58,19 +58,15 @@ _canonical = _canonical_encoder()
 _DIGEST = hashlib.blake2b(digest_size=16)
 
 
-def _chat_request() -> type[BaseModel]:
-    from llmrelay.core.models import ChatRequest
-
-    return ChatRequest
+_TYPED_OPERATIONS = frozenset({"execute", "stream_execute", "embed"})
 
 
-def _embedding_request() -> type[BaseModel]:
-    from llmrelay.core.embeddings import EmbeddingRequest
+def _typed_request(operation: str, request: dict[str, Any]) -> BaseModel:
+    if operation == "embed":
+        from llmrelay.core.embeddings import EmbeddingRequest  # loaded by the first embed
 
-    return EmbeddingRequest
-
-
-_TYPED_REQUESTS = {"execute": _chat_request, "stream_execute": _chat_request, "embed": _embedding_request}
+        return EmbeddingRequest.model_validate(request)
+    return ChatRequest.model_validate(request)
 
 
 def normalize_request(request: Any) -> Any:
@@ -78,11 +74,7 @@ def normalize_request(request: Any) -> Any:
     if request is None:
         return None
     if isinstance(request, BaseModel):
-        serializer = type(request).__pydantic_serializer__
-        if isinstance(serializer, SchemaSerializer):
-            # model_dump(mode="json", exclude_none=True) without the overhead of its wrapper.
-            return serializer.to_python(request, mode="json", exclude_none=True)
-        return request.model_dump(mode="json", exclude_none=True)  # not built yet (defer_build)
+        return request.model_dump(mode="json", exclude_none=True)
     if isinstance(request, (str, int, float, bool)):
         return request
     if isinstance(request, dict):
@@ -127,10 +119,10 @@ class KeyBuilder:
         return self._build(operation, request)
 
     def _build(self, operation: str, request: Any) -> str:
-        if isinstance(request, dict) and operation in _TYPED_REQUESTS:
+        if isinstance(request, dict) and operation in _TYPED_OPERATIONS:
             # The pipeline hands the layer validated models; a dict from a caller
             # asking for a key must normalize to the very same JSON.
-            request = _TYPED_REQUESTS[operation]().model_validate(request)
+            request = _typed_request(operation, request)
         body = _canonical([self.scope, operation, normalize_request(request)])
         digest = _DIGEST.copy()
         digest.update(body.encode())

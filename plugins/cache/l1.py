@@ -19,23 +19,19 @@ import heapq
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
-if TYPE_CHECKING:
-    from .codec import Entry
+from .codec import Entry
 
 __all__ = ["L1Cache", "L1Item"]
 
 
+@dataclass(slots=True)
 class L1Item:
-    """An entry and when this process must ask L2 again (a plain slotted class:
-    a NamedTuple costs some 0.7M instructions to define, on every provider build)."""
+    """An entry and when this process must ask L2 again."""
 
-    __slots__ = ("entry", "l1_fresh_until")
-
-    def __init__(self, entry: Entry, l1_fresh_until: float) -> None:
-        self.entry = entry
-        self.l1_fresh_until = l1_fresh_until
+    entry: Entry
+    l1_fresh_until: float
 
 
 # (keep_until, sequence, key, item): the value in the map and a row of the expiry heap.

@@ -96,7 +96,8 @@ class GuardedL2:
 
     def acquire_lock(self, name: str, ttl: float) -> str | None:
         """A token, ``None`` when another instance holds the lock, :data:`LOCAL_LOCK` when L2 is down."""
-        return self._call(LOCAL_LOCK, self.backend.acquire_lock, name, ttl)
+        down: str | None = LOCAL_LOCK
+        return self._call(down, self.backend.acquire_lock, name, ttl)
 
     def release_lock(self, name: str, token: str) -> None:
         if token != LOCAL_LOCK:

@@ -33,10 +33,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
-from llmrelay.core.deferred import Deferred
 from llmrelay.core.errors import ConfigurationError, LLMRelayError
+from llmrelay.core.models import ResponseMeta
 from llmrelay.core.pipeline import CacheOutcome, Call, Handler, Layer, Operation
 from llmrelay.core.provider import CallOptions
+from llmrelay.core.stream import ChatStream
 
 from .backends import L2Backend
 from .codec import DecodeError, Entry, copy_chunk, decode_value, encode_entry, new_header, split, type_tag
@@ -49,9 +50,6 @@ from .settings import CACHEABLE_OPERATIONS, CacheSettings, OperationPolicy
 from .singleflight import SingleFlight
 
 if TYPE_CHECKING:
-    from llmrelay.core.models import ResponseMeta
-    from llmrelay.core.stream import ChatStream
-
     from .stats import CacheStats
 
 __all__ = ["BYPASS", "HIT", "MISS", "STALE", "CacheLayer"]
@@ -66,9 +64,6 @@ MISS: Final = "miss"
 BYPASS: Final = "bypass"
 _LOCK_RETRY = 5.0  # seconds before a refresh that found the fleet lock taken checks again
 _ERROR_RETRY = 60.0  # seconds before a failed refresh-ahead is tried again
-# Results carry these; they load with the first chat call, not with the build (deferred.py).
-_RESPONSE_META: Deferred[type[ResponseMeta]] = Deferred("llmrelay.core.models:ResponseMeta")
-_CHAT_STREAM: Deferred[type[ChatStream]] = Deferred("llmrelay.core.stream:ChatStream")
 
 
 class _Loaded:
@@ -307,12 +302,12 @@ class CacheLayer(Layer):
     # ------------------------------------------------------------------ presenting
 
     def _present(self, value: Any, state: CacheOutcome, call: Call[Any]) -> Any:
-        meta = _RESPONSE_META.get()(cache=state, stale=state == STALE)
+        meta = ResponseMeta(cache=state, stale=state == STALE)
         if state == MISS:
             # The upstream's own result: keep how many attempts it took (metrics counts retries from it).
             meta.attempts = getattr(getattr(value, "meta", None), "attempts", 1)
         if isinstance(value, tuple):  # a stored stream: replay it
-            stream = _CHAT_STREAM.get()(
+            stream = ChatStream(
                 iter([copy_chunk(chunk) for chunk in value]),
                 provider=call.provider,
                 model=call.model,
@@ -391,7 +386,7 @@ class CacheLayer(Layer):
                 return
             self._counters.add("upstream_calls")
             result = handler(_background_copy(call))
-            if call.operation == Operation.STREAM and isinstance(result, _CHAT_STREAM.get()):
+            if call.operation == Operation.STREAM and isinstance(result, ChatStream):
                 result = _drain(result)
             entry = self._store(key, result, policy, ttl)
             self._counters.add("refreshes")
@@ -508,7 +503,7 @@ def _storable_type(result: Any) -> str | None:
 
 def _set_meta(result: Any, state: CacheOutcome) -> None:
     meta = getattr(result, "meta", None)
-    if meta is not None and isinstance(meta, _RESPONSE_META.get()):
+    if meta is not None and isinstance(meta, ResponseMeta):
         meta.cache = state
 
 

@@ -76,7 +76,7 @@ class OperationPolicy(BaseModel):
 # The original reports' figures: model list and pricing 60 s in process, 1 h
 # shared, refreshed every 55 min; credits move with every call, so briefly;
 # generation stats never change once final.
-# Floats, as validation would make them: unvalidated_defaults() uses them as they are.
+# Floats, as validation would make them: _default_policies() uses them as they are.
 DEFAULT_POLICIES: dict[str, dict[str, Any]] = {
     "list_models": dict(
         enabled=True,
@@ -94,10 +94,16 @@ DEFAULT_POLICIES: dict[str, dict[str, Any]] = {
 }
 
 
+def _default_policies() -> dict[str, OperationPolicy]:
+    # The defaults are valid as written (tested): built without validating,
+    # like every settings default (llmrelay.core.settings.default_settings).
+    return {name: OperationPolicy.model_construct(**policy) for name, policy in DEFAULT_POLICIES.items()}
+
+
 class CacheSettings(BaseModel):
     """Settings of the cache plugin (``[plugins.cache]``)."""
 
-    # defer_build: with no [plugins.cache] section, unvalidated_defaults()
+    # defer_build: with no [plugins.cache] section, default_settings()
     # stands in and this schema is never built.
     model_config = ConfigDict(extra="forbid", validate_default=True, defer_build=True)
 
@@ -122,10 +128,7 @@ class CacheSettings(BaseModel):
     key_salt: SecretStr | None = Field(
         default=None, description="salt for the API-key fingerprint in cache keys; same across a fleet"
     )
-    # ``{}``: _merge_defaults fills in every operation's defaults and this
-    # model's schema validates them (validate_default), with no second
-    # OperationPolicy schema built for OperationPolicy's own validator.
-    operations: dict[str, OperationPolicy] = Field(default_factory=lambda: {})
+    operations: dict[str, OperationPolicy] = Field(default_factory=_default_policies)
 
     @field_validator("namespace")
     @classmethod
@@ -176,12 +179,6 @@ class CacheSettings(BaseModel):
                     "or entries expire between refreshes"
                 )
         return self
-
-    @classmethod
-    def unvalidated_defaults(cls) -> "CacheSettings":
-        """What ``model_validate({})`` returns, without building the validator (core/settings.py)."""
-        operations = {name: OperationPolicy.model_construct(**policy) for name, policy in DEFAULT_POLICIES.items()}
-        return cls.model_construct(operations=operations, _fields_set=set())
 
     def policy(self, operation: str) -> OperationPolicy | None:
         return self.operations.get(operation)

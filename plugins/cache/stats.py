@@ -2,18 +2,17 @@
 
 ``layer.stats()`` returns a :class:`CacheStats`; the counters are cumulative
 since the layer was built, so a metrics exporter reports them as counters.
-This module loads on the first ``stats()`` call, not when a provider is
-built (:mod:`.counters` holds what the layer needs from the start).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
 
 __all__ = ["CacheStats", "TierStats"]
 
 
-class TierStats(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class TierStats:
     """What one tier answered."""
 
     hits: int = 0  # fresh entries served from this tier
@@ -22,7 +21,8 @@ class TierStats(NamedTuple):
     errors: int = 0  # the tier failed (L2: Redis down or slow; a corrupt entry)
 
 
-class CacheStats(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class CacheStats:
     """A snapshot of one cache layer's counters."""
 
     l1: TierStats

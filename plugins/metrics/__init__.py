@@ -28,24 +28,23 @@ from typing import TYPE_CHECKING, Any
 
 from llmrelay.core.pipeline import LayerContext
 
-if TYPE_CHECKING:
-    from .collector import CallRecord, MetricsCollector
-    from .grade import HealthReport, SeriesGrade, grade
-    from .layer import MetricsLayer
-    from .registry import MetricsRegistry, SnapshotWriter, metrics_registry
-    from .snapshot import BreakerSnapshot, Histogram, MetricsSnapshot, Quantiles, SeriesSnapshot, Totals
+from .settings import MetricsSettings
 
-from .settings import LATENCY_BUCKETS, TTFT_BUCKETS, GradeThresholds, MetricsSettings
-
-# Everything else is imported on first use (PEP 562): building a provider
-# needs only the settings and the layer; snapshots, grading and the CLI
-# command load when a program asks for them.
-_LAZY = {
+# The public names, each with the module it is imported from on first use
+# (PEP 562): the one list. Building a provider needs only the settings and
+# the layer; snapshots and grading load when a program asks for them.
+# ``__all__`` and ``__getattr__`` are made from it; the TYPE_CHECKING imports
+# at the end name the same things for type checkers, as in llmrelay.core.
+_EXPORTS: dict[str, str] = {
+    "LATENCY_BUCKETS": "settings",
+    "TTFT_BUCKETS": "settings",
+    "GradeThresholds": "settings",
+    "MetricsSettings": "settings",
     "CallRecord": "collector",
     "MetricsCollector": "collector",
-    "HealthReport": "grade",
-    "SeriesGrade": "grade",
-    "grade": "grade",
+    "HealthReport": "grading",
+    "SeriesGrade": "grading",
+    "grade": "grading",
     "MetricsLayer": "layer",
     "MetricsRegistry": "registry",
     "SnapshotWriter": "registry",
@@ -58,38 +57,16 @@ _LAZY = {
     "Totals": "snapshot",
 }
 
+__all__ = [*_EXPORTS, "build_layer"]
+
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
+    module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
-
-
-__all__ = [
-    "LATENCY_BUCKETS",
-    "TTFT_BUCKETS",
-    "BreakerSnapshot",
-    "CallRecord",
-    "GradeThresholds",
-    "HealthReport",
-    "Histogram",
-    "MetricsCollector",
-    "MetricsLayer",
-    "MetricsRegistry",
-    "MetricsSettings",
-    "MetricsSnapshot",
-    "Quantiles",
-    "SeriesGrade",
-    "SeriesSnapshot",
-    "SnapshotWriter",
-    "Totals",
-    "build_layer",
-    "grade",
-    "metrics_registry",
-]
 
 
 def build_layer(context: LayerContext) -> MetricsLayer:
@@ -105,3 +82,25 @@ def build_layer(context: LayerContext) -> MetricsLayer:
         writer = registry.snapshot_writer(settings.snapshot_path, settings.snapshot_interval)
     level = settings.log_level
     return MetricsLayer(context.provider_name, collector, log_level=level, writer=writer)
+
+
+if TYPE_CHECKING:  # pragma: no cover - the names of _EXPORTS, for type checkers and IDEs
+    from .collector import CallRecord as CallRecord
+    from .collector import MetricsCollector as MetricsCollector
+    from .grading import HealthReport as HealthReport
+    from .grading import SeriesGrade as SeriesGrade
+    from .grading import grade as grade
+    from .layer import MetricsLayer as MetricsLayer
+    from .registry import MetricsRegistry as MetricsRegistry
+    from .registry import SnapshotWriter as SnapshotWriter
+    from .registry import metrics_registry as metrics_registry
+    from .settings import LATENCY_BUCKETS as LATENCY_BUCKETS
+    from .settings import TTFT_BUCKETS as TTFT_BUCKETS
+    from .settings import GradeThresholds as GradeThresholds
+    from .settings import MetricsSettings as MetricsSettings
+    from .snapshot import BreakerSnapshot as BreakerSnapshot
+    from .snapshot import Histogram as Histogram
+    from .snapshot import MetricsSnapshot as MetricsSnapshot
+    from .snapshot import Quantiles as Quantiles
+    from .snapshot import SeriesSnapshot as SeriesSnapshot
+    from .snapshot import Totals as Totals

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from llmrelay.core.errors import ConfigurationError, LLMRelayError
 
-from .grade import GRADES
+from .grading import GRADES
 from .registry import metrics_registry
 from .settings import GradeThresholds, MetricsSettings
 from .snapshot import MetricsSnapshot

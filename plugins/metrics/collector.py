@@ -16,6 +16,7 @@ import time
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Mapping
+from dataclasses import KW_ONLY, asdict, dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -35,22 +36,17 @@ def percentile(ordered: list[float], fraction: float) -> float:
     return ordered[rank - 1]
 
 
+@dataclass(slots=True)
 class _BreakerState:
     """A breaker as metrics last heard of it; a BreakerSnapshot when read."""
 
-    __slots__ = ("breaker", "provider", "model", "state", "transitions", "opened", "last_reason")
-
-    def __init__(self, breaker: str, provider: str, model: str | None, state: str) -> None:
-        self.breaker = breaker
-        self.provider = provider
-        self.model = model
-        self.state = state
-        self.transitions = 0
-        self.opened = 0
-        self.last_reason: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
+    breaker: str
+    provider: str
+    model: str | None
+    state: str
+    transitions: int = 0
+    opened: int = 0
+    last_reason: str | None = None
 
 
 class _Series:
@@ -93,58 +89,25 @@ class _Series:
         self.breaker_rejections = 0
 
 
+@dataclass(frozen=True, slots=True)
 class CallRecord:
     """What the metrics layer learned about one finished call."""
 
-    __slots__ = (
-        "attempts",
-        "breaker",
-        "cache",
-        "cancelled",
-        "completion_tokens",
-        "cost",
-        "error_type",
-        "latency",
-        "model",
-        "operation",
-        "prompt_tokens",
-        "provider",
-        "tokens_per_second",
-        "ttft",
-    )
-
-    def __init__(
-        self,
-        provider: str,
-        model: str | None,
-        operation: str,
-        latency: float,
-        *,
-        error_type: str | None = None,
-        cancelled: bool = False,
-        attempts: int = 1,
-        ttft: float | None = None,
-        tokens_per_second: float | None = None,
-        prompt_tokens: int = 0,
-        completion_tokens: int = 0,
-        cost: Decimal | None = None,
-        cache: str | None = None,
-        breaker: str | None = None,
-    ) -> None:
-        self.provider = provider
-        self.model = model
-        self.operation = operation
-        self.latency = latency
-        self.error_type = error_type
-        self.cancelled = cancelled
-        self.attempts = attempts
-        self.ttft = ttft
-        self.tokens_per_second = tokens_per_second
-        self.prompt_tokens = prompt_tokens
-        self.completion_tokens = completion_tokens
-        self.cost = cost
-        self.cache = cache
-        self.breaker = breaker
+    provider: str
+    model: str | None
+    operation: str
+    latency: float
+    _: KW_ONLY
+    error_type: str | None = None
+    cancelled: bool = False
+    attempts: int = 1
+    ttft: float | None = None
+    tokens_per_second: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: Decimal | None = None
+    cache: str | None = None
+    breaker: str | None = None
 
     def as_event(self) -> dict[str, Any]:
         """The structured log event: labels and numbers only, never request content or keys."""
@@ -320,7 +283,7 @@ class MetricsCollector:
         max_age = self.settings.window_seconds
         with self._lock:
             raw = [(key, self._copy(series)) for key, series in self._series.items()]
-            breakers = [b.as_dict() for b in self._breakers.values()]
+            breakers = [asdict(b) for b in self._breakers.values()]
             since = self._since
         series_list = []
         for (provider, model, operation), copy in raw:

@@ -13,10 +13,10 @@ nothing per chunk.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from llmrelay.core.deferred import Deferred
 from llmrelay.core.errors import LLMRelayError
+from llmrelay.core.models import Usage
 from llmrelay.core.pipeline import BreakerReport, Call, Handler, Layer, Operation
 
 from .collector import CallRecord, MetricsCollector
@@ -24,16 +24,11 @@ from .registry import SnapshotWriter
 
 __all__ = ["MetricsLayer"]
 
-if TYPE_CHECKING:
-    from llmrelay.core.models import Usage
-
 log = logging.getLogger("llmrelay.metrics")
 
 R = TypeVar("R")
 
 _STREAM = Operation.STREAM
-# A result that carries token usage has loaded the chat model (deferred.py).
-_USAGE: Deferred[type[Usage]] = Deferred("llmrelay.core.models:Usage")
 _LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING}
 
 
@@ -77,7 +72,7 @@ class MetricsLayer(Layer):
         meta = getattr(result, "meta", None)
         usage = getattr(result, "usage", None)
         # Only token usage counts: ValidationReport.usage is the key's spend in USD.
-        if usage is not None and isinstance(usage, _USAGE.get()):
+        if usage is not None and isinstance(usage, Usage):
             prompt, completion, cost = usage.prompt_tokens or 0, usage.completion_tokens or 0, usage.cost
         else:
             prompt = completion = 0
@@ -131,7 +126,7 @@ class MetricsLayer(Layer):
         started = stream.started_at
         ended = stream.ended_at if stream.ended_at is not None else started
         first = stream.first_chunk_at
-        usage = stream.usage if isinstance(stream.usage, _USAGE.get()) else None
+        usage = stream.usage if isinstance(stream.usage, Usage) else None
         tokens_per_second = None
         completion = getattr(usage, "completion_tokens", 0) or 0
         if first is not None and completion and ended > first:

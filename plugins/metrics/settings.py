@@ -2,6 +2,7 @@
 
 from typing import Literal
 
+from llmrelay.core.settings import default_settings
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = ["LATENCY_BUCKETS", "TTFT_BUCKETS", "GradeThresholds", "MetricsSettings"]
@@ -9,7 +10,7 @@ __all__ = ["LATENCY_BUCKETS", "TTFT_BUCKETS", "GradeThresholds", "MetricsSetting
 # LLM calls take from a few hundred milliseconds to minutes: buckets are
 # dense around 1-10 s, where the health grade's thresholds are, and reach
 # five minutes for long generations.
-# Floats, as validation would make them: unvalidated_defaults() uses them as they are.
+# Floats, as validation would make them: default_settings() uses them as they are.
 LATENCY_BUCKETS: tuple[float, ...] = (
     0.1,
     0.25,
@@ -34,9 +35,8 @@ LATENCY_BUCKETS: tuple[float, ...] = (
 TTFT_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0)
 
 
-# defer_build: each model builds its schema when it first validates. A
-# config rather than a field-less base class: pydantic charges for every
-# class it makes.
+# defer_build: each model builds its schema when it first validates (with no
+# [plugins.metrics] section, default_settings() stands in and it never does).
 _STRICT = ConfigDict(extra="forbid", validate_default=True, frozen=True, defer_build=True)
 
 
@@ -66,11 +66,6 @@ class GradeThresholds(BaseModel):
             raise ValueError("needs three positive, strictly increasing values (A, B, C limits)")
         return value
 
-    @classmethod
-    def unvalidated_defaults(cls) -> "GradeThresholds":
-        """What ``model_validate({})`` returns, without building the validator (core/settings.py)."""
-        return cls.model_construct(_fields_set=set())
-
     @model_validator(mode="after")
     def _failing_above_c(self) -> "GradeThresholds":
         if self.failing_error_rate <= self.error_rate[2]:
@@ -87,7 +82,7 @@ class MetricsSettings(BaseModel):
     window_seconds: float | None = Field(default=300.0, gt=0, description="samples older than this are ignored")
     latency_buckets: tuple[float, ...] = LATENCY_BUCKETS
     ttft_buckets: tuple[float, ...] = TTFT_BUCKETS
-    grade: GradeThresholds = Field(default_factory=GradeThresholds)
+    grade: GradeThresholds = default_settings(GradeThresholds)
     log_level: Literal["DEBUG", "INFO", "WARNING", "OFF"] = Field(
         default="DEBUG", description="level of the per-call log event on logger llmrelay.metrics"
     )
@@ -95,11 +90,6 @@ class MetricsSettings(BaseModel):
         default=None, description="write the process's metrics here as JSON ({pid} is replaced), for `llmrelay metrics`"
     )
     snapshot_interval: float = Field(default=10.0, gt=0, description="seconds between snapshot writes")
-
-    @classmethod
-    def unvalidated_defaults(cls) -> "MetricsSettings":
-        """What ``model_validate({})`` returns, without building the validator (core/settings.py)."""
-        return cls.model_construct(grade=GradeThresholds.unvalidated_defaults(), _fields_set=set())
 
     @field_validator("latency_buckets", "ttft_buckets")
     @classmethod

@@ -61,7 +61,7 @@ class Histogram(_Model):
             raise ValueError("cannot merge histograms with different buckets")
         return Histogram(
             bounds=list(self.bounds),
-            counts=[a + b for a, b in zip(self.counts, other.counts)],
+            counts=[a + b for a, b in zip(self.counts, other.counts, strict=False)],
             sum=self.sum + other.sum,
             count=self.count + other.count,
         )
@@ -225,8 +225,8 @@ class MetricsSnapshot(_Model):
         )
 
     def grade(self, thresholds: Any = None) -> Any:
-        """The A-F health report (see :mod:`.grade`)."""
-        from .grade import grade
+        """The A-F health report (see :mod:`.grading`)."""
+        from .grading import grade
 
         return grade(self, thresholds)
 

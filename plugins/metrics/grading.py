@@ -8,7 +8,7 @@ worst of all. Recommendations name the series, the figure that triggered
 them and what to change.
 """
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from .settings import GradeThresholds
 from .snapshot import MetricsSnapshot, SeriesSnapshot
@@ -22,6 +22,8 @@ _MODELS = "list_models"
 
 
 class SeriesGrade(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     provider: str
     model: str | None
     operation: str
@@ -33,6 +35,8 @@ class SeriesGrade(BaseModel):
 
 class HealthReport(BaseModel):
     """``grade`` is ``None`` when no series had enough calls to grade."""
+
+    model_config = ConfigDict(defer_build=True)
 
     grade: str | None
     providers: dict[str, str] = Field(default_factory=dict)
@@ -56,7 +60,7 @@ class HealthReport(BaseModel):
 
 
 def _letter(value: float, limits: tuple[float, float, float]) -> str:
-    for letter, limit in zip("ABC", limits):
+    for letter, limit in zip("ABC", limits, strict=True):
         if value < limit:
             return letter
     return "D"
@@ -143,12 +147,14 @@ def recommend(snapshot: MetricsSnapshot, limits: GradeThresholds) -> list[str]:
             )
         if errors.get("PaymentRequiredError"):
             advice.append(
-                f"{label} {op}: {errors['PaymentRequiredError']} calls failed for lack of credits (402): add credits or raise the key's limit"
+                f"{label} {op}: {errors['PaymentRequiredError']} calls failed for lack of credits (402): "
+                "add credits or raise the key's limit"
             )
         bad = errors.get("BadRequestError", 0) + errors.get("ModelNotFoundError", 0) + errors.get("NotFoundError", 0)
         if bad:
             advice.append(
-                f"{label} {op}: {bad} calls were rejected as invalid (400/404/422): check the model id and request parameters"
+                f"{label} {op}: {bad} calls were rejected as invalid (400/404/422): "
+                "check the model id and request parameters"
             )
         limited = errors.get("RateLimitError", 0)
         if limited and limited / n >= limits.error_rate[0]:
@@ -174,7 +180,8 @@ def recommend(snapshot: MetricsSnapshot, limits: GradeThresholds) -> list[str]:
             advice.append(f"{label} {op}: {series.breaker_rejections} calls were rejected by the open circuit breaker")
         if series.retries and series.retries / n >= 0.1:
             advice.append(
-                f"{label} {op}: {series.retries} retries for {n} calls: the upstream is flaky; consider another provider route"
+                f"{label} {op}: {series.retries} retries for {n} calls: "
+                "the upstream is flaky; consider another provider route"
             )
         hit_rate = series.cache_hit_rate
         if op == _MODELS and n >= 3:
@@ -185,7 +192,8 @@ def recommend(snapshot: MetricsSnapshot, limits: GradeThresholds) -> list[str]:
                 )
             elif hit_rate < limits.low_cache_hit_rate:
                 advice.append(
-                    f"{series.provider} list_models cache hit rate is {hit_rate:.0%} over {series.cache_lookups} lookups: "
+                    f"{series.provider} list_models cache hit rate is {hit_rate:.0%} "
+                    f"over {series.cache_lookups} lookups: "
                     "raise the cache TTL for model listings"
                 )
         elif hit_rate is not None and series.cache_lookups >= 10 and hit_rate < 0.05 and op != _STREAM:
