@@ -8,10 +8,17 @@ worst of all. Recommendations name the series, the figure that triggered
 them and what to change.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from .settings import GradeThresholds
-from .snapshot import MetricsSnapshot, SeriesSnapshot
+
+if TYPE_CHECKING:  # a snapshot grades itself (MetricsSnapshot.grade): grading only reads one
+    from .snapshot import BreakerSnapshot, MetricsSnapshot, SeriesSnapshot
 
 __all__ = ["GRADES", "HealthReport", "SeriesGrade", "grade"]
 
@@ -124,97 +131,113 @@ def grade(snapshot: MetricsSnapshot, thresholds: GradeThresholds | None = None) 
 
 def recommend(snapshot: MetricsSnapshot, limits: GradeThresholds) -> list[str]:
     """Concrete advice, most important first."""
-    advice: list[str] = []
-    for breaker in snapshot.breakers:
-        if breaker.state != "open":
-            continue
-        why = f" ({breaker.last_reason})" if breaker.last_reason else ""
-        advice.append(
-            f"circuit breaker {breaker.breaker} is open{why}: calls fail fast with CircuitOpenError; "
-            "add a fallback provider or model, and check the upstream's status page"
-        )
+    advice = [_open_breaker_advice(b) for b in snapshot.breakers if b.state == "open"]
     for series in snapshot.series:
         if series.requests < limits.min_requests:
             continue
-        label = _label(series)
-        op = series.operation
-        errors = series.errors_by_type
-        n = series.requests
-        if errors.get("AuthenticationError"):
-            advice.append(
-                f"{label} {op}: {errors['AuthenticationError']} of {n} calls were refused for the API key (401): "
-                "check the key (`llmrelay validate`)"
-            )
-        if errors.get("PaymentRequiredError"):
-            advice.append(
-                f"{label} {op}: {errors['PaymentRequiredError']} calls failed for lack of credits (402): "
-                "add credits or raise the key's limit"
-            )
-        bad = errors.get("BadRequestError", 0) + errors.get("ModelNotFoundError", 0) + errors.get("NotFoundError", 0)
-        if bad:
-            advice.append(
-                f"{label} {op}: {bad} calls were rejected as invalid (400/404/422): "
-                "check the model id and request parameters"
-            )
-        limited = errors.get("RateLimitError", 0)
-        if limited and limited / n >= limits.error_rate[0]:
-            advice.append(
-                f"{label} {op}: {limited / n:.0%} of calls were rate limited (429): lower concurrency, "
-                "enable the cache for repeated requests, or raise the key's rate limit"
-            )
-        timeouts = errors.get("APITimeoutError", 0)
-        if timeouts and timeouts / n >= limits.error_rate[0]:
-            advice.append(
-                f"{label} {op}: {timeouts} of {n} calls timed out: raise timeout.read for {series.provider}, "
-                "lower max_tokens, or use stream_execute"
-            )
-        upstream = (
-            errors.get("ServerError", 0) + errors.get("APIConnectionError", 0) + errors.get("StreamInterruptedError", 0)
-        )
-        if upstream and upstream / n >= limits.error_rate[0]:
-            advice.append(
-                f"{label} {op}: {upstream / n:.0%} of calls failed upstream (5xx / connection): "
-                "configure a fallback model or provider"
-            )
-        if series.breaker_rejections:
-            advice.append(f"{label} {op}: {series.breaker_rejections} calls were rejected by the open circuit breaker")
-        if series.retries and series.retries / n >= 0.1:
-            advice.append(
-                f"{label} {op}: {series.retries} retries for {n} calls: "
-                "the upstream is flaky; consider another provider route"
-            )
-        hit_rate = series.cache_hit_rate
-        if op == _MODELS and n >= 3:
-            if hit_rate is None:
-                advice.append(
-                    f"{series.provider} list_models was called {n} times and never served from cache: "
-                    "enable the cache plugin for it ([plugins.cache] enabled = true)"
-                )
-            elif hit_rate < limits.low_cache_hit_rate:
-                advice.append(
-                    f"{series.provider} list_models cache hit rate is {hit_rate:.0%} "
-                    f"over {series.cache_lookups} lookups: "
-                    "raise the cache TTL for model listings"
-                )
-        elif hit_rate is not None and series.cache_lookups >= 10 and hit_rate < 0.05 and op != _STREAM:
-            advice.append(
-                f"{label} {op}: cache hit rate {hit_rate:.0%} over {series.cache_lookups} lookups: "
-                "these requests rarely repeat; turn caching off for them to save memory"
-            )
-        if op == _STREAM:
-            ttft = series.ttft.get(limits.latency_percentile)
-            if ttft is not None and ttft >= limits.latency_seconds[1]:
-                advice.append(
-                    f"{label} streams: {limits.latency_percentile} time to first token is {ttft:.1f}s: "
-                    "shorten the prompt or pick a faster model or provider route"
-                )
-        else:
-            latency = series.latency.get(limits.latency_percentile)
-            if latency is not None and latency >= limits.latency_seconds[1]:
-                hint = (
-                    "use stream_execute to show the first tokens sooner, lower max_tokens, or pick a faster model"
-                    if op == "execute"
-                    else "cache the result or call it less often"
-                )
-                advice.append(f"{label} {op}: {limits.latency_percentile} latency is {latency:.1f}s: {hint}")
+        label = f"{_label(series)} {series.operation}"
+        advice += _error_advice(series, label, limits)
+        advice += _retry_advice(series, label)
+        advice += _cache_advice(series, label, limits)
+        advice += _latency_advice(series, label, limits)
     return advice
+
+
+def _open_breaker_advice(breaker: BreakerSnapshot) -> str:
+    why = f" ({breaker.last_reason})" if breaker.last_reason else ""
+    return (
+        f"circuit breaker {breaker.breaker} is open{why}: calls fail fast with CircuitOpenError; "
+        "add a fallback provider or model, and check the upstream's status page"
+    )
+
+
+def _error_advice(series: SeriesSnapshot, label: str, limits: GradeThresholds) -> Iterator[str]:
+    """What the failures of one series point at, by error type."""
+    errors = series.errors_by_type
+    n = series.requests
+    # Refused calls are worth a word at any rate; transient ones only once they are frequent.
+    frequent = limits.error_rate[0]
+    if errors.get("AuthenticationError"):
+        yield (
+            f"{label}: {errors['AuthenticationError']} of {n} calls were refused for the API key (401): "
+            "check the key (`llmrelay validate`)"
+        )
+    if errors.get("PaymentRequiredError"):
+        yield (
+            f"{label}: {errors['PaymentRequiredError']} calls failed for lack of credits (402): "
+            "add credits or raise the key's limit"
+        )
+    bad = errors.get("BadRequestError", 0) + errors.get("ModelNotFoundError", 0) + errors.get("NotFoundError", 0)
+    if bad:
+        yield f"{label}: {bad} calls were rejected as invalid (400/404/422): check the model id and request parameters"
+    limited = errors.get("RateLimitError", 0)
+    if limited and limited / n >= frequent:
+        yield (
+            f"{label}: {limited / n:.0%} of calls were rate limited (429): lower concurrency, "
+            "enable the cache for repeated requests, or raise the key's rate limit"
+        )
+    timeouts = errors.get("APITimeoutError", 0)
+    if timeouts and timeouts / n >= frequent:
+        yield (
+            f"{label}: {timeouts} of {n} calls timed out: raise timeout.read for {series.provider}, "
+            "lower max_tokens, or use stream_execute"
+        )
+    upstream = (
+        errors.get("ServerError", 0) + errors.get("APIConnectionError", 0) + errors.get("StreamInterruptedError", 0)
+    )
+    if upstream and upstream / n >= frequent:
+        yield (
+            f"{label}: {upstream / n:.0%} of calls failed upstream (5xx / connection): "
+            "configure a fallback model or provider"
+        )
+
+
+def _retry_advice(series: SeriesSnapshot, label: str) -> Iterator[str]:
+    if series.breaker_rejections:
+        yield f"{label}: {series.breaker_rejections} calls were rejected by the open circuit breaker"
+    if series.retries and series.retries / series.requests >= 0.1:
+        yield (
+            f"{label}: {series.retries} retries for {series.requests} calls: "
+            "the upstream is flaky; consider another provider route"
+        )
+
+
+def _cache_advice(series: SeriesSnapshot, label: str, limits: GradeThresholds) -> Iterator[str]:
+    hit_rate = series.cache_hit_rate
+    if series.operation == _MODELS and series.requests >= 3:
+        if hit_rate is None:
+            yield (
+                f"{series.provider} list_models was called {series.requests} times and never served from cache: "
+                "enable the cache plugin for it ([plugins.cache] enabled = true)"
+            )
+        elif hit_rate < limits.low_cache_hit_rate:
+            yield (
+                f"{series.provider} list_models cache hit rate is {hit_rate:.0%} "
+                f"over {series.cache_lookups} lookups: "
+                "raise the cache TTL for model listings"
+            )
+    elif hit_rate is not None and series.cache_lookups >= 10 and hit_rate < 0.05 and series.operation != _STREAM:
+        yield (
+            f"{label}: cache hit rate {hit_rate:.0%} over {series.cache_lookups} lookups: "
+            "these requests rarely repeat; turn caching off for them to save memory"
+        )
+
+
+def _latency_advice(series: SeriesSnapshot, label: str, limits: GradeThresholds) -> Iterator[str]:
+    op = series.operation
+    if op == _STREAM:
+        ttft = series.ttft.get(limits.latency_percentile)
+        if ttft is not None and ttft >= limits.latency_seconds[1]:
+            yield (
+                f"{_label(series)} streams: {limits.latency_percentile} time to first token is {ttft:.1f}s: "
+                "shorten the prompt or pick a faster model or provider route"
+            )
+        return
+    latency = series.latency.get(limits.latency_percentile)
+    if latency is not None and latency >= limits.latency_seconds[1]:
+        hint = (
+            "use stream_execute to show the first tokens sooner, lower max_tokens, or pick a faster model"
+            if op == "execute"
+            else "cache the result or call it less often"
+        )
+        yield f"{label}: {limits.latency_percentile} latency is {latency:.1f}s: {hint}"

@@ -11,8 +11,10 @@ Labels: ``provider``, ``model`` (empty when the call has none) and
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from .snapshot import BreakerSnapshot, Histogram, MetricsSnapshot, Quantiles, SeriesSnapshot
+if TYPE_CHECKING:  # a snapshot renders itself (MetricsSnapshot.prometheus): rendering only reads one
+    from .snapshot import BreakerSnapshot, Histogram, MetricsSnapshot, Quantiles, SeriesSnapshot
 
 __all__ = ["CONTENT_TYPE", "render"]
 

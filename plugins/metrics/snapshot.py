@@ -13,6 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from . import grading, prometheus
+from .settings import GradeThresholds
+
 __all__ = [
     "BreakerSnapshot",
     "Histogram",
@@ -224,17 +227,13 @@ class MetricsSnapshot(_Model):
             totals=Totals.of(merged),
         )
 
-    def grade(self, thresholds: Any = None) -> Any:
+    def grade(self, thresholds: GradeThresholds | None = None) -> grading.HealthReport:
         """The A-F health report (see :mod:`.grading`)."""
-        from .grading import grade
-
-        return grade(self, thresholds)
+        return grading.grade(self, thresholds)
 
     def prometheus(self) -> str:
         """The snapshot in Prometheus text exposition format (see :mod:`.prometheus`)."""
-        from .prometheus import render
-
-        return render(self)
+        return prometheus.render(self)
 
     def as_dict(self) -> dict[str, Any]:
         return json.loads(self.to_json(indent=None))  # type: ignore[no-any-return]
