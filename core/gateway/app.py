@@ -18,93 +18,24 @@ excluded (for a stream, up to its first byte).
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
 from ..errors import BadRequestError, LLMRelayError
 from ..secrets import redact
-from . import openai_ingress as openai
+from . import routes
 from .backend import Backend
 from .errors import anthropic_error_body, openai_error_body
+from .exchange import ANTHROPIC, OPENAI, BodyTooLarge, Request, Response, json_response
 from .observability import Observer
 from .settings import GatewaySettings
 
 __all__ = ["GatewayApp", "Request", "Response"]
 
 log = logging.getLogger("llmrelay.gateway")
-
-OPENAI, ANTHROPIC = "openai", "anthropic"
-_JSON = "application/json"
-_SSE = "text/event-stream"
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-class Request:
-    __slots__ = ("environ", "method", "path", "started", "upstream", "_body")
-
-    def __init__(self, environ: dict[str, Any], started: float) -> None:
-        self.environ = environ
-        self.method: str = environ.get("REQUEST_METHOD", "GET")
-        self.path: str = environ.get("PATH_INFO", "/") or "/"
-        self.started = started
-        self.upstream = 0.0  # seconds spent waiting for the upstream
-        self._body: bytes | None = None
-
-    def header(self, name: str) -> str | None:
-        value = self.environ.get("HTTP_" + name.upper().replace("-", "_"))
-        return value if isinstance(value, str) else None
-
-    @property
-    def query(self) -> str:
-        return str(self.environ.get("QUERY_STRING", ""))
-
-    def body(self, limit: int) -> bytes:
-        if self._body is None:
-            length_text = self.environ.get("CONTENT_LENGTH") or ""
-            stream = self.environ["wsgi.input"]
-            if length_text:
-                try:
-                    length = int(length_text)
-                except ValueError:
-                    raise BadRequestError("Content-Length is not a number") from None
-                if length > limit:
-                    raise BodyTooLarge()
-                self._body = stream.read(length) if length else b""
-            else:  # chunked: read one byte past the limit to know it was passed
-                self._body = stream.read(limit + 1)
-                if len(self._body) > limit:
-                    raise BodyTooLarge()
-        return self._body
-
-    def json(self, limit: int) -> Any:
-        raw = self.body(limit)
-        try:
-            return json.loads(raw)
-        except ValueError:
-            raise BadRequestError("the request body is not valid JSON") from None
-
-
-@dataclass(slots=True)
-class Response:
-    status: int
-    # A streamed body is an iterable with close(): the server calls it when the
-    # response ends or the client went away (see .pump.Pump).
-    body: bytes | Iterable[bytes]
-    content_type: str = _JSON
-    headers: list[tuple[str, str]] = field(default_factory=list)
-
-
-def json_response(status: int, data: Any, headers: list[tuple[str, str]] | None = None) -> Response:
-    return Response(status, openai.dumps(data), headers=headers or [])
-
 
 Handler = Callable[["GatewayApp", Request], Response]
 
@@ -126,8 +57,6 @@ class GatewayApp:
         self.clock = clock
         self._keys = settings.keys()
         self._routes: dict[str, dict[str, tuple[Handler, str, bool]]] = {}
-        from . import routes
-
         routes.install(self)
 
     def route(self, method: str, path: str, handler: Handler, protocol: str = OPENAI, *, auth: bool = True) -> None:

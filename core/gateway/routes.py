@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 from ..errors import BadRequestError
 from . import anthropic_ingress as anthropic
 from . import openai_ingress as openai
-from .app import _SSE, ANTHROPIC, OPENAI, Response, json_response
+from .exchange import ANTHROPIC, OPENAI, SSE, Request, Response, json_response
 from .pump import Pump
 
-if TYPE_CHECKING:
-    from .app import GatewayApp, Request
+if TYPE_CHECKING:  # the app installs these routes (GatewayApp.__init__): they only call back into it
+    from .app import GatewayApp
 
 __all__ = ["install"]
 
@@ -46,7 +46,7 @@ def chat_completions(app: GatewayApp, request: Request) -> Response:
         request.upstream += app.clock() - started
         frames = openai.sse_chunks(upstream, model, include_usage)
         body = Pump(frames, upstream.close, ping=lambda: openai.PING, ping_interval=app.settings.ping_interval)
-        return Response(200, body, _SSE)
+        return Response(200, body, SSE)
     response = provider.execute(chat)
     request.upstream += app.clock() - started
     return json_response(200, openai.completion_body(response, model))
@@ -62,7 +62,7 @@ def messages(app: GatewayApp, request: Request) -> Response:
         request.upstream += app.clock() - started
         events = anthropic.MessageEvents(upstream, model)
         body = Pump(iter(events), upstream.close, ping=events.ping, ping_interval=app.settings.ping_interval)
-        return Response(200, body, _SSE)
+        return Response(200, body, SSE)
     response = provider.execute(chat)
     request.upstream += app.clock() - started
     return json_response(200, anthropic.message_body(response, model))
