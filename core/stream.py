@@ -76,6 +76,15 @@ class _ToolCallBuilder:
     name: str = ""
     arguments: list[str] = field(default_factory=list)
 
+    def add(self, delta: ToolCallDelta) -> None:
+        # The id and name come once (usually on the first fragment); the arguments arrive in pieces.
+        if delta.id:
+            self.id = delta.id
+        if delta.name:
+            self.name = delta.name
+        if delta.arguments:
+            self.arguments.append(delta.arguments)
+
 
 DoneCallback = Callable[["ChatStream"], None]
 
@@ -153,16 +162,7 @@ class ChatStream:
         if chunk.reasoning:
             self._reasoning.append(chunk.reasoning)
         if chunk.tool_calls:
-            for delta in chunk.tool_calls:
-                builder = self._tools.get(delta.index)
-                if builder is None:
-                    builder = self._tools[delta.index] = _ToolCallBuilder()
-                if delta.id:
-                    builder.id = delta.id
-                if delta.name:
-                    builder.name = delta.name
-                if delta.arguments:
-                    builder.arguments.append(delta.arguments)
+            self._absorb_tool_calls(chunk.tool_calls)
         # The usage-only chunk at the end repeats (or nulls) finish_reason:
         # the first non-null one is the real one.
         if chunk.finish_reason and self.finish_reason is None:
@@ -176,6 +176,13 @@ class ChatStream:
             self.model = chunk.model
         if chunk.served_by:
             self.served_by = chunk.served_by
+
+    def _absorb_tool_calls(self, deltas: list[ToolCallDelta]) -> None:
+        for delta in deltas:
+            builder = self._tools.get(delta.index)
+            if builder is None:
+                builder = self._tools[delta.index] = _ToolCallBuilder()
+            builder.add(delta)
 
     # ------------------------------------------------------------------ lifecycle
 

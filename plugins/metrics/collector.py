@@ -88,6 +88,33 @@ class _Series:
         self.cache = {"hit": 0, "stale": 0, "miss": 0, "bypass": 0, "coalesced": 0}
         self.breaker_rejections = 0
 
+    # The count_* methods run under the collector's lock, once per call.
+
+    def count_outcome(self, error_type: str | None, cancelled: bool, attempts: int) -> None:
+        self.requests += 1
+        if error_type is not None:
+            self.errors += 1
+            self.errors_by_type[error_type] = self.errors_by_type.get(error_type, 0) + 1
+        elif cancelled:
+            self.cancelled += 1
+        else:
+            self.successes += 1
+        if attempts > 1:
+            self.retries += attempts - 1
+
+    def count_ttft(self, now: float, ttft: float, bucket: int) -> None:
+        self.ttft.append((now, ttft))
+        self.ttft_counts[bucket] += 1
+        self.ttft_sum += ttft
+        self.ttft_count += 1
+
+    def count_layer_reports(self, cache: str | None, breaker: str | None) -> None:
+        """What the cache and the breaker layers said about the call."""
+        if cache is not None and cache in self.cache:
+            self.cache[cache] += 1
+        if breaker == "rejected":
+            self.breaker_rejections += 1
+
 
 @dataclass(frozen=True, slots=True)
 class CallRecord:
@@ -203,38 +230,20 @@ class MetricsCollector:
             if series is None:
                 size = self.settings.window_size
                 series = self._series[key] = _Series(size, len(self._bounds), len(self._ttft_bounds))
-            series.requests += 1
-            if error_type is not None:
-                series.errors += 1
-                series.errors_by_type[error_type] = series.errors_by_type.get(error_type, 0) + 1
-            elif cancelled:
-                series.cancelled += 1
-            else:
-                series.successes += 1
-            if attempts > 1:
-                series.retries += attempts - 1
+            series.count_outcome(error_type, cancelled, attempts)
             series.latency.append((now, latency))
             series.latency_counts[latency_bucket] += 1
             series.latency_sum += latency
             if ttft is not None:
-                series.ttft.append((now, ttft))
-                series.ttft_counts[bisect_left(self._ttft_bounds, ttft)] += 1
-                series.ttft_sum += ttft
-                series.ttft_count += 1
+                series.count_ttft(now, ttft, bisect_left(self._ttft_bounds, ttft))
             if tokens_per_second is not None:
                 series.tps.append((now, tokens_per_second))
-            if prompt_tokens:
-                series.prompt_tokens += prompt_tokens
-            if completion_tokens:
-                series.completion_tokens += completion_tokens
+            series.prompt_tokens += prompt_tokens
+            series.completion_tokens += completion_tokens
             if cost is not None:
                 series.cost += cost
-            if cache is not None:
-                counts = series.cache
-                if cache in counts:
-                    counts[cache] += 1
-            if breaker == "rejected":
-                series.breaker_rejections += 1
+            if cache is not None or breaker is not None:
+                series.count_layer_reports(cache, breaker)
 
     def observe_breaker_event(self, event: Mapping[str, Any]) -> None:
         """Take a circuit breaker's state change (the plain dict its listeners get).
