@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from typing import Any
 
 from llmrelay.core.models import ChatRequest
@@ -32,28 +31,12 @@ __all__ = ["KeyBuilder", "normalize_request"]
 _DEFAULT_SALT = b"llmrelay.cache.key-fingerprint.v1"
 
 
-def _canonical_encoder() -> Callable[[Any], str]:
-    """``json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``, cheaper per call.
+# Canonical JSON: sorted keys, no whitespace. What it encodes is built fresh
+# by normalize_request and never circular, so the encoder skips the reference
+# markers it would otherwise keep for every container (about a fifth of the
+# encoding time). A JSONEncoder keeps no per-call state: threads share one.
+_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
 
-    ``JSONEncoder.encode`` sets up a new C encoder on every call; the one built
-    here is reused (it keeps no state without circular-reference markers, so
-    threads share it). It is checked against the plain encoder once, and not
-    used if this Python's ``c_make_encoder`` differs.
-    """
-    plain = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is not None:
-        probe = ["s", {"b": [1, 2.5, None, True], "a": "\u00e9\n"}, 3]
-        try:
-            fast = make(None, plain.default, json.encoder.encode_basestring, None, ":", ",", True, False, True)
-            if "".join(fast(probe, 0)) == plain.encode(probe):
-                return lambda value: "".join(fast(value, 0))
-        except Exception:  # another signature: use the plain encoder
-            pass
-    return plain.encode
-
-
-_canonical = _canonical_encoder()
 # Copying a configured hash skips parsing blake2b's keyword arguments on every key.
 _DIGEST = hashlib.blake2b(digest_size=16)
 

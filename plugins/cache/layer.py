@@ -28,6 +28,7 @@ passes through the circuit breaker too.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Callable
@@ -314,16 +315,15 @@ class CacheLayer(Layer):
             )
             stream.meta = meta
             return stream
-        # A hit is on the hot path: a shallow copy whose fields are replaced in
-        # its own __dict__ (where pydantic keeps them) costs a third of model_copy(update=...).
-        served = value.__copy__()
-        fields = served.__dict__
-        fields["meta"] = meta
+        # The stored value is never handed out: each caller gets a shallow copy
+        # with its own meta (and its own list of models, which callers may sort or filter).
+        served = copy.copy(value)
+        served.meta = meta
         if call.operation == Operation.LIST_MODELS:  # only then can it be a ModelList
             from llmrelay.core.catalog import ModelList  # kept out of the provider-build path
 
             if isinstance(value, ModelList):
-                fields["models"] = list(value.models)
+                served.models = list(value.models)
         return served
 
     # ------------------------------------------------------------------ background refresh
