@@ -50,11 +50,11 @@ class Pricing(_Model):
 
     @property
     def prompt_per_million(self) -> Decimal | None:
-        return self.prompt * MILLION if self.known(self.prompt) else None  # type: ignore[operator]
+        return self.prompt * MILLION if self.known(self.prompt) else None  # type: ignore[operator]  # known: not None
 
     @property
     def completion_per_million(self) -> Decimal | None:
-        return self.completion * MILLION if self.known(self.completion) else None  # type: ignore[operator]
+        return self.completion * MILLION if self.known(self.completion) else None  # type: ignore[operator]  # known: not None
 
 
 class ModelInfo(_Model):

@@ -280,7 +280,9 @@ def _mark(meta: Any, target: FallbackTarget, model: str | None, attempts: list[F
 
 
 def _attach(error: BaseException, attempts: list[FallbackAttempt]) -> None:
-    error.fallback_attempts = [a.as_dict() for a in attempts]  # type: ignore[attr-defined]
+    log = [a.as_dict() for a in attempts]
+    # Whatever the chain re-raises carries the log, an error of llmrelay's or not.
+    error.fallback_attempts = log  # type: ignore[attr-defined]  # set on any exception type
     if len(attempts) > 1 and hasattr(error, "add_note"):
-        tried = ", ".join(f"{a['provider']} ({a['error_type']})" for a in error.fallback_attempts)  # type: ignore[attr-defined]
+        tried = ", ".join(f"{a['provider']} ({a['error_type']})" for a in log)
         error.add_note(f"fallback chain tried: {tried}")

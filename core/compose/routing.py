@@ -302,7 +302,7 @@ class Router(Provider):
         route = self._decide(RequestFeatures.of(chat))
         if route.model != chat.model:
             chat = chat.model_copy(update={"model": route.model})
-        return self.providers[route.provider], chat, route  # type: ignore[index]
+        return self.providers[route.provider], chat, route  # type: ignore[index]  # _decide never returns a route without one
 
     # ------------------------------------------------------------------ operations
 

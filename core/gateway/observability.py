@@ -65,7 +65,8 @@ class DirectoryShare:
 
     def baseline(self) -> dict[str, Any] | None:
         try:
-            return json.loads((self.directory / "baseline.json").read_text())  # type: ignore[no-any-return]
+            baseline: dict[str, Any] = json.loads((self.directory / "baseline.json").read_text())
+            return baseline
         except (OSError, ValueError):
             return None
 

@@ -234,7 +234,7 @@ class CircuitBreaker:
         finally:
             self._notify(events)
         if not need_lease:
-            return permit  # type: ignore[return-value]
+            return permit  # type: ignore[return-value]  # admitted (a refusal raised above)
         return self._acquire_with_lease(now, generation)
 
     def _admit(self, now: float, events: list[dict[str, Any]]) -> Permit | None:
@@ -273,7 +273,7 @@ class CircuitBreaker:
                 permit = self._admit(now, events)
                 if permit is None:  # re-opened meanwhile and timed out again: rare, fail fast
                     self._reject(self.settings.redis_sync_interval)
-                return permit  # type: ignore[return-value]
+                return permit  # type: ignore[return-value]  # _reject raised when it was None
         finally:
             self._notify(events)
 

@@ -54,7 +54,7 @@ class SingleFlight(Generic[T]):
             flight.wait()
             if flight.error is not None:
                 raise _copy_error(flight.error)
-            return flight.result, False  # type: ignore[return-value]
+            return flight.result, False  # type: ignore[return-value]  # set: its flight ended without an error
         try:
             mine.result = fn(*args)
         except BaseException as exc:

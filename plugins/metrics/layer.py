@@ -169,7 +169,7 @@ class MetricsLayer(Layer):
     def _log(self, record: CallRecord) -> None:
         event = record.as_event()
         log.log(
-            self._level,  # type: ignore[arg-type]
+            self._level,  # type: ignore[arg-type]  # not None: checked before the record was made
             "%s %s %s %s in %.1f ms",
             record.provider,
             record.model or "-",

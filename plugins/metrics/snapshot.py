@@ -41,7 +41,8 @@ class Quantiles(_Model):
     max: float | None = None
 
     def get(self, name: str) -> float | None:
-        return getattr(self, name)  # type: ignore[no-any-return]
+        value: float | None = getattr(self, name)
+        return value
 
 
 class Histogram(_Model):
@@ -148,7 +149,7 @@ def _worse(a: Quantiles, b: Quantiles, *, lower_is_worse: bool = False) -> Quant
     pick = min if lower_is_worse else max
     values: dict[str, Any] = {"count": a.count + b.count}
     for name in ("p50", "p90", "p99", "max"):
-        values[name] = pick(a.get(name), b.get(name))  # type: ignore[type-var]
+        values[name] = pick(a.get(name), b.get(name))  # type: ignore[type-var]  # both set when both counts are
     values["mean"] = ((a.mean or 0) * a.count + (b.mean or 0) * b.count) / (a.count + b.count)
     return Quantiles(**values)
 
@@ -236,4 +237,5 @@ class MetricsSnapshot(_Model):
         return prometheus.render(self)
 
     def as_dict(self) -> dict[str, Any]:
-        return json.loads(self.to_json(indent=None))  # type: ignore[no-any-return]
+        data: dict[str, Any] = json.loads(self.to_json(indent=None))
+        return data
