@@ -57,6 +57,25 @@ class StreamChunk:
     native_finish_reason: str | None = None
     raw: dict[str, Any] | None = field(default=None, repr=False)
 
+    def without_raw(self) -> StreamChunk:
+        """This chunk without ``raw``: what a recorded stream keeps.
+
+        Written out rather than ``replace(raw=None)``: it runs once per chunk
+        of every recorded stream, and ``dataclasses.replace`` inspects the
+        fields on each call (a fifth of a recorded stream's client time).
+        """
+        return StreamChunk(
+            self.text,
+            self.reasoning,
+            self.tool_calls,
+            self.finish_reason,
+            self.usage,
+            self.id,
+            self.model,
+            self.served_by,
+            self.native_finish_reason,
+        )
+
     def replace(self, **changes: Any) -> StreamChunk:
         """A copy with ``changes`` applied (``dataclasses.replace``)."""
         return replace(self, **changes)
@@ -153,7 +172,7 @@ class ChatStream:
             # Kept without ``raw``: holding every event's parsed dict until the
             # stream ends made each later json.loads allocate fresh memory
             # instead of reusing the last event's (+1.1 ms per 1000 chunks).
-            self._recorded.append(replace(chunk, raw=None))
+            self._recorded.append(chunk.without_raw())
         return chunk
 
     def _absorb(self, chunk: StreamChunk) -> None:

@@ -247,3 +247,21 @@ def test_chunks_compare_by_value_and_keep_raw_out_of_their_repr() -> None:
     assert repr(ToolCallDelta(1)) == "ToolCallDelta(index=1, id=None, name=None, arguments='')"
     with pytest.raises(AttributeError):
         chunk.extra = 1  # type: ignore[attr-defined]  # slotted: a typo is an error, not a new field
+
+
+def test_a_recorded_chunk_keeps_every_field_but_raw() -> None:
+    # without_raw() spells the fields out (it runs per recorded chunk): a field
+    # added to StreamChunk later must be kept by it too.
+    from dataclasses import fields, replace
+
+    values: dict[str, object] = {
+        "text": "t",
+        "reasoning": "r",
+        "tool_calls": [ToolCallDelta(0, "call-1", "f", "{}")],
+        "finish_reason": "stop",
+        "usage": Usage(prompt_tokens=1, completion_tokens=2, total_tokens=3),
+        "raw": {"id": "gen-1"},
+    }
+    chunk = StreamChunk(**{f.name: values.get(f.name, f"{f.name}-value") for f in fields(StreamChunk)})
+    assert chunk.without_raw() == replace(chunk, raw=None)
+    assert chunk.without_raw().raw is None and chunk.raw == {"id": "gen-1"}
