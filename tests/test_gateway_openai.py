@@ -20,27 +20,14 @@ from tests.support.gateway import (
     GATEWAY_KEY,
     OPENAI_UPSTREAM_KEY,
     RunningGateway,
-    free_port,
-    start_gateway,
-    two_upstream_config,
+    gateway,
+    upstreams,
 )
 from tests.support.scripted_http import Reply, ScriptedServer, sse
 
+__all__ = ["gateway", "upstreams"]  # fixtures, imported to be found by pytest
+
 MODEL = "gpt-4o-mini"
-
-
-@pytest.fixture(scope="module")
-def upstreams() -> Iterator[tuple[ScriptedServer, ScriptedServer]]:
-    with ScriptedServer() as oa, ScriptedServer() as an:
-        yield oa, an
-
-
-@pytest.fixture(scope="module")
-def gateway(upstreams: tuple[ScriptedServer, ScriptedServer]) -> Iterator[RunningGateway]:
-    oa, an = upstreams
-    port = free_port()
-    with start_gateway(two_upstream_config(oa.url, an.url, port), port) as running:
-        yield running
 
 
 @pytest.fixture

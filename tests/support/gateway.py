@@ -18,15 +18,26 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from tests.support.fake_server import VALID_KEY
+from tests.support.scripted_http import ScriptedServer
 
-__all__ = ["GATEWAY_KEY", "RunningGateway", "free_port", "openrouter_config", "start_gateway"]
+__all__ = [
+    "GATEWAY_KEY",
+    "RunningGateway",
+    "free_port",
+    "gateway",
+    "openrouter_config",
+    "start_gateway",
+    "upstreams",
+]
 
 GATEWAY_KEY = "gw-test-key-7d1c2a9e"
 
@@ -182,3 +193,20 @@ def two_upstream_config(openai_url: str, anthropic_url: str, port: int, *, gatew
         )
         + gateway
     )
+
+
+# Fixtures shared by the protocol test modules (each imports them: one gateway per module).
+@pytest.fixture(scope="module")
+def upstreams() -> Iterator[tuple[ScriptedServer, ScriptedServer]]:
+    """An OpenAI-shaped and an Anthropic-shaped scripted upstream."""
+    with ScriptedServer() as oa, ScriptedServer() as an:
+        yield oa, an
+
+
+@pytest.fixture(scope="module")
+def gateway(upstreams: tuple[ScriptedServer, ScriptedServer]) -> Iterator[RunningGateway]:
+    """A gateway in front of both upstreams."""
+    oa, an = upstreams
+    port = free_port()
+    with start_gateway(two_upstream_config(oa.url, an.url, port), port) as running:
+        yield running
