@@ -13,9 +13,15 @@ same body to both, in rounds that alternate which goes first:
 * requests/s with 8 and 32 concurrent clients;
 * streaming: time to the first chunk and chunks/s over a long SSE stream.
 
-LiteLLM's proxy is measured side by side when ``litellm[proxy]`` is
-installed (``litellm --config``); otherwise its rows say why they are
-missing. Figures are printed, never asserted.
+LiteLLM's proxy is measured side by side when its ``litellm`` command is
+found: ``$LITELLM_BIN``, else beside this Python. Its ``[proxy]`` extra pins
+packages of its own (1.107 and later also need ``litellm-proxy``, which the
+package index here lacks), so give it a venv of its own::
+
+    python -m venv ../litellm-venv && ../litellm-venv/bin/pip install 'litellm[proxy]==1.106.12'
+    LITELLM_BIN=../litellm-venv/bin/litellm python bench/bench_gateway.py
+
+Otherwise its row says why it is missing. Figures are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -95,11 +101,31 @@ def start_gateway(upstream_port: int, port: int, workers: int) -> tuple[subproce
     return process, str(path)
 
 
+def litellm_command() -> tuple[list[str] | None, str]:
+    """How to start LiteLLM's proxy: ``$LITELLM_BIN``, else ``litellm`` beside this Python; or why not.
+
+    Its ``[proxy]`` extra pins packages of its own, so it is best installed in
+    a venv of its own (README, "Benchmarks") and named with ``LITELLM_BIN``.
+    """
+    named = os.environ.get("LITELLM_BIN")
+    if named:
+        return ([named], "") if Path(named).exists() else (None, f"LITELLM_BIN={named} does not exist")
+    beside = Path(sys.executable).parent / "litellm"
+    if not beside.exists():
+        return None, "litellm[proxy] not installed (set LITELLM_BIN to its venv's bin/litellm)"
+    probe = subprocess.run(
+        [str(Path(sys.executable)), "-c", "import litellm.proxy.proxy_server"], capture_output=True, text=True
+    )
+    if probe.returncode != 0:
+        last = (probe.stderr.strip().splitlines() or ["?"])[-1]
+        return None, f"litellm[proxy] not installed here ({last}); set LITELLM_BIN to a venv that has it"
+    return [str(beside)], ""
+
+
 def start_litellm(upstream_port: int, port: int) -> tuple[subprocess.Popen[bytes] | None, str]:
-    try:
-        import litellm.proxy.proxy_server  # noqa: F401 - only to know whether the proxy's extras are there
-    except Exception as exc:
-        return None, f"litellm[proxy] not installed ({type(exc).__name__}: {exc})"
+    command, reason = litellm_command()
+    if command is None:
+        return None, reason
     config = textwrap.dedent(
         f"""
         model_list:
@@ -110,13 +136,14 @@ def start_litellm(upstream_port: int, port: int) -> tuple[subprocess.Popen[bytes
               api_key: {KEY}
         general_settings:
           master_key: {GATEWAY_KEY}
+        litellm_settings:
+          drop_params: true
         """
     )
     path = Path(tempfile.mkstemp(suffix=".yaml")[1])
     path.write_text(config)
-    script = Path(sys.executable).parent / "litellm"
     process = subprocess.Popen(
-        [str(script), "--config", str(path), "--port", str(port), "--num_workers", "1"],
+        [*command, "--config", str(path), "--port", str(port), "--num_workers", "1"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
