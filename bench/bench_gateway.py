@@ -144,6 +144,8 @@ def start_litellm(upstream_port: int, port: int) -> tuple[subprocess.Popen[bytes
     path.write_text(config)
     process = subprocess.Popen(
         [*command, "--config", str(path), "--port", str(port), "--num_workers", "1"],
+        # Its bundled price map: no fetch from GitHub (no network here, and none belongs in a benchmark).
+        env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
