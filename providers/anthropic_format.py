@@ -245,14 +245,16 @@ def _refuse_unsupported(request: ChatRequest, extras: Mapping[str, Any], provide
 
 
 def _tool_definitions(tools: list[Tool]) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": t.function.name,
-            "input_schema": t.function.parameters,
-            **({"description": t.function.description} if t.function.description else {}),
-        }
-        for t in tools
-    ]
+    definitions = []
+    for tool in tools:
+        definition: dict[str, Any] = {"name": tool.function.name, "input_schema": tool.function.parameters}
+        if tool.function.description:
+            definition["description"] = tool.function.description
+        cache_control = (tool.model_extra or {}).get("cache_control")
+        if cache_control is not None:  # a prompt-cache breakpoint after the tool list, Anthropic's own field
+            definition["cache_control"] = cache_control
+        definitions.append(definition)
+    return definitions
 
 
 def to_messages_body(

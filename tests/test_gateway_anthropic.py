@@ -278,6 +278,64 @@ def test_sdk_accumulator_builds_the_final_message(client: anthropic.Anthropic, o
     assert (final.usage.input_tokens, final.usage.output_tokens, final.usage.cache_read_input_tokens) == (12, 6, 8)
 
 
+def test_interleaved_tool_call_fragments_become_whole_blocks_in_order(
+    client: anthropic.Anthropic, gateway: RunningGateway, oa: ScriptedServer
+) -> None:
+    # OpenAI's wire lets an upstream interleave two parallel calls' fragments;
+    # Anthropic's blocks come one after another, each with its own whole input.
+    def call(index: int, arguments: str, first: bool = False) -> dict[str, Any]:
+        entry: dict[str, Any] = {"index": index, "function": {"arguments": arguments}}
+        if first:
+            entry.update(id=f"call_{index}", type="function")
+            entry["function"]["name"] = ["get_weather", "get_time"][index]
+        return {"tool_calls": [entry]}
+
+    deltas = [
+        call(0, '{"city": ', first=True),
+        call(1, '{"zone": ', first=True),
+        call(0, '"Paris"}'),
+        call(1, '"CET"}'),
+    ]
+    oa.replies.append(openai_stream(deltas, "tool_calls"))
+    events = raw_events(gateway, {"model": MODEL, "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]})
+    blocks = [(n, d["index"]) for n, d in events if n.startswith("content_block")]
+    assert blocks == [
+        ("content_block_start", 0),
+        ("content_block_delta", 0),
+        ("content_block_delta", 0),
+        ("content_block_stop", 0),
+        ("content_block_start", 1),
+        ("content_block_delta", 1),
+        ("content_block_delta", 1),
+        ("content_block_stop", 1),
+    ]
+    fragments = [d["delta"]["partial_json"] for n, d in events if n == "content_block_delta"]
+    assert fragments == ['{"city": ', '"Paris"}', '{"zone": ', '"CET"}']
+
+    oa.replies.append(openai_stream(deltas, "tool_calls"))
+    with client.messages.stream(model=MODEL, max_tokens=100, messages=[{"role": "user", "content": "hi"}]) as stream:
+        final = stream.get_final_message()
+    calls = [(block.id, block.name, block.input) for block in final.content if block.type == "tool_use"]
+    assert calls == [("call_0", "get_weather", {"city": "Paris"}), ("call_1", "get_time", {"zone": "CET"})]
+
+
+def test_cache_control_on_a_tool_reaches_an_anthropic_upstream(client: anthropic.Anthropic, an: ScriptedServer) -> None:
+    an.replies.append(fake_anthropic.message([{"type": "text", "text": "ok"}]))
+    tool = {
+        "name": "lookup",
+        "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}},
+        "cache_control": {"type": "ephemeral"},
+    }
+    client.messages.create(
+        model="claude-3-5-haiku-20241022-anthropic",
+        max_tokens=50,
+        tools=[tool],  # type: ignore[list-item]  # the SDK's TypedDict is checked by the API, not here
+        messages=[{"role": "user", "content": "hi"}],
+    )
+    sent = an.requests[-1].json
+    assert sent["tools"] == [tool]
+
+
 def test_stream_from_an_anthropic_upstream(client: anthropic.Anthropic, an: ScriptedServer) -> None:
     an.replies.append(
         fake_anthropic.stream(

@@ -227,7 +227,11 @@ def _tool(tool: Any) -> dict[str, Any]:
     function: dict[str, Any] = {"name": tool["name"], "parameters": tool.get("input_schema") or {"type": "object"}}
     if tool.get("description"):
         function["description"] = tool["description"]
-    return {"type": "function", "function": function}
+    entry: dict[str, Any] = {"type": "function", "function": function}
+    if tool.get("cache_control") is not None:
+        # Rides along beside the function, as on content parts: an Anthropic upstream sends it on.
+        entry["cache_control"] = tool["cache_control"]
+    return entry
 
 
 # --------------------------------------------------------------------------- response
@@ -307,16 +311,35 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
 
 
 class _Blocks:
-    """The open content block of a stream; opening another closes it."""
+    """The open content block of a stream; opening another closes it.
 
-    __slots__ = ("index", "kind", "tool")
+    Tool calls are sent one block after another, as Anthropic does, with each
+    fragment forwarded as it arrives. An upstream may interleave the fragments
+    of parallel calls (OpenAI's wire allows it): a fragment of a new call that
+    comes while the open call's arguments are not yet a whole JSON document is
+    held until they are, then its block follows with what was held, so no
+    call's input is ever split across blocks.
+    """
+
+    __slots__ = ("arguments", "held", "index", "kind", "tool")
 
     def __init__(self) -> None:
         self.index = -1
         self.kind: str | None = None
         self.tool: int | None = None
+        self.arguments = ""  # the open tool call's arguments so far
+        # Calls whose block waits for the open one to finish: index -> (id, name, fragments).
+        self.held: dict[int, tuple[str, str, list[str]]] = {}
 
     def close(self) -> bytes:
+        """Close the open block, then send the held tool calls, each a whole block."""
+        out = self._close_one()
+        while self.held:
+            tool = next(iter(self.held))
+            out += self._open_held(tool) + self._close_one()
+        return out
+
+    def _close_one(self) -> bytes:
         if self.kind is None:
             return b""
         self.kind = None
@@ -324,15 +347,57 @@ class _Blocks:
 
     def open(self, kind: str, block: dict[str, Any], tool: int | None = None) -> bytes:
         closing = self.close()
+        return closing + self._start(kind, block, tool)
+
+    def _start(self, kind: str, block: dict[str, Any], tool: int | None = None) -> bytes:
         self.index += 1
         self.kind = kind
         self.tool = tool
-        return closing + _event(
+        self.arguments = ""
+        return _event(
             "content_block_start", {"type": "content_block_start", "index": self.index, "content_block": block}
         )
 
     def delta(self, delta: dict[str, Any]) -> bytes:
         return _event("content_block_delta", {"type": "content_block_delta", "index": self.index, "delta": delta})
+
+    def _arguments(self, fragment: str) -> bytes:
+        self.arguments += fragment
+        return self.delta({"type": "input_json_delta", "partial_json": fragment})
+
+    def _open_held(self, tool: int) -> bytes:
+        tool_id, name, fragments = self.held.pop(tool)
+        out = self._start("tool_use", {"type": "tool_use", "id": tool_id, "name": name, "input": {}}, tool)
+        for fragment in fragments:
+            out += self._arguments(fragment)
+        return out
+
+    def _open_call_complete(self) -> bool:
+        try:
+            json.loads(self.arguments or "{}")
+        except ValueError:
+            return False
+        return True
+
+    def _tool_fragment(self, call: Any) -> bytes:
+        fragment = call.arguments or ""
+        if self.kind == "tool_use" and self.tool == call.index:
+            out = self._arguments(fragment) if fragment else b""
+            if self.held and self._open_call_complete():
+                # The open call is whole: the next held one takes its place, live from here on.
+                out += self._close_one() + self._open_held(next(iter(self.held)))
+            return out
+        if call.index in self.held:
+            self.held[call.index][2].append(fragment)
+            return b""
+        tool_id = call.id or f"toolu_{uuid.uuid4().hex[:24]}"
+        if self.kind == "tool_use" and not self._open_call_complete():
+            self.held[call.index] = (tool_id, call.name or "", [fragment] if fragment else [])
+            return b""
+        out = self._close_one() + self._start(
+            "tool_use", {"type": "tool_use", "id": tool_id, "name": call.name or "", "input": {}}, call.index
+        )
+        return out + (self._arguments(fragment) if fragment else b"")
 
     def feed(self, chunk: StreamChunk) -> bytes:
         """The events for one chunk: thinking, then text, then tool-call fragments."""
@@ -351,13 +416,7 @@ class _Blocks:
                 out += self.open("text", {"type": "text", "text": ""})
             out += self.delta({"type": "text_delta", "text": chunk.text})
         for call in chunk.tool_calls or ():
-            if self.kind != "tool_use" or self.tool != call.index:
-                tool_id = call.id or f"toolu_{uuid.uuid4().hex[:24]}"
-                out += self.open(
-                    "tool_use", {"type": "tool_use", "id": tool_id, "name": call.name or "", "input": {}}, call.index
-                )
-            if call.arguments:
-                out += self.delta({"type": "input_json_delta", "partial_json": call.arguments})
+            out += self._tool_fragment(call)
         return out
 
 
