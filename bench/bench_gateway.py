@@ -21,7 +21,9 @@ package index here lacks), so give it a venv of its own::
     python -m venv ../litellm-venv && ../litellm-venv/bin/pip install 'litellm[proxy]==1.106.12'
     LITELLM_BIN=../litellm-venv/bin/litellm python bench/bench_gateway.py
 
-Otherwise its row says why it is missing. Figures are printed, never asserted.
+Otherwise its row says why it is missing. ``--granian`` also serves the same
+app on granian (``bench/gateway_granian.py``), to weigh the server ``llmrelay
+serve`` runs on. Figures are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -99,6 +101,34 @@ def start_gateway(upstream_port: int, port: int, workers: int) -> tuple[subproce
     )
     wait_healthy(f"http://127.0.0.1:{port}/healthz", process, "the gateway")
     return process, str(path)
+
+
+def start_granian(config_path: str, port: int) -> tuple[subprocess.Popen[bytes] | None, str]:
+    """The same gateway app on granian (a Rust HTTP server with a WSGI interface), for comparison."""
+    granian = Path(sys.executable).parent / "granian"
+    if not granian.exists():
+        return None, "granian not installed (pip install granian)"
+    process = subprocess.Popen(
+        [
+            str(granian),
+            "--interface",
+            "wsgi",
+            "--factory",
+            "--no-ws",
+            "--port",
+            str(port),
+            "--blocking-threads",
+            "64",
+            "--working-dir",
+            str(HERE),
+            "gateway_granian:make_app",
+        ],
+        env={**os.environ, "LLMRELAY_CONFIG": config_path},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_healthy(f"http://127.0.0.1:{port}/healthz", process, "the gateway on granian")
+    return process, ""
 
 
 def litellm_command() -> tuple[list[str] | None, str]:
@@ -341,6 +371,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=40, help="sequential calls per target per round")
     parser.add_argument("--stream-chunks", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=1, help="gateway worker processes")
+    parser.add_argument(
+        "--granian", action="store_true", help="also serve the gateway app on granian, to compare the servers"
+    )
     parser.add_argument("--out", default=str(HERE / "results" / "gateway.md"))
     args = parser.parse_args(argv)
 
@@ -360,6 +393,21 @@ def main(argv: list[str] | None = None) -> int:
             ),
         ]
         skipped: dict[str, str] = {}
+        if args.granian:
+            granian_port = free_port()
+            granian, reason = start_granian(config_path, granian_port)
+            if granian is None:
+                skipped["llmrelay gateway on granian"] = reason
+            else:
+                processes.append(granian)
+                targets.append(
+                    Target(
+                        "llmrelay gateway on granian",
+                        f"http://127.0.0.1:{granian_port}/v1/chat/completions",
+                        GATEWAY_KEY,
+                        granian.pid,
+                    )
+                )
         litellm_port = free_port()
         litellm, reason = start_litellm(upstream_port, litellm_port)
         if litellm is None:
