@@ -277,6 +277,31 @@ def test_the_default_model_is_the_one_looked_up(upstream: Upstream) -> None:
     assert upstream.last_body["model"] == GPT_35 and upstream.last_body["max_tokens"] == 4096
 
 
+def test_an_openai_compatible_server_clamps_to_its_max_model_len() -> None:
+    # vLLM's /models gives each model's max_model_len (the context length) and no max_completion_tokens.
+    models = {"object": "list", "data": [{"id": "llama-3.1-8b", "object": "model", "max_model_len": 8192}]}
+    bodies: list[dict[str, Any]] = []
+
+    def server(request: HTTPRequest) -> HTTPResponse:
+        if request.url.endswith("/models"):
+            return _json(200, models)
+        bodies.append(json.loads(request.body))
+        return _json(200, sample("chat_usage_2025.json")["response"])
+
+    provider = create_provider(
+        "openai",
+        base_url="http://127.0.0.1:8000/v1",
+        transport=MockTransport(server),
+        plugins=["tokens"],
+        config={"plugins": {"tokens": {"enabled": True, "margin": 0}}},
+    )
+    with provider:
+        reply = provider.execute(chat("llama-3.1-8b", "a" * 400, max_tokens=10_000))
+    assert bodies[-1]["max_tokens"] == 8192 - (100 + 4)
+    report = report_of(reply.meta)
+    assert report is not None and report.basis == "context_length"
+
+
 def test_a_stream_is_clamped_and_carries_the_report(built, upstream: Upstream) -> None:
     provider, _, _ = built
     with provider.stream_execute(chat(GPT_4O, max_tokens=1_000_000)) as stream:

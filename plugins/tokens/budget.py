@@ -12,10 +12,10 @@ The budget is never below 1: a prompt estimated to fill the window alone is
 sent with ``max_tokens = 1`` and the service says what is wrong with it.
 
 **The prompt estimate** is about one token per ``bytes_per_token`` (4) bytes
-of UTF-8, plus 4 tokens per message for the chat format. Four bytes a token
-is right for English prose under GPT-4-class tokenizers, a little high for
-code, about a third low for Chinese or Japanese (3 bytes a character, about
-one character a token) and high for Cyrillic. What it counts: message text,
+of UTF-8, plus 4 tokens per message for the chat format. With four bytes a
+token the estimate is about right for English prose under GPT-4-class
+tokenizers, somewhat low for code, a quarter low for Chinese or Japanese (3
+bytes a character, about one character a token) and high for Cyrillic. What it counts: message text,
 names, reasoning, tool calls' names and arguments, the tool definitions and
 the response format, as JSON. Images, audio and files are not counted; near
 the window's end, raise ``margin`` or lower ``bytes_per_token``. Only the
