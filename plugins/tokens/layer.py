@@ -82,7 +82,11 @@ class TokensLayer(Layer):
 
         limits = self.catalog.limits(model, fetch)
         if limits is None:
-            log.debug("%s: tokens: %r is not in the model list; the request passes through", self.provider, model)
+            log.debug(
+                "%s: tokens: no limits known for %r (not in the model list, or no list); the request passes through",
+                self.provider,
+                model,
+            )
             return None
         budget = completion_budget(limits, request, margin=settings.margin, bytes_per_token=settings.bytes_per_token)
         if budget is None:
