@@ -88,6 +88,8 @@ _EXPORTS: dict[str, str] = {
     "ChatStream": "stream",
     "StreamChunk": "stream",
     "ToolCallDelta": "stream",
+    "rechunk_words": "rechunk",
+    "arechunk_words": "rechunk",
     # errors
     "LLMRelayError": "errors",
     "ConfigurationError": "errors",
@@ -195,6 +197,8 @@ if TYPE_CHECKING:  # pragma: no cover - the names of _EXPORTS, for type checkers
     from .provider import CallOptions as CallOptions
     from .provider import Capability as Capability
     from .provider import Provider as Provider
+    from .rechunk import arechunk_words as arechunk_words
+    from .rechunk import rechunk_words as rechunk_words
     from .settings import PoolSettings as PoolSettings
     from .settings import ProviderSettings as ProviderSettings
     from .settings import RetrySettings as RetrySettings

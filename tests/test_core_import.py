@@ -288,7 +288,7 @@ def test_the_operation_result_models_are_exported() -> None:
     )
 
 
-@pytest.mark.parametrize("package", ["llmrelay.core", "llmrelay.plugins.metrics"])
+@pytest.mark.parametrize("package", ["llmrelay.core", "llmrelay.plugins.metrics", "llmrelay.plugins.tokens"])
 def test_the_lazy_exports_and_the_type_checkers_imports_name_the_same_things(package: str) -> None:
     # A package's public names are listed once, in ``_EXPORTS`` (name -> module);
     # type checkers cannot follow a module ``__getattr__``, so they read the
