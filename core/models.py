@@ -292,6 +292,8 @@ class Usage(_Model):
     reasoning_tokens: int | None = None
     # USD, as reported by the service (OpenRouter's usage.cost) when it does.
     cost: Decimal | None = None
+    # The service's own cost when ``cost`` carries a markup (the pricing plugin); None otherwise.
+    base_cost: Decimal | None = None
 
     @classmethod
     def from_openai(cls, data: dict[str, Any] | None) -> "Usage | None":

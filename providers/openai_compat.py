@@ -33,14 +33,14 @@ from urllib.parse import urlsplit
 
 from llmrelay.core.errors import ConfigurationError, InvalidResponseError, RateLimitError
 from llmrelay.core.http.transport import HTTPResponse
-from llmrelay.core.models import ChatRequest, ChatResponse, Usage
+from llmrelay.core.models import ChatRequest, ChatResponse
 from llmrelay.core.provider import CallOptions, Capability, RequestLike
 from llmrelay.core.settings import ProviderSettings
 from llmrelay.core.stream import ChatStream
 from pydantic import Field
 
 from .http_provider import HTTPProvider
-from .openai_wire import chat_stream, coerce_chat_request, parse_chat_response
+from .openai_wire import chat_stream, coerce_chat_request, parse_chat_response, parse_embedding_response
 
 if TYPE_CHECKING:
     # The results of the other operations are imported where those run.
@@ -196,26 +196,27 @@ class OpenAICompatibleProvider(HTTPProvider):
     ) -> EmbeddingResponse:
         if Capability.EMBEDDINGS not in self.capabilities:  # a subclass for a service without /embeddings
             return super().embed(request, options=options)
-        from llmrelay.core.embeddings import EmbeddingRequest, EmbeddingResponse
+        from llmrelay.core.embeddings import EmbeddingRequest
 
         embedding = request if isinstance(request, EmbeddingRequest) else EmbeddingRequest.model_validate(request)
         model = embedding.model or self.settings.default_model
         if not model:
             raise ConfigurationError(f"[{self.instance_name}] the embedding request names no model")
         self.require_key()
-        body = {"model": model, "input": embedding.input, **embedding.extra_body}
+        client = self._client
         provider = self.instance_name
 
-        def parse(data: Any, _response: HTTPResponse) -> EmbeddingResponse:
-            entries = data.get("data") if isinstance(data, dict) else None
-            if not isinstance(entries, list) or not all(isinstance(e, dict) and "embedding" in e for e in entries):
-                raise InvalidResponseError('/embeddings: expected {"data": [{"embedding": [...]}]}', provider=provider)
-            ordered = sorted(entries, key=lambda e: e.get("index", 0))
-            return EmbeddingResponse(
-                model=data.get("model") or model,
+        def parse(data: Any, response: HTTPResponse) -> EmbeddingResponse:
+            reply: EmbeddingResponse = parse_embedding_response(
+                data,
                 provider=provider,
-                embeddings=[e["embedding"] for e in ordered],
-                usage=Usage.from_openai(data.get("usage")),
+                model=model,
+                on_error=lambda payload: client.error_from_payload(payload, response),
             )
+            if reply.id is None:  # as on chat calls, some gateways give the id only as a header
+                reply.id = response.headers.get("x-generation-id")
+            return reply
 
-        return self._client.request("POST", "/embeddings", parse, body=body, model=model, what="embeddings")
+        return client.request(
+            "POST", "/embeddings", parse, body=embedding.to_wire(model), model=model, what="embeddings"
+        )

@@ -8,6 +8,9 @@
 * :func:`chunk_from_data`: one decoded SSE ``data:`` object into a
   :class:`StreamChunk`. This runs once per streamed chunk, so it builds no
   pydantic object except the :class:`Usage` of the (single) usage chunk.
+* :func:`parse_embedding_response`: an ``/embeddings`` JSON body into an
+  :class:`~llmrelay.core.embeddings.EmbeddingResponse` (vectors in input
+  order, base64 vectors decoded, usage with cost, the id and serving upstream).
 * :func:`chat_stream`: an open HTTP stream into a :class:`ChatStream` whose
   ``close`` releases the connection. A data event carrying an ``error``
   object (a failure after HTTP 200 was sent) raises
@@ -17,8 +20,11 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import struct
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmrelay.core.errors import (
     ConfigurationError,
@@ -34,12 +40,16 @@ from llmrelay.core.secrets import redact
 from llmrelay.core.stream import ChatStream, StreamChunk, ToolCallDelta
 from pydantic import ValidationError
 
+if TYPE_CHECKING:
+    from llmrelay.core.embeddings import EmbeddingResponse
+
 __all__ = [
     "chat_stream",
     "chunk_from_data",
     "coerce_chat_request",
     "iter_chat_chunks",
     "parse_chat_response",
+    "parse_embedding_response",
     "upstream_error_message",
 ]
 
@@ -98,6 +108,57 @@ def parse_chat_response(data: Any, *, provider: str, on_error: ErrorFactory | No
         native_finish_reason=choice.get("native_finish_reason") or choice.get("finish_reason"),
         usage=Usage.from_openai(data.get("usage")),
         created=data.get("created"),
+    )
+
+
+def _vector(value: Any) -> list[float] | None:
+    """One ``embedding``: a list of numbers, or (``encoding_format: "base64"``) little-endian float32 bytes."""
+    if isinstance(value, list):
+        return value
+    if isinstance(value, str):
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            return None
+        if len(raw) % 4:
+            return None
+        return list(struct.unpack(f"<{len(raw) // 4}f", raw))
+    return None
+
+
+def parse_embedding_response(
+    data: Any, *, provider: str, model: str, on_error: ErrorFactory | None = None
+) -> EmbeddingResponse:
+    """An ``/embeddings`` body (OpenAI's shape; OpenRouter adds ``id``, ``provider``, ``usage.cost``)."""
+    from llmrelay.core.embeddings import EmbeddingResponse  # kept out of the provider-build path
+
+    shape = '/embeddings: expected {"data": [{"embedding": [...]}]}'
+    if not isinstance(data, dict):
+        raise InvalidResponseError(f"{shape}, got {type(data).__name__}", provider=provider)
+    if isinstance(data.get("error"), Mapping) and not data.get("data"):
+        if on_error is not None:
+            raise on_error(data)
+        raise InvalidResponseError(f"embeddings failed: {upstream_error_message(data['error'])}", provider=provider)
+    entries = data.get("data")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and "embedding" in e for e in entries):
+        raise InvalidResponseError(shape, provider=provider)
+    ordered = sorted(entries, key=lambda e: e.get("index", 0))
+    vectors: list[list[float]] = []
+    for entry in ordered:
+        vector = _vector(entry["embedding"])
+        if vector is None:
+            raise InvalidResponseError(
+                "/embeddings: an embedding is neither a list of numbers nor base64 float32 data", provider=provider
+            )
+        vectors.append(vector)
+    served_by = data.get("provider")
+    return EmbeddingResponse(
+        id=data.get("id"),
+        model=data.get("model") or model,
+        provider=provider,
+        served_by=served_by if isinstance(served_by, str) else None,
+        embeddings=vectors,
+        usage=Usage.from_openai(data.get("usage")),
     )
 
 

@@ -11,6 +11,11 @@ and stream driver). What is OpenRouter's own:
   ``cost`` without it; it is harmless where it is a no-op);
 * body extensions (``models``, ``provider``, ``transforms``, ``plugins``,
   ``reasoning``...) pass through from the request unchanged;
+* ``/embeddings`` (the OpenAI-compatible code path) with OpenRouter's
+  ``id`` (``gen-emb-...``), serving ``provider`` and ``usage.cost``;
+* ``fallback_catalog = true``: when the service cannot be reached, the model
+  list llmrelay ships stands in (``ModelList.fallback``), unless a layer
+  outside (the pricing plugin) does that after the cache had its say;
 * ``/key`` for :meth:`OpenRouterProvider.validate_config`, ``/credits``
   (403 for ordinary keys: :class:`CreditsNotAvailableError`), and
   ``/generation``, which answers 404 for a few seconds after a call, so that
@@ -27,6 +32,7 @@ Usage::
 
 from __future__ import annotations
 
+import logging
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -51,13 +57,13 @@ if TYPE_CHECKING:
     from llmrelay.core.catalog import ModelInfo, ModelList
     from llmrelay.core.models import ChatRequest
 
+log = logging.getLogger("llmrelay.providers.openrouter")
+
 __all__ = [
     "DEFAULT_BASE_URL",
     "CreditsNotAvailableError",
     "OpenRouterProvider",
     "OpenRouterSettings",
-    "model_info_from_openrouter",
-    "parse_model_list",
 ]
 
 DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
@@ -79,6 +85,11 @@ class OpenRouterSettings(ProviderSettings):
         default=10.0,
         gt=0,
         description="how long get_generation_stats retries the 404 OpenRouter gives right after a call",
+    )
+    fallback_catalog: bool = Field(
+        default=False,
+        description="list_models answers with llmrelay's shipped model list (fallback=True) when the service "
+        "cannot be reached and nothing is cached",
     )
 
     @field_validator("app_url")
@@ -114,86 +125,6 @@ class CreditsNotAvailableError(CapabilityNotSupportedError):
         self.capability = Operation.CREDITS.capability_name
 
 
-# --------------------------------------------------------------------------- models
-
-
-def _int_or_none(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None
-
-
-def _modalities(architecture: dict[str, Any]) -> tuple[list[str], list[str]]:
-    inputs = architecture.get("input_modalities")
-    outputs = architecture.get("output_modalities")
-    if isinstance(inputs, list) and isinstance(outputs, list):
-        return [str(m) for m in inputs], [str(m) for m in outputs]
-    # 2024 shape: only "modality": "text+image->text".
-    modality = architecture.get("modality")
-    if isinstance(modality, str) and "->" in modality:
-        left, _, right = modality.partition("->")
-        return [m for m in left.split("+") if m], [m for m in right.split("+") if m]
-    return [], []
-
-
-def model_info_from_openrouter(data: dict[str, Any]) -> ModelInfo:
-    """One ``/models`` entry, any vintage (2024 ``modality`` string, null fields, ``"-1"`` prices)."""
-    from llmrelay.core.catalog import ModelInfo, Pricing  # kept out of the provider-build path
-
-    architecture = data.get("architecture") or {}
-    top = data.get("top_provider") or {}
-    inputs, outputs = _modalities(architecture if isinstance(architecture, dict) else {})
-    raw_pricing = data.get("pricing") or {}
-    pricing = Pricing.model_validate(raw_pricing if isinstance(raw_pricing, dict) else {})
-    supported = data.get("supported_parameters") or []
-    model_id = str(data["id"])
-    return ModelInfo(
-        id=model_id,
-        name=data.get("name"),
-        description=data.get("description"),
-        created=_int_or_none(data.get("created")),
-        context_length=_int_or_none(data.get("context_length")) or _int_or_none(top.get("context_length")),
-        max_completion_tokens=_int_or_none(top.get("max_completion_tokens")),
-        input_modalities=inputs,
-        output_modalities=outputs,
-        supported_parameters=[str(p) for p in supported] if isinstance(supported, list) else [],
-        pricing=pricing,
-        provider=model_id.split("/", 1)[0] if "/" in model_id else None,
-        canonical_slug=data.get("canonical_slug"),
-        is_moderated=top.get("is_moderated"),
-    )
-
-
-def parse_model_list(payload: Any, *, provider: str) -> tuple[list[ModelInfo], dict[str, Any]]:
-    """``{"data": [...], "total_count"?, "links"?}`` into model infos and the extras.
-
-    Entries without an id are skipped; any other malformed entry is skipped
-    too, so one odd model never hides the rest.
-    """
-    if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
-        raise InvalidResponseError('/models: expected {"data": [...]}', provider=provider)
-    models = []
-    for entry in payload["data"]:
-        if not isinstance(entry, dict) or not entry.get("id"):
-            continue
-        try:
-            models.append(model_info_from_openrouter(entry))
-        except (ValidationError, TypeError, ValueError):
-            continue
-    links = payload.get("links")
-    extras = {
-        "total_count": _int_or_none(payload.get("total_count")),
-        "next": links.get("next") if isinstance(links, dict) else None,
-    }
-    return models, extras
-
-
 # --------------------------------------------------------------------------- provider
 
 
@@ -211,7 +142,7 @@ class OpenRouterProvider(OpenAICompatibleProvider):
     settings_model = OpenRouterSettings
     env_prefix = "OPENROUTER_"
     requires_api_key = True
-    capabilities = Capability.CORE | {Capability.CREDITS, Capability.GENERATION_STATS}
+    capabilities = Capability.CORE | {Capability.CREDITS, Capability.GENERATION_STATS, Capability.EMBEDDINGS}
     default_base_url = DEFAULT_BASE_URL
     service_title = "OpenRouter"
     keys_page = KEYS_PAGE
@@ -264,7 +195,40 @@ class OpenRouterProvider(OpenAICompatibleProvider):
     # ------------------------------------------------------------------ models
 
     def list_models(self, *, options: CallOptions | None = None) -> ModelList:
-        """Every model, with pricing. Follows ``links.next`` when the service pages the list."""
+        """Every model, with pricing. Follows ``links.next`` when the service pages the list.
+
+        With ``fallback_catalog`` on, an availability error (timeout, 5xx,
+        429...) gives the shipped catalog instead, flagged ``fallback=True``,
+        unless ``options`` say a layer outside will do that
+        (:data:`~llmrelay.core.catalog.FALLBACK_DEFERRED`).
+        """
+        try:
+            return self._fetch_models()
+        except LLMRelayError as error:
+            from llmrelay.core.catalog import FALLBACK_DEFERRED
+
+            deferred = options is not None and options.extra.get(FALLBACK_DEFERRED)
+            if not (error.availability and self.fallback_catalog_enabled) or deferred:
+                raise
+            log.warning("openrouter: list_models failed (%s); answering with the shipped model list", error)
+            listing = self.fallback_models()
+            listing.meta.attempts = error.attempts
+            return listing
+
+    @property
+    def fallback_catalog_enabled(self) -> bool:
+        """Whether ``fallback_catalog`` is on (see :class:`~llmrelay.core.catalog.CatalogFallback`)."""
+        return self.settings.fallback_catalog
+
+    def fallback_models(self) -> ModelList:
+        """The model list llmrelay ships, flagged ``fallback=True``: prices as of its recording."""
+        from .openrouter_models import load_fallback_models
+
+        return load_fallback_models(self.instance_name)
+
+    def _fetch_models(self) -> ModelList:
+        from .openrouter_models import parse_model_list  # with the catalog models, on the first list call
+
         provider = self.instance_name
         path, params = "/models", None
         models: list[ModelInfo] = []

@@ -475,9 +475,8 @@ def test_an_openai_compatible_provider_with_openrouters_own_rules() -> None:
 
     provider, transport, _ = make(replies())
     assert isinstance(provider, OpenAICompatibleProvider)
-    # Inherited /embeddings is not offered: OpenRouter's capabilities are its own.
-    with pytest.raises(CapabilityNotSupportedError):
-        provider.embed({"model": "openai/text-embedding-3-small", "input": ["x"]})
+    # OpenRouter serves /embeddings through the inherited code path (tests/test_openrouter_embeddings.py).
+    assert provider.supports("embeddings")
     # Unlike a local OpenAI-compatible server, a key is required before any request.
     keyless = OpenRouterProvider(transport=transport)
     with pytest.raises(ConfigurationError, match="OPENROUTER_API_KEY"):

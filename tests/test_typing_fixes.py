@@ -129,7 +129,7 @@ class _OneChildTraversable:
 
 
 def test_the_fallback_model_list_loads_through_a_python_310_traversable(monkeypatch: pytest.MonkeyPatch) -> None:
-    from llmrelay.providers import pricing
+    from llmrelay.providers import openrouter_models
 
     package = Path(str(resources.files("llmrelay.providers")))
 
@@ -137,8 +137,8 @@ def test_the_fallback_model_list_loads_through_a_python_310_traversable(monkeypa
         assert name == "llmrelay.providers"
         return _OneChildTraversable(package)
 
-    monkeypatch.setattr(pricing, "resources", types.SimpleNamespace(files=files))
-    listing = pricing.load_fallback_models()
+    monkeypatch.setattr(openrouter_models, "resources", types.SimpleNamespace(files=files))
+    listing = openrouter_models.load_fallback_models()
     assert listing.fallback and len(listing) > 100
     assert listing.get("openai/gpt-4o-mini") is not None
 

@@ -130,11 +130,22 @@ def format_price(value: Any) -> str:
     return f"${whole}.{fraction.rstrip('0').ljust(2, '0')}"
 
 
-def _per_million(model: ModelInfo, field: str) -> Any:
+def _per_million(pricing: Any, field: str) -> Any:
     from decimal import Decimal
 
-    price = getattr(model.pricing, field)
+    price = getattr(pricing, field)
     return None if price is None else price * Decimal(1_000_000)
+
+
+def _json_row(model: ModelInfo, marked_up: bool) -> dict[str, Any]:
+    row = model.model_dump(mode="json")
+    row["category"] = model.category
+    row["prompt_per_million"] = _json_decimal(_per_million(model.pricing, "prompt"))
+    row["completion_per_million"] = _json_decimal(_per_million(model.pricing, "completion"))
+    if marked_up:
+        row["base_prompt_per_million"] = _json_decimal(_per_million(model.service_pricing, "prompt"))
+        row["base_completion_per_million"] = _json_decimal(_per_million(model.service_pricing, "completion"))
+    return row
 
 
 def cmd_models(args: argparse.Namespace, context: CommandContext) -> int:
@@ -149,16 +160,16 @@ def cmd_models(args: argparse.Namespace, context: CommandContext) -> int:
             "llmrelay: note: the service could not be reached; this is llmrelay's built-in "
             "fallback list and its prices may be out of date\n"
         )
+    marked_up = listing.markup != 1
     if args.json:
         import json
 
-        rows = []
-        for m in models:
-            row = m.model_dump(mode="json")
-            row["prompt_per_million"] = _json_decimal(_per_million(m, "prompt"))
-            row["completion_per_million"] = _json_decimal(_per_million(m, "completion"))
-            rows.append(row)
-        data = {"provider": listing.provider or provider.instance_name, "fallback": listing.fallback, "models": rows}
+        data = {
+            "provider": listing.provider or provider.instance_name,
+            "fallback": listing.fallback,
+            "markup": _json_decimal(listing.markup),
+            "models": [_json_row(m, marked_up) for m in models],
+        }
         context.stdout.write(json.dumps(data, indent=2) + "\n")
         return EXIT_OK if models else EXIT_FAILURE
     if not models:
@@ -166,19 +177,21 @@ def cmd_models(args: argparse.Namespace, context: CommandContext) -> int:
         return EXIT_FAILURE
     _print_table(
         context.stdout,
-        ["MODEL", "CONTEXT", "PROMPT $/M", "COMPLETION $/M"],
+        ["MODEL", "CONTEXT", "CATEGORY", "PROMPT $/M", "COMPLETION $/M"],
         [
             [
                 m.id,
                 str(m.context_length or "-"),
-                format_price(_per_million(m, "prompt")),
-                format_price(_per_million(m, "completion")),
+                m.category,
+                format_price(_per_million(m.pricing, "prompt")),
+                format_price(_per_million(m.pricing, "completion")),
             ]
             for m in models
         ],
     )
     shown = f"{len(models)} of {len(listing)}" if needle else str(len(models))
-    context.stdout.write(f"{shown} models; prices in USD per million tokens\n")
+    markup = f", with a {_json_decimal(listing.markup)}x markup" if marked_up else ""
+    context.stdout.write(f"{shown} models; prices in USD per million tokens{markup}\n")
     return EXIT_OK
 
 
