@@ -11,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
+import subprocess
+import sys
+import textwrap
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from decimal import Decimal
@@ -626,3 +629,23 @@ def test_resizing_while_calls_run_loses_none_and_leaves_no_threads() -> None:
         thread.join(WAIT)
     assert pool_threads() == []
     provider.close()
+
+
+def test_a_sync_program_never_loads_asyncio() -> None:
+    program = textwrap.dedent(
+        """
+        import sys
+        from llmrelay.core import create_provider
+        from llmrelay.core.http.transport import HTTPResponse, MockTransport
+        body = b'{"choices": [{"message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}]}'
+        answer = MockTransport(lambda request: HTTPResponse(200, {"content-type": "application/json"}, body))
+        provider = create_provider("openrouter", api_key="sk-or-v1-test", transport=answer, config={})
+        assert provider.execute({"model": "m", "messages": [{"role": "user", "content": "x"}]}).text == "hi"
+        provider.close()
+        async_modules = {"asyncio", "llmrelay.core.aio", "llmrelay.core.async_stream"}
+        print(sorted(async_modules & set(sys.modules)))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
