@@ -11,7 +11,13 @@ drift and bursts of load hit both sides alike), printed, never asserted:
   against ``async for chunk in provider.astream_execute(...)``, each
   ``__anext__`` one job on the pool;
 * ``loopback``: ``execute`` against ``aexecute`` over real HTTP to the local
-  OpenRouter test server (in this process), where the hop is a fraction of a call.
+  OpenRouter test server (in this process), where the hop is a fraction of a call;
+* ``hop``: the bare hop, ``await run_sync(f)`` against asyncio's own
+  ``await asyncio.to_thread(f)`` for a function that does nothing: what the
+  pool costs compared with what asyncio offers for the same job.
+
+The added cost per call or chunk is about two thread hand-offs (to the
+worker and back to the loop), so it grows with the machine's load.
 
 Usage::
 
@@ -31,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.support
 
-from llmrelay.core import Provider, create_provider, shutdown_async_pool
+from llmrelay.core import Provider, create_provider, run_sync, shutdown_async_pool
 from llmrelay.core.aio import async_workers
 from llmrelay.core.http.transport import HTTPRequest, HTTPResponse, MockTransport
 
@@ -102,26 +108,38 @@ def async_stream(provider: Provider, loop: asyncio.AbstractEventLoop) -> Batch:
     return lambda streams: loop.run_until_complete(streams_(streams))
 
 
-def compare(name: str, unit: str, sync: Batch, asynchronous: Batch, units: int, rounds: int) -> None:
+def hop(loop: asyncio.AbstractEventLoop, *, ours: bool) -> Batch:
+    def nothing() -> None:
+        return None
+
+    async def hops(calls: int) -> int:
+        for _ in range(calls):
+            await (run_sync(nothing) if ours else asyncio.to_thread(nothing))
+        return calls
+
+    return lambda calls: loop.run_until_complete(hops(calls))
+
+
+def compare(name: str, unit: str, baseline: Batch, measured: Batch, units: int, rounds: int) -> None:
     """Per-unit medians of both sides over interleaved rounds, the added cost and the ratio."""
-    sync(max(1, units // 10))  # warm up: validators, the pool's threads
-    asynchronous(max(1, units // 10))
-    times: dict[str, list[float]] = {"sync": [], "async": []}
+    baseline(max(1, units // 10))  # warm up: validators, the pool's threads
+    measured(max(1, units // 10))
+    times: dict[str, list[float]] = {"baseline": [], "measured": []}
     ratios = []
     for round_ in range(rounds):
-        order = [("sync", sync), ("async", asynchronous)]
+        order = [("baseline", baseline), ("measured", measured)]
         per_unit: dict[str, float] = {}
         for side, batch in order if round_ % 2 == 0 else order[::-1]:
             start = time.perf_counter()
             done = batch(units)
             per_unit[side] = (time.perf_counter() - start) / done
             times[side].append(per_unit[side])
-        ratios.append(per_unit["async"] / per_unit["sync"])
-    sync_us = statistics.median(times["sync"]) * 1e6
-    async_us = statistics.median(times["async"]) * 1e6
+        ratios.append(per_unit["measured"] / per_unit["baseline"])
+    base_us = statistics.median(times["baseline"]) * 1e6
+    measured_us = statistics.median(times["measured"]) * 1e6
     print(
-        f"{name:<9} per {unit:<6} sync {sync_us:9.1f} us   async {async_us:9.1f} us   "
-        f"added {async_us - sync_us:8.1f} us   ratio (median of rounds) {statistics.median(ratios):5.2f}x"
+        f"{name:<9} per {unit:<6} baseline {base_us:9.1f} us   measured {measured_us:9.1f} us   "
+        f"added {measured_us - base_us:8.1f} us   ratio (median of rounds) {statistics.median(ratios):5.2f}x"
     )
 
 
@@ -134,8 +152,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     print(f"async thread pool: {async_workers()} workers; {args.rounds} interleaved rounds; wall time medians")
+    print("baseline: the sync call (execute, stream, loopback) or asyncio.to_thread (hop); measured: the async one")
     loop = asyncio.new_event_loop()
     try:
+        compare("hop", "call", hop(loop, ours=False), hop(loop, ours=True), args.calls, args.rounds)
         provider = mock_provider(args.chunks)
         compare("execute", "call", sync_calls(provider), async_calls(provider, loop), args.calls, args.rounds)
         compare("stream", "chunk", sync_stream(provider), async_stream(provider, loop), 3, args.rounds)

@@ -578,6 +578,61 @@ def test_a_sync_stream_closed_from_another_thread_unblocks_its_reader() -> None:
         provider.close()
 
 
+def test_a_stream_closed_while_it_opens_is_closed_once_open() -> None:
+    closed = threading.Event()
+
+    def answer(request: HTTPRequest) -> HTTPResponse:
+        events = [b"data: " + json.dumps(o).encode() + b"\n\n" for o in stream_chunks(words=2)]
+        return HTTPResponse(200, {"content-type": "text/event-stream"}, stream=iter(events), on_close=closed.set)
+
+    held = Held(answer)
+    provider, _ = layered(held)
+
+    async def main() -> list[Any]:
+        stream = provider.astream_execute(HI)
+        entering = asyncio.ensure_future(stream.__aenter__())
+        assert await asyncio.to_thread(held.all_in.wait, WAIT)
+        await stream.aclose()  # from this task, while the other one is opening it
+        held.release.set()
+        assert await entering is stream
+        return [chunk async for chunk in stream]
+
+    assert run(main()) == []
+    assert closed.is_set()
+    provider.close()
+
+
+def test_a_chat_stream_closed_while_another_thread_reads_an_in_memory_source() -> None:
+    # No socket to shut down: close returns at once, the reader ends when its source yields.
+    from llmrelay.core import ChatStream, StreamChunk
+
+    inside, release, source_closed = threading.Event(), threading.Event(), threading.Event()
+
+    def source() -> Iterator[StreamChunk]:
+        try:
+            yield StreamChunk(text="a")
+            inside.set()
+            assert release.wait(WAIT)
+            yield StreamChunk(text="b")
+        finally:
+            source_closed.set()
+
+    ended: list[ChatStream] = []
+    stream = ChatStream(source(), provider="test")
+    stream.add_done_callback(ended.append)
+    assert next(stream).text == "a"
+    result: list[object] = []
+    reader = threading.Thread(target=lambda: result.append(next(stream, "ended")))
+    reader.start()
+    assert inside.wait(WAIT)
+    stream.close()  # the generator is running on the reader: it cannot be closed from here
+    assert stream.outcome == "cancelled" and ended == [stream] and not source_closed.is_set()
+    release.set()
+    reader.join(WAIT)
+    assert result == ["ended"] and source_closed.is_set()  # the reader closed it once it got control back
+    assert ended == [stream] and stream.text == "a"  # one callback; the chunk after the close is not absorbed
+
+
 # --------------------------------------------------------------------------- the pool's size
 
 
