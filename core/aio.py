@@ -165,8 +165,9 @@ async def run_sync(call: Callable[[], T], *, on_abandon: Callable[[T], object] |
     """Run ``call()`` on the pool, in a copy of the caller's context, and return (or raise) what it did.
 
     If the awaiting task is cancelled while ``call`` runs, ``on_abandon``
-    receives its result when it comes (on the worker): the place to release
-    what nobody will read, such as a stream that opened after its caller left.
+    receives its result when it comes (on the worker, or at once if it came
+    already): the place to release what nobody will read, such as a stream
+    that opened after its caller left.
     """
     context = contextvars.copy_context()
     future = _submit(functools.partial(context.run, call))
