@@ -90,6 +90,12 @@ _EXPORTS: dict[str, str] = {
     "ToolCallDelta": "stream",
     "rechunk_words": "rechunk",
     "arechunk_words": "rechunk",
+    # async: the thread pool the a* methods run on, and the async stream
+    "AsyncChatStream": "async_stream",
+    "run_sync": "aio",
+    "async_workers": "aio",
+    "set_async_workers": "aio",
+    "shutdown_async_pool": "aio",
     # errors
     "LLMRelayError": "errors",
     "ConfigurationError": "errors",
@@ -133,6 +139,11 @@ if TYPE_CHECKING:  # pragma: no cover - the names of _EXPORTS, for type checkers
     from .account import Credits as Credits
     from .account import GenerationStats as GenerationStats
     from .account import ValidationReport as ValidationReport
+    from .aio import async_workers as async_workers
+    from .aio import run_sync as run_sync
+    from .aio import set_async_workers as set_async_workers
+    from .aio import shutdown_async_pool as shutdown_async_pool
+    from .async_stream import AsyncChatStream as AsyncChatStream
     from .catalog import ModelInfo as ModelInfo
     from .catalog import ModelList as ModelList
     from .catalog import Pricing as Pricing

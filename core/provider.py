@@ -9,6 +9,14 @@ operations are listed in ``capabilities``; calling one a provider lacks
 raises :class:`~llmrelay.core.errors.CapabilityNotSupportedError`.
 
 Providers are thread-safe: agent backends share one instance across threads.
+
+Each operation has an async twin (``aexecute``, ``astream_execute``,
+``alist_models``, ``avalidate_config``, ``aget_credits``,
+``aget_generation_stats``, ``aembed``) defined here once, for every
+provider: it runs the sync method *of the same object* on llmrelay's
+bounded thread pool (:mod:`llmrelay.core.aio`), so on the provider
+``create_provider`` returns it passes through every layer, and an asyncio
+program awaits it without blocking its event loop.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Union
 
 from .errors import CapabilityNotSupportedError, ConfigurationError
@@ -25,6 +34,7 @@ if TYPE_CHECKING:
     # The chat model and the stream load with the first chat call, like the
     # other operations' result models: building a provider runs no chat.
     from .account import Credits, GenerationStats, ValidationReport
+    from .async_stream import AsyncChatStream
     from .catalog import ModelList
     from .embeddings import EmbeddingRequest, EmbeddingResponse
     from .models import ChatRequest, ChatResponse
@@ -193,6 +203,63 @@ class Provider(ABC):
     ) -> EmbeddingResponse:
         raise CapabilityNotSupportedError(Operation.EMBED.capability_name, provider=self.instance_name)
 
+    # ------------------------------------------------------------------ async twins
+    #
+    # Each runs the sync method of ``self`` on llmrelay's thread pool (aio is
+    # imported on first use: a sync program never loads asyncio). Cancelling
+    # the awaiting task returns at once; the sync call it started finishes on
+    # its worker, bounded by the provider's timeouts, and its result is dropped
+    # (README, "Async"). A cancelled stream closes its connection at once.
+
+    async def aexecute(self, request: RequestLike, *, options: CallOptions | None = None) -> ChatResponse:
+        """:meth:`execute`, awaited: runs on llmrelay's thread pool."""
+        from .aio import run_sync
+
+        return await run_sync(partial(self.execute, request, options=options))
+
+    def astream_execute(self, request: RequestLike, *, options: CallOptions | None = None) -> AsyncChatStream:
+        """:meth:`stream_execute` for asyncio: ``async with`` / ``async for`` / ``await`` the stream it returns.
+
+        Nothing is sent until the stream is awaited, entered or iterated
+        (:class:`~llmrelay.core.async_stream.AsyncChatStream`); HTTP errors
+        raise there, errors after the first chunk from ``async for``.
+        """
+        from .async_stream import AsyncChatStream
+
+        return AsyncChatStream(partial(self.stream_execute, request, options=options))
+
+    async def alist_models(self, *, options: CallOptions | None = None) -> ModelList:
+        """:meth:`list_models`, awaited."""
+        from .aio import run_sync
+
+        return await run_sync(partial(self.list_models, options=options))
+
+    async def avalidate_config(self) -> ValidationReport:
+        """:meth:`validate_config`, awaited."""
+        from .aio import run_sync
+
+        return await run_sync(self.validate_config)
+
+    async def aget_credits(self, *, options: CallOptions | None = None) -> Credits:
+        """:meth:`get_credits`, awaited."""
+        from .aio import run_sync
+
+        return await run_sync(partial(self.get_credits, options=options))
+
+    async def aget_generation_stats(self, generation_id: str, *, options: CallOptions | None = None) -> GenerationStats:
+        """:meth:`get_generation_stats`, awaited."""
+        from .aio import run_sync
+
+        return await run_sync(partial(self.get_generation_stats, generation_id, options=options))
+
+    async def aembed(
+        self, request: EmbeddingRequest | dict[str, Any], *, options: CallOptions | None = None
+    ) -> EmbeddingResponse:
+        """:meth:`embed`, awaited."""
+        from .aio import run_sync
+
+        return await run_sync(partial(self.embed, request, options=options))
+
     def supports(self, operation: Operation | str) -> bool:
         """Whether the provider offers ``operation`` (an :class:`Operation`, its value, or its older name)."""
         try:
@@ -214,6 +281,18 @@ class Provider(ABC):
 
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
+
+    async def aclose(self) -> None:
+        """:meth:`close`, awaited (closing may join a layer's background thread)."""
+        from .aio import run_sync
+
+        await run_sync(self.close)
+
+    async def __aenter__(self) -> Provider:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.aclose()
 
     def __repr__(self) -> str:
         # Never the settings: they hold the key.

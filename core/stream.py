@@ -13,11 +13,18 @@ non-streamed call would have.
 Layers observe a stream through :meth:`ChatStream.add_done_callback`
 instead of wrapping its iterator: one callback when the stream ends, for
 whatever reason, costs nothing per chunk.
+
+:meth:`ChatStream.close` may be called from any thread, also while another
+thread is blocked in ``next()`` (an async caller's worker, see
+:mod:`llmrelay.core.async_stream`): the transport's close aborts the read
+(an HTTP stream's socket is shut down), and that ``next()`` ends the
+iteration instead of raising the abort's error.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -143,6 +150,9 @@ class ChatStream:
         self._tools: dict[int, _ToolCallBuilder] = {}
         # Chunks kept only when a layer asks (the cache, to replay the stream).
         self._recorded: list[StreamChunk] | None = None
+        # Settling the outcome and releasing happen once, whichever thread
+        # gets there first: a close from another thread can race the end.
+        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ iteration
 
@@ -158,12 +168,19 @@ class ChatStream:
             self._finish(StreamOutcome.COMPLETED, None)
             raise
         except LLMRelayError as exc:
-            self._finish(StreamOutcome.FAILED, exc)
+            if not self._finish(StreamOutcome.FAILED, exc):
+                raise StopIteration from None  # closed by another thread meanwhile: the abort's error is no failure
             raise
         except Exception as exc:  # a bug or a foreign error inside the parser
             wrapped = StreamInterruptedError(f"stream failed: {type(exc).__name__}: {exc}", provider=self.provider)
-            self._finish(StreamOutcome.FAILED, wrapped)
+            if not self._finish(StreamOutcome.FAILED, wrapped):
+                raise StopIteration from None
             raise wrapped from exc
+        if self.outcome is not None:
+            # Closed by another thread while this read was under way: the
+            # chunks could not be closed then (they were being read), so now.
+            self._release()
+            raise StopIteration
         if self.first_chunk_at is None:
             self.first_chunk_at = self._clock()
         self.chunk_count += 1
@@ -212,10 +229,12 @@ class ChatStream:
         self.close()
 
     def close(self) -> None:
-        """Stop reading and release the connection. Safe to call more than once."""
-        if self.outcome is None:
-            self._finish(StreamOutcome.CANCELLED, None)
-        else:
+        """Stop reading and release the connection. Safe to call more than once, and from any thread.
+
+        A ``next()`` blocked on another thread returns at once for an HTTP
+        stream (its read is aborted) and ends the iteration.
+        """
+        if not self._finish(StreamOutcome.CANCELLED, None):
             self._release()
 
     def __del__(self) -> None:
@@ -225,23 +244,37 @@ class ChatStream:
                 self.close()
 
     def _release(self) -> None:
-        close_chunks = getattr(self._chunks, "close", None)
+        chunks = self._chunks
+        close_chunks = getattr(chunks, "close", None)
         if close_chunks is not None:
-            close_chunks()
-        if self._close_transport is not None:
+            try:
+                close_chunks()
+            except ValueError:
+                # "generator already executing": another thread is inside
+                # next() on it. The transport's close below aborts that read;
+                # the generator then ends on that thread and cleans up there.
+                if not getattr(chunks, "gi_running", False):
+                    raise
+        with self._lock:
             close, self._close_transport = self._close_transport, None
+        if close is not None:
             close()
 
-    def _finish(self, outcome: str, error: BaseException | None) -> None:
-        self.outcome = outcome
-        self.error = error
-        self.ended_at = self._clock()
+    def _finish(self, outcome: str, error: BaseException | None) -> bool:
+        """Settle the outcome, release, run the callbacks; False (and nothing done) if it was settled already."""
+        with self._lock:
+            if self.outcome is not None:
+                return False
+            self.outcome = outcome
+            self.error = error
+            self.ended_at = self._clock()
         try:
             self._release()
         finally:
             callbacks, self._callbacks = self._callbacks, []
             for callback in callbacks:
                 callback(self)
+        return True
 
     def add_done_callback(self, callback: DoneCallback) -> None:
         """Call ``callback(stream)`` once when the stream ends, for any reason."""

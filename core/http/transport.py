@@ -32,6 +32,8 @@ for a whole one). The decisions it makes are deliberate and visible:
   ``idle_timeout``, so a stalled stream fails after that much silence.
 * A streamed body that is closed before its end discards its connection
   (requests' ``Response.close``); one read to the end goes back to the pool.
+  Closing it works from any thread: a read blocked on another thread returns
+  at once (the socket is shut down first, :func:`~.wire.close_stream`).
   :meth:`HTTPResponse.finish` reads what is left after an end marker, briefly,
   so the connection can be reused.
 * :meth:`RequestsTransport.close` closes every pooled socket at once rather
@@ -70,6 +72,7 @@ from .wire import (
     SEND_CAUGHT,
     SEND_ERRORS,
     STREAM_READ_SIZE,
+    close_stream,
     finish_stream,
     map_error,
     set_read_timeout,
@@ -297,7 +300,7 @@ class RequestsTransport(Transport):
                 response.status_code,
                 response.headers,
                 stream=pieces,
-                on_close=response.close,
+                on_close=partial(close_stream, response),
                 on_finish=partial(finish_stream, response, pieces),
                 url=request.url,
             )

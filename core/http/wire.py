@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import socket
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -55,6 +56,7 @@ __all__ = [
     "STREAM_BODY_ERRORS",
     "STREAM_READ_SIZE",
     "WHOLE_BODY_ERRORS",
+    "close_stream",
     "finish_stream",
     "host_of",
     "innermost_reason",
@@ -304,3 +306,24 @@ def finish_stream(response: requests.Response, pieces: Iterator[bytes]) -> None:
     except LLMRelayError:
         pass
     response.close()  # not at the end: the connection is discarded, not reused half-read
+
+
+def close_stream(response: requests.Response) -> None:
+    """Close a streamed response now, from any thread, also while another thread is blocked reading it.
+
+    The socket is shut down first (``raw.connection.sock``, the handle
+    :func:`set_read_timeout` uses): a read blocked on another thread (an
+    async caller's worker) returns at once, and the server sees the
+    connection end. Closing alone would not do it: the body's buffered reader
+    holds its lock for the whole of a blocked read, so ``close`` would wait
+    for that read to end, up to the idle timeout. A response read to its end
+    has given its connection back to the pool already (``raw.connection`` is
+    None) and nothing is shut down; should the reader give it back in the
+    instant between the two, the pool finds the socket shut when it next
+    hands it out, and opens a fresh one.
+    """
+    sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):  # already shut or closed: nothing left to unblock
+            sock.shutdown(socket.SHUT_RDWR)
+    response.close()
