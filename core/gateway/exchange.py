@@ -7,6 +7,7 @@ which answers with a :class:`Response`; both sides import them from here.
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,15 @@ class Request:
     def header(self, name: str) -> str | None:
         value = self.environ.get("HTTP_" + name.upper().replace("-", "_"))
         return value if isinstance(value, str) else None
+
+    @property
+    def client_socket(self) -> socket.socket | None:
+        """The client's connection, where the server hands it over (gunicorn: ``environ["gunicorn.socket"]``).
+
+        A stream watches it to notice a client that hung up (:mod:`.pump`).
+        """
+        sock = self.environ.get("gunicorn.socket")
+        return sock if isinstance(sock, socket.socket) else None
 
     @property
     def query(self) -> str:

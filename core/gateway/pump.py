@@ -7,26 +7,51 @@ per event (a write per event cost about three quarters of the throughput
 against a fast upstream), while a slow stream still goes out event by event,
 with no added wait. When nothing came for ``ping_interval`` seconds it writes
 a keep-alive (an SSE comment, or Anthropic's ``ping`` event once the message
-has started), which also shows at once whether the client is still there.
+has started).
 
-The reader thread alone iterates the upstream stream and closes it, so the
-stream is never touched by two threads. ``close()`` (the server calls it when
-the response ends, and when the client went away) asks the reader to stop: it
-closes the upstream stream as soon as it holds the next upstream chunk (a
-thread blocked in a read cannot be interrupted safely; the keep-alive makes a
-gone client show within ``ping_interval`` even on a silent stream).
+A client that goes away is noticed within ``watch_interval`` seconds, even
+on a silent stream: while it waits, the request's thread looks at the
+client's socket (gunicorn hands it over as ``environ["gunicorn.socket"]``),
+which turns readable at end of file. Then, or when the server calls
+``close()`` (at the end of the response, or after a failed write), the
+upstream stream is closed at once: :meth:`ChatStream.close` may be called
+from any thread and ends a read blocked on the reader thread, so the upstream
+sees the connection end and stops spending tokens.
 """
 
 from __future__ import annotations
 
 import queue
+import select
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 
-__all__ = ["Pump"]
+__all__ = ["Pump", "client_gone"]
 
 _END = object()
+#: How often a waiting stream looks whether its client is still there (seconds).
+WATCH_INTERVAL = 0.25
+
+
+def client_gone(sock: socket.socket) -> bool:
+    """Whether the client closed its end: the socket is readable and holds nothing (or is broken).
+
+    An HTTP/1.1 client sends nothing more while it reads a streamed response
+    (a pipelined request would be data, not the end), so a readable socket
+    that peeks empty is a client that hung up.
+    """
+    try:
+        poller = select.poll()
+        poller.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+        if not poller.poll(0):
+            return False
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except (OSError, ValueError):  # reset by the peer, or closed under us: gone all the same
+        return True
 
 
 class Pump:
@@ -39,11 +64,18 @@ class Pump:
         *,
         ping: Callable[[], bytes | None],
         ping_interval: float,
+        client: socket.socket | None = None,
+        watch_interval: float = WATCH_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._frames = frames
         self._close_upstream = close_upstream
         self._ping = ping
         self._ping_interval = ping_interval
+        self._client = client
+        # Without a socket to watch, waking up only to ping is enough.
+        self._wait = min(watch_interval, ping_interval) if client is not None else ping_interval
+        self._clock = clock
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._read, name="llmrelay-gateway-stream", daemon=True)
@@ -77,13 +109,19 @@ class Pump:
     def __iter__(self) -> Iterator[bytes]:
         self._thread.start()
         take = self._queue.get
+        last_write = self._clock()
         while True:
             try:
-                item = take(timeout=self._ping_interval)
+                item = take(timeout=self._wait)
             except queue.Empty:
-                ping = self._ping()
-                if ping:
-                    yield ping
+                if self._client is not None and client_gone(self._client):
+                    self.close()
+                    return
+                if self._clock() - last_write >= self._ping_interval:
+                    ping = self._ping()
+                    if ping:
+                        last_write = self._clock()
+                        yield ping
                 continue
             parts: list[bytes] = []
             while True:
@@ -98,7 +136,13 @@ class Pump:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
+            last_write = self._clock()
             yield b"".join(parts)
 
     def close(self) -> None:
+        """Stop: the upstream stream is closed now, also while the reader thread is blocked reading it."""
+        if self._stop.is_set():
+            return
         self._stop.set()
+        if self._thread.is_alive():
+            self._close_upstream()

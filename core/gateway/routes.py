@@ -45,7 +45,13 @@ def chat_completions(app: GatewayApp, request: Request) -> Response:
         upstream = provider.stream_execute(chat)
         request.upstream += app.clock() - started
         frames = openai.sse_chunks(upstream, model, include_usage)
-        body = Pump(frames, upstream.close, ping=lambda: openai.PING, ping_interval=app.settings.ping_interval)
+        body = Pump(
+            frames,
+            upstream.close,
+            ping=lambda: openai.PING,
+            ping_interval=app.settings.ping_interval,
+            client=request.client_socket,
+        )
         return Response(200, body, SSE)
     response = provider.execute(chat)
     request.upstream += app.clock() - started
@@ -61,7 +67,13 @@ def messages(app: GatewayApp, request: Request) -> Response:
         upstream = provider.stream_execute(chat)
         request.upstream += app.clock() - started
         events = anthropic.MessageEvents(upstream, model)
-        body = Pump(iter(events), upstream.close, ping=events.ping, ping_interval=app.settings.ping_interval)
+        body = Pump(
+            iter(events),
+            upstream.close,
+            ping=events.ping,
+            ping_interval=app.settings.ping_interval,
+            client=request.client_socket,
+        )
         return Response(200, body, SSE)
     response = provider.execute(chat)
     request.upstream += app.clock() - started
