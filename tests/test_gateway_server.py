@@ -16,6 +16,7 @@ import requests
 from tests.support.fake_server import FakeOpenRouter
 from tests.support.gateway import GATEWAY_KEY, RunningGateway, free_port, openrouter_config, start_gateway
 from tests.support.redis_fixture import REDIS_URL, redis_client, redis_namespace
+from tests.support.stalling_server import StallingStreamServer, chat_event
 
 __all__ = ["redis_client", "redis_namespace"]  # fixtures, imported to be found by pytest
 
@@ -226,6 +227,25 @@ def test_client_disconnect_closes_the_upstream_stream(path: str) -> None:
             response.close()  # the client goes away mid-stream
             eventually(slow.client_left.is_set, "the upstream saw its stream closed")
             assert slow.sent < 2000 and not slow.finished.is_set()
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
+def test_a_client_leaving_a_silent_stream_closes_the_upstream_at_once(path: str) -> None:
+    # The upstream sends one event and then nothing: no write to the client will
+    # fail before the next keep-alive (an hour away here), so the gateway must
+    # notice the hang-up on the client's socket and cut the blocked upstream read.
+    with StallingStreamServer([chat_event("Hel")]) as stalling:
+        port = free_port()
+        config = openrouter_config(stalling.url, port, gateway="ping_interval = 3600\n")
+        with start_gateway(config, port) as gateway:
+            body = {**CHAT, "stream": True, "max_tokens": 10}
+            response = requests.post(gateway.url + path, json=body, headers=AUTH, stream=True, timeout=10)
+            assert response.status_code == 200
+            first = next(line for line in response.iter_lines() if line.startswith(b"data: "))
+            assert b"Hel" in first or b"message_start" in first
+            assert stalling.events_sent.is_set() and not stalling.client_closed.is_set()
+            response.close()  # the client hangs up while the upstream is silent
+            assert stalling.client_closed.wait(10), "the gateway kept the upstream stream open"
 
 
 def test_sigterm_lets_an_inflight_stream_finish() -> None:
