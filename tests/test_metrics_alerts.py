@@ -179,6 +179,10 @@ def test_alert_thresholds_are_configurable_and_can_be_switched_off() -> None:
 def test_bad_alert_thresholds_name_the_setting() -> None:
     with pytest.raises(ConfigurationError, match=r"plugins\.metrics\.alerts\.warning_error_rate"):
         validate_settings(MetricsSettings, {"alerts": {"warning_error_rate": 5}}, source="t", prefix="plugins.metrics")
+    with pytest.raises(ConfigurationError, match="false to switch this alert off"):
+        validate_settings(
+            MetricsSettings, {"alerts": {"info_cache_hit_rate": True}}, source="t", prefix="plugins.metrics"
+        )
     with pytest.raises(ConfigurationError, match="unknown setting"):
         validate_settings(MetricsSettings, {"alerts": {"critical_latency": 5}}, source="t", prefix="plugins.metrics")
 
@@ -343,7 +347,7 @@ def test_cli_uses_the_config_files_alert_thresholds(registry, tmp_path, capsys) 
     service_snapshot(registry, path, failures=1)
     config = tmp_path / "llmrelay.toml"
     config.write_text(
-        f'[plugins.metrics]\nsnapshot_path = "{path}"\n[plugins.metrics.alerts]\nwarning_error_rate = 0.2\n',
+        f'[plugins.metrics]\nsnapshot_path = "{path}"\n[plugins.metrics.alerts]\nwarning_error_rate = false\n',
         encoding="utf-8",
     )
     assert main(["--config", str(config), "metrics"], registry=registry) == 0

@@ -74,7 +74,7 @@ class GradeThresholds(BaseModel):
 
 
 class AlertThresholds(BaseModel):
-    """Alert levels, from the original reports' alerting thresholds; ``None`` switches an alert off.
+    """Alert levels, from the original reports' alerting thresholds; ``false`` (``None``) switches an alert off.
 
     Judged per series (provider, model, operation) with at least
     ``min_requests`` calls: **critical** when its average latency over the
@@ -91,6 +91,16 @@ class AlertThresholds(BaseModel):
     warning_error_rate: float | None = Field(default=0.05, ge=0, lt=1, description="warning above this error rate")
     info_cache_hit_rate: float | None = Field(default=0.2, gt=0, le=1, description="info below this cache hit rate")
     min_requests: int = Field(default=1, ge=1, description="calls a series needs before it can alert")
+
+    @field_validator("critical_latency_seconds", "warning_error_rate", "info_cache_hit_rate", mode="before")
+    @classmethod
+    def _false_is_off(cls, value: object) -> object:
+        # TOML has no null: `warning_error_rate = false` is how a config file switches an alert off.
+        if value is False:
+            return None
+        if value is True:
+            raise ValueError("a threshold, or false to switch this alert off")
+        return value
 
 
 class MetricsSettings(BaseModel):
