@@ -102,6 +102,19 @@ def test_requests_per_minute_adds_up_across_series_and_processes_and_resets() ->
     assert one.snapshot().totals.requests_per_minute == 0
 
 
+def test_a_stopped_process_adds_nothing_to_the_merged_requests_per_minute() -> None:
+    live, _ = collector()
+    stopped = MetricsCollector(clock=FakeClock(5.0), wall_clock=lambda: 1_700_000_000.0 - 60)  # a minute older
+    calls(live, 2)
+    calls(stopped, 7)
+    merged = MetricsSnapshot.merge([stopped.snapshot(), live.snapshot()])
+    assert merged.totals.requests == 9  # its counts still add up
+    assert merged.totals.requests_per_minute == 2  # its last minute is over
+    recent = MetricsCollector(clock=FakeClock(5.0), wall_clock=lambda: 1_700_000_000.0 - 59)
+    calls(recent, 7)
+    assert MetricsSnapshot.merge([recent.snapshot(), live.snapshot()]).totals.requests_per_minute == 9
+
+
 # ---------------------------------------------------------------- alerts
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Literal
 
+from llmrelay.core.settings import default_settings
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import grading
@@ -163,7 +164,7 @@ def _cache_alert(series: SeriesSnapshot, limit: float) -> Iterator[Alert]:
 
 def alerts(snapshot: MetricsSnapshot, thresholds: AlertThresholds | None = None) -> list[Alert]:
     """Every alert the snapshot's series raise, most severe first (then in the snapshot's series order)."""
-    limits = thresholds or AlertThresholds()
+    limits = thresholds or default_settings(AlertThresholds)
     found: list[Alert] = []
     for series in snapshot.series:
         if series.requests < limits.min_requests:
@@ -187,7 +188,7 @@ def status(grade: str | None, found: list[Alert]) -> Status:
 
 def insights(snapshot: MetricsSnapshot, settings: MetricsSettings | None = None) -> Insights:
     """Status, grade, requests per minute, alerts and recommendations (never none) of a snapshot."""
-    thresholds = settings or MetricsSettings()
+    thresholds = settings or default_settings(MetricsSettings)
     report = grading.grade(snapshot, thresholds.grade)
     found = alerts(snapshot, thresholds.alerts)
     recommendations = list(report.recommendations)

@@ -127,15 +127,6 @@ class _Series:
             self.minute_counts[slot] = 1
         # else: a call that ended over a minute before one already counted (a late report): not in the last minute
 
-    def last_minute(self, now: float) -> int:
-        """Calls that ended in the current second of ``now`` and the 59 before it."""
-        current = int(now)
-        return sum(
-            count
-            for second, count in zip(self.minute_seconds, self.minute_counts, strict=True)
-            if current - _MINUTE < second <= current
-        )
-
     def count_ttft(self, now: float, ttft: float, bucket: int) -> None:
         self.ttft.append((now, ttft))
         self.ttft_counts[bucket] += 1
@@ -326,7 +317,7 @@ class MetricsCollector:
         now = self.clock()
         max_age = self.settings.window_seconds
         with self._lock:
-            raw = [(key, self._copy(series, now)) for key, series in self._series.items()]
+            raw = [(key, self._copy(series)) for key, series in self._series.items()]
             breakers = [asdict(b) for b in self._breakers.values()]
             since = self._since
         series_list = []
@@ -352,6 +343,7 @@ class MetricsCollector:
                         sum=fields.pop("ttft_sum"),
                         count=fields.pop("ttft_count"),
                     ),
+                    requests_per_minute=_last_minute(fields.pop("minute"), now),
                     **fields,
                 )
             )
@@ -366,7 +358,7 @@ class MetricsCollector:
 
     @staticmethod
     def _copy(
-        series: _Series, now: float
+        series: _Series,
     ) -> tuple[list[tuple[float, float]], list[tuple[float, float]], list[tuple[float, float]], dict[str, Any]]:
         # Under the lock: copy only; sorting and model building happen outside it.
         fields = {
@@ -390,7 +382,7 @@ class MetricsCollector:
         fields["cache_hits"], fields["cache_stale"] = cache["hit"], cache["stale"]
         fields["cache_misses"], fields["cache_bypass"] = cache["miss"], cache["bypass"]
         fields["cache_coalesced"] = cache["coalesced"]
-        fields["requests_per_minute"] = series.last_minute(now)
+        fields["minute"] = (list(series.minute_seconds), list(series.minute_counts))
         fields["errors_by_type"] = dict(series.errors_by_type)
         fields["latency_counts"] = list(series.latency_counts)
         fields["ttft_counts"] = list(series.ttft_counts)
@@ -417,6 +409,13 @@ class MetricsCollector:
     def insights(self) -> Insights:
         """Status, grade, alerts and recommendations, by this collector's thresholds."""
         return self.snapshot().insights(self.settings)
+
+
+def _last_minute(minute: tuple[list[int], list[int]], now: float) -> int:
+    """Calls counted in the ring's slots for the current second of ``now`` and the 59 before it."""
+    seconds, counts = minute
+    current = int(now)
+    return sum(count for second, count in zip(seconds, counts, strict=True) if current - _MINUTE < second <= current)
 
 
 def _quantiles(samples: list[tuple[float, float]], now: float, max_age: float | None) -> Quantiles:

@@ -19,6 +19,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llmrelay.core.settings import default_settings
+
 from .collector import MetricsCollector
 from .settings import GradeThresholds, MetricsSettings
 
@@ -58,7 +60,7 @@ class MetricsRegistry:
         """
         with self._lock:
             found = self._settings
-        return found if found is not None else MetricsSettings()
+        return found if found is not None else default_settings(MetricsSettings)
 
     def collectors(self) -> dict[str, MetricsCollector]:
         with self._lock:

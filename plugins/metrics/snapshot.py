@@ -217,19 +217,28 @@ class MetricsSnapshot(_Model):
 
     @classmethod
     def merge(cls, snapshots: "Iterable[MetricsSnapshot]") -> "MetricsSnapshot":
-        """One snapshot of several collectors or processes (same labels add up)."""
+        """One snapshot of several collectors or processes (same labels add up).
+
+        A snapshot taken a minute or more before the newest one adds nothing
+        to requests per minute: its process stopped (or stopped writing), so
+        none of its calls ended in the newest snapshot's last minute.
+        """
         snapshots = list(snapshots)
+        newest = max((s.taken_at for s in snapshots), default=0.0)
         by_key: dict[tuple[str, str | None, str], SeriesSnapshot] = {}
         breakers: dict[str, BreakerSnapshot] = {}
         for snapshot in snapshots:
+            stale = newest - snapshot.taken_at >= 60
             for series in snapshot.series:
+                if stale and series.requests_per_minute:
+                    series = series.model_copy(update={"requests_per_minute": 0})
                 found = by_key.get(series.key)
                 by_key[series.key] = series if found is None else found.merged(series)
             for breaker in snapshot.breakers:
                 breakers[breaker.breaker] = breaker  # the latest one wins: state is not additive
         merged = sorted(by_key.values(), key=lambda s: (s.provider, s.model or "", s.operation))
         return cls(
-            taken_at=max((s.taken_at for s in snapshots), default=0.0),
+            taken_at=newest,
             since=min((s.since for s in snapshots), default=0.0),
             series=merged,
             breakers=sorted(breakers.values(), key=lambda b: b.breaker),
