@@ -18,6 +18,7 @@ from llmrelay.plugins.metrics import (
 )
 
 from tests.support.clock import FakeClock
+from tests.support.prometheus import check_exposition
 
 
 def collector(**settings) -> tuple[MetricsCollector, FakeClock]:
@@ -203,11 +204,6 @@ def test_no_calls_no_grade() -> None:
 
 # ---------------------------------------------------------------- prometheus
 
-_LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*"'
-_SAMPLE = re.compile(
-    r"^[a-zA-Z_:][a-zA-Z0-9_:]*(?:\{" + _LABEL + "(?:," + _LABEL + r")*\})? (?:[-+]?[0-9.]+(?:e[-+]?[0-9]+)?|\+Inf)$"
-)
-
 
 def test_prometheus_text_is_well_formed_and_consistent() -> None:
     metrics, _ = collector()
@@ -217,13 +213,7 @@ def test_prometheus_text_is_well_formed_and_consistent() -> None:
     metrics.observe_breaker_event({"breaker": "p", "provider": "p", "to": "half_open"})
     text = metrics.prometheus()
     lines = text.splitlines()
-    typed = {}
-    for line in lines:
-        if line.startswith("# TYPE"):
-            _, _, name, kind = line.split()
-            typed[name] = kind
-        elif not line.startswith("#"):
-            assert _SAMPLE.match(line), line
+    typed = check_exposition(text)
     assert typed["llmrelay_requests_total"] == "counter"
     assert typed["llmrelay_request_duration_seconds"] == "histogram"
     assert 'model="we\\"ird\\\\model"' in text

@@ -266,6 +266,7 @@ def test_totals_reconcile_exactly_under_16_threads(registry) -> None:
     snap = provider.layer("metrics").collector.snapshot()
     calls = 16 * per_thread + 1
     assert snap.totals.requests == calls
+    assert snap.totals.requests_per_minute == calls  # the fake clock never left its first second
     assert snap.totals.successes == outcomes["ok"] + 1
     assert snap.totals.breaker_rejections == outcomes["rejected"] > 0
     assert snap.totals.errors == outcomes["error"] + outcomes["rejected"]

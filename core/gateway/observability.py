@@ -14,6 +14,12 @@ span machines.
 ``?action=reset`` does not zero anyone's counters (Prometheus counters must
 only grow): it stores the current totals as the baseline that
 ``/api/performance`` subtracts, in the shared store, so every worker agrees.
+
+What the figures mean is the metrics plugin's to say, not the gateway's:
+``insights`` (status, grade, recommendations), ``requestsPerMinute`` (calls
+that ended in the last minute: a rate, which a reset does not change) and
+the alerts on ``/metrics`` come from the merged snapshot's ``insights()``,
+judged by the served providers' ``[plugins.metrics]`` thresholds.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ __all__ = ["DirectoryShare", "Observer", "RedisShare"]
 log = logging.getLogger("llmrelay.gateway")
 
 SHARE_DIR_ENV = "LLMRELAY_GATEWAY_SHARE_DIR"
-_GOOD = "Performance looks good! No immediate optimizations needed."
+_METRICS_OFF = "Metrics are off ([plugins.metrics] enabled = false): turn them on for figures, alerts and advice."
 _OVERHEAD_BOUNDS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05)
 
 
@@ -124,7 +130,6 @@ class Observer:
         elif share is None and os.environ.get(SHARE_DIR_ENV):
             share = DirectoryShare(os.environ[SHARE_DIR_ENV])
         self.share = share
-        self.started = clock()
         self._lock = threading.Lock()
         self._requests: dict[tuple[str, int], int] = {}
         self._overhead_counts = [0] * (len(_OVERHEAD_BOUNDS) + 1)
@@ -158,6 +163,11 @@ class Observer:
 
     def _snapshots(self) -> list[Any]:
         return [layer.collector.snapshot() for layer in self.backend.layers("metrics")]
+
+    def _metrics_settings(self) -> Any:
+        """The served providers' metrics settings (one config file: the first layer's), to judge the merged snapshot."""
+        layers = self.backend.layers("metrics")
+        return layers[0].collector.settings if layers else None
 
     def local_state(self) -> dict[str, Any]:
         snapshots = self._snapshots()
@@ -210,7 +220,7 @@ class Observer:
     def prometheus(self) -> str:
         states = self.states()
         merged = self._merged(states)
-        text = merged.prometheus() if merged is not None else ""
+        text = merged.prometheus(self._metrics_settings()) if merged is not None else ""
         requests: dict[tuple[str, int], int] = {}
         counts = [0] * (len(_OVERHEAD_BOUNDS) + 1)
         total = 0.0
@@ -259,7 +269,6 @@ class Observer:
                 totals["misses"] += series.cache_misses
                 totals["latency_sum"] += series.latency_histogram.sum
                 totals["latency_count"] += series.latency_histogram.count
-        totals["at"] = self.clock()
         return totals
 
     def performance(self, *, reset: bool = False) -> dict[str, Any]:
@@ -268,14 +277,21 @@ class Observer:
         totals = self._totals(merged, states)
         if reset:
             self._set_baseline(totals)
-        baseline = self._get_baseline() or {"at": self.started}
+        baseline = self._get_baseline() or {}
         figures = {key: value - baseline.get(key, 0) for key, value in totals.items()}
         requests, lookups = figures["requests"], figures["hits"] + figures["misses"]
         hit_rate = figures["hits"] / lookups if lookups else 0.0
-        minutes = max(figures["at"] / 60, 1 / 60)
-        report = merged.grade() if merged is not None else None
-        grade = report.grade if report is not None else None
-        status = {"A": "healthy", "B": "healthy", "C": "degraded", "D": "degraded", "F": "unhealthy"}.get(grade or "A")
+        if merged is not None:
+            insights = merged.insights(self._metrics_settings())
+            judged = {
+                "status": insights.status,
+                "performanceGrade": insights.grade or "N/A",
+                "recommendations": insights.recommendations,
+            }
+            per_minute = insights.requests_per_minute
+        else:
+            judged = {"status": "healthy", "performanceGrade": "N/A", "recommendations": [_METRICS_OFF]}
+            per_minute = 0
         return {
             "metrics": {
                 "requestCount": requests,
@@ -284,7 +300,7 @@ class Observer:
                 else 0,
                 "errorRate": round(figures["errors"] / requests, 4) if requests else 0.0,
                 "cacheHitRate": round(hit_rate, 4),
-                "requestsPerMinute": round(requests / minutes, 2),
+                "requestsPerMinute": per_minute,
             },
             "cache": {
                 "size": sum(state.get("cache_entries", 0) for state in states),
@@ -292,11 +308,7 @@ class Observer:
                 "hits": figures["hits"],
                 "misses": figures["misses"],
             },
-            "insights": {
-                "status": status,
-                "performanceGrade": grade or "N/A",
-                "recommendations": (report.recommendations if report is not None else []) or [_GOOD],
-            },
+            "insights": judged,
             "timestamp": datetime.fromtimestamp(self.clock(), timezone.utc)
             .isoformat(timespec="milliseconds")
             .replace("+00:00", "Z"),

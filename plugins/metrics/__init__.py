@@ -11,6 +11,10 @@ On by default; configure or switch it off in the config file::
     [plugins.metrics.grade]
     latency_seconds = [2, 3, 5]     # A / B / C limits
     error_rate = [0.01, 0.05, 0.15]
+    [plugins.metrics.alerts]
+    critical_latency_seconds = 5    # average latency above: critical
+    warning_error_rate = 0.05       # error rate above: warning
+    info_cache_hit_rate = 0.2       # cache hit rate below: info
 
 From Python::
 
@@ -18,6 +22,8 @@ From Python::
     snapshot = metrics_registry().snapshot()        # typed (pydantic); .to_json()
     print(snapshot.prometheus())
     print(snapshot.grade().text())                  # A-F with recommendations
+    insights = metrics_registry().insights()        # status, alerts, requests per minute, advice
+    record_event("document_generation", duration_ms=1250, success=True)   # on the same log stream
     provider.layer("metrics").collector.reset()
 """
 
@@ -38,13 +44,17 @@ from .settings import MetricsSettings
 _EXPORTS: dict[str, str] = {
     "LATENCY_BUCKETS": "settings",
     "TTFT_BUCKETS": "settings",
+    "AlertThresholds": "settings",
     "GradeThresholds": "settings",
     "MetricsSettings": "settings",
+    "Alert": "alerts",
+    "Insights": "alerts",
     "CallRecord": "collector",
     "MetricsCollector": "collector",
     "HealthReport": "grading",
     "SeriesGrade": "grading",
     "grade": "grading",
+    "record_event": "events",
     "MetricsLayer": "layer",
     "MetricsRegistry": "registry",
     "SnapshotWriter": "registry",
@@ -85,8 +95,11 @@ def build_layer(context: LayerContext) -> MetricsLayer:
 
 
 if TYPE_CHECKING:  # pragma: no cover - the names of _EXPORTS, for type checkers and IDEs
+    from .alerts import Alert as Alert
+    from .alerts import Insights as Insights
     from .collector import CallRecord as CallRecord
     from .collector import MetricsCollector as MetricsCollector
+    from .events import record_event as record_event
     from .grading import HealthReport as HealthReport
     from .grading import SeriesGrade as SeriesGrade
     from .grading import grade as grade
@@ -96,6 +109,7 @@ if TYPE_CHECKING:  # pragma: no cover - the names of _EXPORTS, for type checkers
     from .registry import metrics_registry as metrics_registry
     from .settings import LATENCY_BUCKETS as LATENCY_BUCKETS
     from .settings import TTFT_BUCKETS as TTFT_BUCKETS
+    from .settings import AlertThresholds as AlertThresholds
     from .settings import GradeThresholds as GradeThresholds
     from .settings import MetricsSettings as MetricsSettings
     from .snapshot import BreakerSnapshot as BreakerSnapshot

@@ -16,6 +16,14 @@ command reports on one of two real sources:
     all its layers, then reports on them: a quick, honest health check of
     an upstream from the command line.
 
+Every format carries the insights, judged by the config's
+``[plugins.metrics.grade]`` and ``[plugins.metrics.alerts]`` thresholds:
+the grade report ends with the status, requests in the last minute, the
+alerts and the recommendations; JSON is the snapshot with an ``insights``
+object added (``MetricsSnapshot.from_json`` reads it back, ignoring it);
+Prometheus text has the ``llmrelay_alert`` and ``llmrelay_health_status``
+gauges.
+
 ``--fail-under B`` exits 1 when the grade is worse than B (for cron or a
 readiness probe); 2 means the command could not run.
 """
@@ -24,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
@@ -31,7 +40,7 @@ from llmrelay.core.errors import ConfigurationError, LLMRelayError
 
 from .grading import GRADES
 from .registry import metrics_registry
-from .settings import GradeThresholds, MetricsSettings
+from .settings import MetricsSettings
 from .snapshot import MetricsSnapshot
 
 if TYPE_CHECKING:
@@ -73,7 +82,7 @@ def run(args: argparse.Namespace, context: CommandContext) -> int:
     """The command, run by the CLI with its ``CommandContext``."""
     out, err = context.stdout, context.stderr
     try:
-        snapshot, thresholds = _collect(args, context, err)
+        snapshot, settings = _collect(args, context, err)
     except (LLMRelayError, OSError, ValueError) as exc:
         print(f"llmrelay metrics: {exc}", file=err)
         return 2
@@ -84,13 +93,15 @@ def run(args: argparse.Namespace, context: CommandContext) -> int:
             file=err,
         )
         return 2
-    report = snapshot.grade(thresholds)
+    report = snapshot.grade(settings.grade)
     if args.format == "prometheus":
-        out.write(snapshot.prometheus())
+        out.write(snapshot.prometheus(settings))
     elif args.format == "json":
-        out.write(snapshot.to_json() + "\n")
+        data = snapshot.as_dict()
+        data["insights"] = snapshot.insights(settings).model_dump(mode="json")
+        out.write(json.dumps(data, indent=2) + "\n")
     else:
-        out.write(report.text() + "\n")
+        out.write(report.text(with_recommendations=False) + "\n" + snapshot.insights(settings).text() + "\n")
     if args.fail_under and report.grade is not None and GRADES.index(report.grade) > GRADES.index(args.fail_under):
         return 1
     return 0
@@ -98,7 +109,7 @@ def run(args: argparse.Namespace, context: CommandContext) -> int:
 
 def _collect(
     args: argparse.Namespace, context: CommandContext, err: TextIO
-) -> tuple[MetricsSnapshot | None, GradeThresholds]:
+) -> tuple[MetricsSnapshot | None, MetricsSettings]:
     section = context.config.plugin_section("metrics")
     section.pop("enabled", None)
     settings = MetricsSettings.model_validate(section) if section else MetricsSettings()
@@ -106,12 +117,12 @@ def _collect(
         if args.probe < 0:
             raise ConfigurationError("--probe needs a positive number of calls")
         _probe(args, context, err)
-        return metrics_registry().snapshot(), settings.grade
+        return metrics_registry().snapshot(), settings
     paths = list(args.snapshot)
     if not paths and settings.snapshot_path:
         paths = [settings.snapshot_path.replace("{pid}", "*")]
     if not paths:
-        return None, settings.grade
+        return None, settings
     files: list[str] = []
     for pattern in paths:
         matched = sorted(glob.glob(pattern))
@@ -129,7 +140,7 @@ def _collect(
                 raise ConfigurationError(
                     f"{path} is not a llmrelay metrics snapshot: {str(exc).splitlines()[0]}"
                 ) from None
-    return MetricsSnapshot.merge(snapshots), settings.grade
+    return MetricsSnapshot.merge(snapshots), settings
 
 
 def _probe(args: argparse.Namespace, context: CommandContext, err: TextIO) -> None:

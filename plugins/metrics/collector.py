@@ -6,6 +6,11 @@ of threads. Latency percentiles come from a rolling window per series,
 a ring buffer of at most ``window_size`` samples no older than
 ``window_seconds``, so memory is bounded however long the process runs;
 histograms (for Prometheus) count everything since the last reset.
+
+Requests per minute is the number of calls that ended in the last minute
+of the collector's clock, counted in whole seconds: the current second and
+the 59 before it, one slot each in a ring of 60 counters per series (a
+fixed size, whatever the load).
 """
 
 from __future__ import annotations
@@ -20,14 +25,18 @@ from dataclasses import KW_ONLY, asdict, dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from .events import CALL_EVENT
 from .settings import MetricsSettings
 
 if TYPE_CHECKING:
+    from .alerts import Insights
     from .snapshot import MetricsSnapshot, Quantiles
 
 __all__ = ["CallRecord", "MetricsCollector", "percentile"]
 
 SeriesKey = tuple[str, "str | None", str]
+
+_MINUTE = 60  # seconds, one slot each, in the requests-per-minute ring
 
 
 def percentile(ordered: list[float], fraction: float) -> float:
@@ -61,6 +70,8 @@ class _Series:
         "latency",
         "latency_counts",
         "latency_sum",
+        "minute_counts",
+        "minute_seconds",
         "prompt_tokens",
         "requests",
         "retries",
@@ -87,6 +98,9 @@ class _Series:
         self.cost = Decimal(0)
         self.cache = {"hit": 0, "stale": 0, "miss": 0, "bypass": 0, "coalesced": 0}
         self.breaker_rejections = 0
+        # Slot i counts the calls that ended in second minute_seconds[i] (i = that second % 60).
+        self.minute_counts = [0] * _MINUTE
+        self.minute_seconds = [0] * _MINUTE
 
     # The count_* methods run under the collector's lock, once per call.
 
@@ -101,6 +115,17 @@ class _Series:
             self.successes += 1
         if attempts > 1:
             self.retries += attempts - 1
+
+    def count_minute(self, now: float) -> None:
+        second = int(now)
+        slot = second % _MINUTE
+        held = self.minute_seconds[slot]
+        if held == second:
+            self.minute_counts[slot] += 1
+        elif held < second:  # the slot's last count is a minute old: start it afresh
+            self.minute_seconds[slot] = second
+            self.minute_counts[slot] = 1
+        # else: a call that ended over a minute before one already counted (a late report): not in the last minute
 
     def count_ttft(self, now: float, ttft: float, bucket: int) -> None:
         self.ttft.append((now, ttft))
@@ -139,7 +164,7 @@ class CallRecord:
     def as_event(self) -> dict[str, Any]:
         """The structured log event: labels and numbers only, never request content or keys."""
         return {
-            "event": "llmrelay.call",
+            "event": CALL_EVENT,
             "provider": self.provider,
             "model": self.model,
             "operation": self.operation,
@@ -231,6 +256,7 @@ class MetricsCollector:
                 size = self.settings.window_size
                 series = self._series[key] = _Series(size, len(self._bounds), len(self._ttft_bounds))
             series.count_outcome(error_type, cancelled, attempts)
+            series.count_minute(now)
             series.latency.append((now, latency))
             series.latency_counts[latency_bucket] += 1
             series.latency_sum += latency
@@ -317,6 +343,7 @@ class MetricsCollector:
                         sum=fields.pop("ttft_sum"),
                         count=fields.pop("ttft_count"),
                     ),
+                    requests_per_minute=_last_minute(fields.pop("minute"), now),
                     **fields,
                 )
             )
@@ -355,6 +382,7 @@ class MetricsCollector:
         fields["cache_hits"], fields["cache_stale"] = cache["hit"], cache["stale"]
         fields["cache_misses"], fields["cache_bypass"] = cache["miss"], cache["bypass"]
         fields["cache_coalesced"] = cache["coalesced"]
+        fields["minute"] = (list(series.minute_seconds), list(series.minute_counts))
         fields["errors_by_type"] = dict(series.errors_by_type)
         fields["latency_counts"] = list(series.latency_counts)
         fields["ttft_counts"] = list(series.ttft_counts)
@@ -373,10 +401,21 @@ class MetricsCollector:
         return self.snapshot().to_json()
 
     def prometheus(self) -> str:
-        return self.snapshot().prometheus()
+        return self.snapshot().prometheus(self.settings)
 
     def grade(self) -> Any:
         return self.snapshot().grade(self.settings.grade)
+
+    def insights(self) -> Insights:
+        """Status, grade, alerts and recommendations, by this collector's thresholds."""
+        return self.snapshot().insights(self.settings)
+
+
+def _last_minute(minute: tuple[list[int], list[int]], now: float) -> int:
+    """Calls counted in the ring's slots for the current second of ``now`` and the 59 before it."""
+    seconds, counts = minute
+    current = int(now)
+    return sum(count for second, count in zip(seconds, counts, strict=True) if current - _MINUTE < second <= current)
 
 
 def _quantiles(samples: list[tuple[float, float]], now: float, max_age: float | None) -> Quantiles:

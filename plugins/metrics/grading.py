@@ -50,8 +50,8 @@ class HealthReport(BaseModel):
     series: list[SeriesGrade] = Field(default_factory=list)
     recommendations: list[str] = Field(default_factory=list)
 
-    def text(self) -> str:
-        """A short human-readable report (what ``llmrelay metrics --format grade`` prints)."""
+    def text(self, *, with_recommendations: bool = True) -> str:
+        """A short human-readable report (``llmrelay metrics --format grade`` prints it, then the insights)."""
         lines = [f"overall grade: {self.grade or 'n/a (no calls yet)'}"]
         for provider, letter in sorted(self.providers.items()):
             lines.append(f"  {provider}: {letter}")
@@ -60,7 +60,7 @@ class HealthReport(BaseModel):
             label = f"{item.provider} {item.model or '-'} {item.operation}"
             why = f" ({'; '.join(item.reasons)})" if item.reasons else ""
             lines.append(f"    {item.grade} {label}: latency {latency}, errors {item.error_rate:.1%}{why}")
-        if self.recommendations:
+        if with_recommendations and self.recommendations:
             lines.append("recommendations:")
             lines += [f"  - {text}" for text in self.recommendations]
         return "\n".join(lines)

@@ -20,11 +20,10 @@ from llmrelay.core.models import Usage
 from llmrelay.core.pipeline import BreakerReport, Call, Handler, Layer, Operation
 
 from .collector import CallRecord, MetricsCollector
+from .events import EVENT_ATTRIBUTE, log
 from .registry import SnapshotWriter
 
 __all__ = ["MetricsLayer"]
-
-log = logging.getLogger("llmrelay.metrics")
 
 R = TypeVar("R")
 
@@ -176,7 +175,7 @@ class MetricsLayer(Layer):
             record.operation,
             event["outcome"],
             event["latency_ms"],
-            extra={"llmrelay_event": event},
+            extra={EVENT_ATTRIBUTE: event},
         )
 
     def close(self) -> None:

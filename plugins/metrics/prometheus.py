@@ -6,6 +6,12 @@ percentiles are exported as gauges with a ``quantile`` label, and each
 circuit breaker's state as a gauge per state (1 for the current one).
 Labels: ``provider``, ``model`` (empty when the call has none) and
 ``operation``.
+
+The snapshot's insights (:mod:`.alerts`) follow: requests per minute per
+series, the health status as a gauge per status (1 for the current one),
+the number of firing alerts per level (always all three levels, so a rule
+can test ``> 0`` without ``absent()``), and one ``llmrelay_alert`` sample
+of value 1 per firing alert.
 """
 
 from __future__ import annotations
@@ -13,7 +19,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from .alerts import LEVELS, STATUSES
+
 if TYPE_CHECKING:  # a snapshot renders itself (MetricsSnapshot.prometheus): rendering only reads one
+    from .alerts import Insights
     from .snapshot import BreakerSnapshot, Histogram, MetricsSnapshot, Quantiles, SeriesSnapshot
 
 __all__ = ["CONTENT_TYPE", "render"]
@@ -68,11 +77,13 @@ class _Writer:
                 self.sample(name, [*labels, ("quantile", q)], float(value))
 
 
-def render(snapshot: MetricsSnapshot) -> str:
+def render(snapshot: MetricsSnapshot, insights: Insights) -> str:
+    """The snapshot's families, then its ``insights`` (judged by the caller's thresholds)."""
     out = _Writer()
     _call_counters(out, snapshot.series)
     _latencies(out, snapshot.series)
     _breakers(out, snapshot.breakers)
+    _health(out, snapshot.series, insights)
     return "\n".join(out.lines) + "\n"
 
 
@@ -157,3 +168,21 @@ def _breakers(out: _Writer, breakers: list[BreakerSnapshot]) -> None:
             [("provider", breaker.provider), ("breaker", breaker.breaker)],
             breaker.opened,
         )
+
+
+def _health(out: _Writer, series: list[SeriesSnapshot], insights: Insights) -> None:
+    out.family("llmrelay_requests_per_minute", "gauge", "Calls that ended in the last minute.")
+    for item in series:
+        out.sample("llmrelay_requests_per_minute", _base(item), item.requests_per_minute)
+    out.family("llmrelay_health_status", "gauge", "Health status (healthy, degraded, unhealthy): 1 for the current.")
+    for status in STATUSES:
+        out.sample("llmrelay_health_status", [("status", status)], 1 if insights.status == status else 0)
+    out.family("llmrelay_alerts_firing", "gauge", "Alerts firing, by level.")
+    for level in LEVELS:
+        firing = sum(1 for alert in insights.alerts if alert.level == level)
+        out.sample("llmrelay_alerts_firing", [("level", level)], firing)
+    out.family("llmrelay_alert", "gauge", "A firing alert (1), by level, metric and series.")
+    for alert in insights.alerts:
+        labels = [("level", alert.level), ("metric", alert.metric), ("provider", alert.provider)]
+        labels += [("model", alert.model or ""), ("operation", alert.operation)]
+        out.sample("llmrelay_alert", labels, 1)

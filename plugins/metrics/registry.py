@@ -19,10 +19,13 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llmrelay.core.settings import default_settings
+
 from .collector import MetricsCollector
 from .settings import GradeThresholds, MetricsSettings
 
 if TYPE_CHECKING:
+    from .alerts import Insights
     from .snapshot import MetricsSnapshot
 
 __all__ = ["MetricsRegistry", "SnapshotWriter", "metrics_registry"]
@@ -37,6 +40,7 @@ class MetricsRegistry:
         self._lock = threading.Lock()
         self._collectors: dict[str, MetricsCollector] = {}
         self._writers: dict[str, SnapshotWriter] = {}
+        self._settings: MetricsSettings | None = None
 
     def collector(self, provider: str, settings: MetricsSettings | None = None) -> MetricsCollector:
         """The collector for ``provider``, made with ``settings`` on first use."""
@@ -44,7 +48,19 @@ class MetricsRegistry:
             found = self._collectors.get(provider)
             if found is None:
                 found = self._collectors[provider] = MetricsCollector(settings)
+                if self._settings is None:
+                    self._settings = found.settings
             return found
+
+    @property
+    def settings(self) -> MetricsSettings:
+        """The settings of the first collector made (one config file's ``[plugins.metrics]``), else the defaults.
+
+        They judge the merged snapshot: its grade, alerts and status.
+        """
+        with self._lock:
+            found = self._settings
+        return found if found is not None else default_settings(MetricsSettings)
 
     def collectors(self) -> dict[str, MetricsCollector]:
         with self._lock:
@@ -59,11 +75,15 @@ class MetricsRegistry:
     def to_json(self) -> str:
         return self.snapshot().to_json()
 
-    def prometheus(self) -> str:
-        return self.snapshot().prometheus()
+    def prometheus(self, settings: MetricsSettings | None = None) -> str:
+        return self.snapshot().prometheus(settings or self.settings)
 
     def grade(self, thresholds: GradeThresholds | None = None) -> Any:
-        return self.snapshot().grade(thresholds)
+        return self.snapshot().grade(thresholds or self.settings.grade)
+
+    def insights(self, settings: MetricsSettings | None = None) -> Insights:
+        """Status, grade, requests per minute, alerts and recommendations of every provider together."""
+        return self.snapshot().insights(settings or self.settings)
 
     def reset(self) -> None:
         """Zero every collector's counts."""
@@ -74,6 +94,7 @@ class MetricsRegistry:
         """Forget every collector and stop every snapshot writer (tests)."""
         with self._lock:
             self._collectors.clear()
+            self._settings = None
             writers, self._writers = list(self._writers.values()), {}
         for writer in writers:
             writer.stop()

@@ -5,7 +5,7 @@ from typing import Literal
 from llmrelay.core.settings import default_settings
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["LATENCY_BUCKETS", "TTFT_BUCKETS", "GradeThresholds", "MetricsSettings"]
+__all__ = ["LATENCY_BUCKETS", "TTFT_BUCKETS", "AlertThresholds", "GradeThresholds", "MetricsSettings"]
 
 # LLM calls take from a few hundred milliseconds to minutes: buckets are
 # dense around 1-10 s, where the health grade's thresholds are, and reach
@@ -73,6 +73,36 @@ class GradeThresholds(BaseModel):
         return self
 
 
+class AlertThresholds(BaseModel):
+    """Alert levels, from the original reports' alerting thresholds; ``false`` (``None``) switches an alert off.
+
+    Judged per series (provider, model, operation) with at least
+    ``min_requests`` calls: **critical** when its average latency over the
+    rolling window (time to first token for streams, as the grade does) is
+    above ``critical_latency_seconds``; **warning** when its error rate since
+    the last reset is above ``warning_error_rate``; **info** when its cache
+    hit rate (hits and stale answers over lookups, series the cache saw only)
+    is below ``info_cache_hit_rate``.
+    """
+
+    model_config = _STRICT
+
+    critical_latency_seconds: float | None = Field(default=5.0, gt=0, description="critical above this average")
+    warning_error_rate: float | None = Field(default=0.05, ge=0, lt=1, description="warning above this error rate")
+    info_cache_hit_rate: float | None = Field(default=0.2, gt=0, le=1, description="info below this cache hit rate")
+    min_requests: int = Field(default=1, ge=1, description="calls a series needs before it can alert")
+
+    @field_validator("critical_latency_seconds", "warning_error_rate", "info_cache_hit_rate", mode="before")
+    @classmethod
+    def _false_is_off(cls, value: object) -> object:
+        # TOML has no null: `warning_error_rate = false` is how a config file switches an alert off.
+        if value is False:
+            return None
+        if value is True:
+            raise ValueError("a threshold, or false to switch this alert off")
+        return value
+
+
 class MetricsSettings(BaseModel):
     """Metrics settings. The first provider created under a name sets its collector's window and buckets."""
 
@@ -83,6 +113,7 @@ class MetricsSettings(BaseModel):
     latency_buckets: tuple[float, ...] = LATENCY_BUCKETS
     ttft_buckets: tuple[float, ...] = TTFT_BUCKETS
     grade: GradeThresholds = default_settings(GradeThresholds)
+    alerts: AlertThresholds = default_settings(AlertThresholds)
     log_level: Literal["DEBUG", "INFO", "WARNING", "OFF"] = Field(
         default="DEBUG", description="level of the per-call log event on logger llmrelay.metrics"
     )

@@ -13,8 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from . import alerts as alerting
 from . import grading, prometheus
-from .settings import GradeThresholds
+from .settings import AlertThresholds, GradeThresholds, MetricsSettings
 
 __all__ = [
     "BreakerSnapshot",
@@ -72,7 +73,7 @@ class Histogram(_Model):
 
 
 class Counters(_Model):
-    """The counts that add up across series, processes and time."""
+    """The counts that add up across series and processes (all but ``requests_per_minute`` across time too)."""
 
     requests: int = 0
     successes: int = 0
@@ -89,6 +90,9 @@ class Counters(_Model):
     # Calls that shared another caller's failed load (the cache's single-flight).
     cache_coalesced: int = 0
     breaker_rejections: int = 0
+    # Calls that ended in the last minute of the collector's clock (see the collector):
+    # a rate, not a running count, but two processes' rates add up as counts do.
+    requests_per_minute: int = 0
 
     @property
     def error_rate(self) -> float:
@@ -205,23 +209,36 @@ class MetricsSnapshot(_Model):
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "MetricsSnapshot":
-        return cls.model_validate_json(text)
+        """A snapshot from its JSON, or from ``llmrelay metrics --format json`` (its derived ``insights`` ignored)."""
+        data = json.loads(text)
+        if isinstance(data, dict):
+            data.pop("insights", None)  # judged again from the figures by whoever reads them
+        return cls.model_validate(data)
 
     @classmethod
     def merge(cls, snapshots: "Iterable[MetricsSnapshot]") -> "MetricsSnapshot":
-        """One snapshot of several collectors or processes (same labels add up)."""
+        """One snapshot of several collectors or processes (same labels add up).
+
+        A snapshot taken a minute or more before the newest one adds nothing
+        to requests per minute: its process stopped (or stopped writing), so
+        none of its calls ended in the newest snapshot's last minute.
+        """
         snapshots = list(snapshots)
+        newest = max((s.taken_at for s in snapshots), default=0.0)
         by_key: dict[tuple[str, str | None, str], SeriesSnapshot] = {}
         breakers: dict[str, BreakerSnapshot] = {}
         for snapshot in snapshots:
+            stale = newest - snapshot.taken_at >= 60
             for series in snapshot.series:
+                if stale and series.requests_per_minute:
+                    series = series.model_copy(update={"requests_per_minute": 0})
                 found = by_key.get(series.key)
                 by_key[series.key] = series if found is None else found.merged(series)
             for breaker in snapshot.breakers:
                 breakers[breaker.breaker] = breaker  # the latest one wins: state is not additive
         merged = sorted(by_key.values(), key=lambda s: (s.provider, s.model or "", s.operation))
         return cls(
-            taken_at=max((s.taken_at for s in snapshots), default=0.0),
+            taken_at=newest,
             since=min((s.since for s in snapshots), default=0.0),
             series=merged,
             breakers=sorted(breakers.values(), key=lambda b: b.breaker),
@@ -232,9 +249,17 @@ class MetricsSnapshot(_Model):
         """The A-F health report (see :mod:`.grading`)."""
         return grading.grade(self, thresholds)
 
-    def prometheus(self) -> str:
-        """The snapshot in Prometheus text exposition format (see :mod:`.prometheus`)."""
-        return prometheus.render(self)
+    def alerts(self, thresholds: AlertThresholds | None = None) -> list[alerting.Alert]:
+        """The alerts its series raise, most severe first (see :mod:`.alerts`)."""
+        return alerting.alerts(self, thresholds)
+
+    def insights(self, settings: MetricsSettings | None = None) -> alerting.Insights:
+        """Status, grade, requests per minute, alerts and recommendations (see :mod:`.alerts`)."""
+        return alerting.insights(self, settings)
+
+    def prometheus(self, settings: MetricsSettings | None = None) -> str:
+        """The snapshot in Prometheus text exposition format, alerts and status included (see :mod:`.prometheus`)."""
+        return prometheus.render(self, self.insights(settings))
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = json.loads(self.to_json(indent=None))
