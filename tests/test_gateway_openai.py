@@ -257,13 +257,15 @@ def test_models_and_embeddings(
             {
                 "object": "list",
                 "model": "text-embedding-3-small",
+                "id": "gen-emb-1",
                 "data": [{"object": "embedding", "index": 0, "embedding": [0.5, -0.25]}],
-                "usage": {"prompt_tokens": 2, "total_tokens": 2},
+                "usage": {"prompt_tokens": 2, "total_tokens": 2, "cost": 0.00002},
             },
         )
     )
     vectors = client.embeddings.create(model="text-embedding-3-small", input="hello", encoding_format="float")
     assert vectors.data[0].embedding == [0.5, -0.25]
+    assert vectors.usage.model_extra == {"cost": 0.00002}  # OpenRouter's cost, carried as on chat usage
     assert upstream.requests[-1].json["input"] == "hello"
 
 

@@ -182,7 +182,7 @@ def models_body(models: ModelList) -> dict[str, Any]:
 
 def embeddings_body(response: EmbeddingResponse, requested_model: str | None) -> dict[str, Any]:
     usage = response.usage
-    return {
+    body: dict[str, Any] = {
         "object": "list",
         "data": [
             {"object": "embedding", "index": index, "embedding": vector}
@@ -194,6 +194,12 @@ def embeddings_body(response: EmbeddingResponse, requested_model: str | None) ->
             "total_tokens": (usage.total_tokens or usage.prompt_tokens) if usage else 0,
         },
     }
+    if response.cost is not None:
+        # OpenRouter's extension of the shape, as on chat usage (with any configured markup applied).
+        body["usage"]["cost"] = float(response.cost)
+    if response.id:
+        body["id"] = response.id
+    return body
 
 
 def dumps(data: Any) -> bytes:
