@@ -14,8 +14,8 @@ an async transport would need a second implementation of each, and of every
 provider, kept in step. A hop to the pool costs tens of microseconds
 (``bench/bench_async.py``), against milliseconds for any HTTP call.
 
-**Size.** At most :data:`DEFAULT_WORKERS` threads, ``min(32, os.cpu_count() +
-4)`` (what asyncio's default executor uses), unless the environment variable
+**Size.** At most :data:`DEFAULT_WORKERS` threads, 32 (a provider's default
+connection pool size: one connection per call in flight), unless the environment variable
 ``LLMRELAY_ASYNC_WORKERS`` says otherwise when the pool starts, or
 :func:`set_async_workers` changes it. The size bounds how many llmrelay
 calls run at once in the process, across all event loops; further calls wait
@@ -65,8 +65,11 @@ T = TypeVar("T")
 
 log = logging.getLogger("llmrelay.aio")
 
-#: The pool's size unless configured: asyncio's default executor's.
-DEFAULT_WORKERS = min(32, (os.cpu_count() or 1) + 4)
+#: The pool's size unless configured: a provider's connection pool size (``pool.maxsize``).
+#: Not asyncio's ``cpu_count() + 4``: these threads wait on the network for seconds
+#: per call, so CPUs do not bound them; 6 threads on a 2-CPU machine would cap an
+#: agent backend at 6 concurrent LLM calls.
+DEFAULT_WORKERS = 32
 #: The environment variable read for the size when the pool starts.
 WORKERS_ENV = "LLMRELAY_ASYNC_WORKERS"
 #: The names of the worker threads start with it (``llmrelay-async_0``).
