@@ -165,9 +165,27 @@ def validate_settings(
     if not data:
         return default_settings(model)
     try:
-        return model.model_validate(dict(data))
+        return model.model_validate(_with_nested_defaults(model, data))
     except ValidationError as exc:
         raise ConfigurationError(_format_errors(exc, source, prefix, model, origins)) from None
+
+
+def _with_nested_defaults(model: type[BaseModel], data: Mapping[str, Any]) -> dict[str, Any]:
+    """A partial nested table merged over its field's own default, not over the nested model's defaults.
+
+    ``AnthropicSettings.retry`` defaults to a ``RetrySettings`` that also
+    retries 529; ``retry = { max_attempts = 4 }`` (or ``ANTHROPIC_RETRY__MAX_ATTEMPTS=4``)
+    keeps that and changes one field, as tables merge field by field everywhere else.
+    """
+    merged = dict(data)
+    for name, value in data.items():
+        info = model.model_fields.get(name)
+        if info is None or not isinstance(value, Mapping):
+            continue
+        default = info.get_default(call_default_factory=True)
+        if isinstance(default, BaseModel) and default.model_fields_set:
+            merged[name] = {**{field: getattr(default, field) for field in default.model_fields_set}, **value}
+    return merged
 
 
 def _describe(value: Any, field: str) -> str:

@@ -18,21 +18,14 @@ import argparse
 import os
 import re
 from collections.abc import Iterator, Mapping
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from pydantic import BaseModel, SecretStr
-
-from ..config import (
-    CONFIG_ENV,
-    EffectiveSettings,
-    RelayConfig,
-    effective_plugin_settings,
-    effective_provider_settings,
-    load_config,
-)
 from ..errors import PluginLoadError
 from ..secrets import redact
 from .context import EXIT_OK, CommandContext
+
+if TYPE_CHECKING:
+    from ..config import EffectiveSettings, RelayConfig
 
 __all__ = ["add_config_arguments", "cmd_config"]
 
@@ -47,6 +40,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_config(args: argparse.Namespace, context: CommandContext) -> int:
+    # Imported here: the CLI's start-up loads no pydantic (tests/test_cli.py).
+    from ..config import CONFIG_ENV, RelayConfig, effective_plugin_settings, load_config
+
     # The config as written: not context.config, which switches the cache's
     # warm-up off for one-shot commands and would show that as the file's.
     path = context.config_path or os.environ.get(CONFIG_ENV)
@@ -66,6 +62,8 @@ def _providers(context: CommandContext, config: RelayConfig) -> tuple[list[Effec
         names = [context.provider_option]
     else:
         names = [*config.providers, *sorted(set(context.registry.providers()) - set(config.providers))]
+    from ..config import effective_provider_settings
+
     found: list[EffectiveSettings] = []
     skipped: dict[str, str] = {}
     for name in names:
@@ -92,6 +90,8 @@ def _leaves(data: Mapping[str, Any], path: tuple[str, ...] = ()) -> Iterator[tup
 
 def _rows(effective: EffectiveSettings, secrets: set[str]) -> list[tuple[str, Any, Any]]:
     """(dotted setting, masked value, origin) for every leaf of the settings."""
+    from pydantic import BaseModel
+
     settings = effective.settings
     data = settings.model_dump() if isinstance(settings, BaseModel) else dict(settings)
     rows: list[tuple[str, Any, Any]] = []
@@ -104,6 +104,8 @@ def _rows(effective: EffectiveSettings, secrets: set[str]) -> list[tuple[str, An
 
 def _masked(path: tuple[str, ...], value: Any, secrets: set[str]) -> Any:
     """The value as JSON can carry it, with every secret in it masked."""
+    from pydantic import SecretStr
+
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, SecretStr) or any(_SECRET_NAME.search(part) for part in path):
