@@ -39,14 +39,22 @@ import inspect
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
-from .envsettings import DELIMITER, PLUGIN_ENV_PREFIX, EnvAlias, EnvReading, plugin_env_prefix, read_environment
+from .envsettings import (
+    DELIMITER,
+    PLUGIN_ENV_PREFIX,
+    EnvAlias,
+    EnvReading,
+    plugin_env_name,
+    plugin_env_prefix,
+    read_environment,
+)
 from .errors import ConfigurationError
 from .provider import Provider
 from .settings import validate_settings
@@ -197,12 +205,28 @@ def settings_from_env(model: type[BaseModel], prefix: str) -> dict[str, Any]:
     """
     if not prefix:
         return {}
-    return read_environment(model, prefix, os.environ, scope=prefix, aliases=_aliases(model)).data
+    return read_environment(model, prefix, os.environ, scope=prefix.rstrip("_").lower(), aliases=_aliases(model)).data
 
 
 def _aliases(model: type[BaseModel] | None) -> tuple[EnvAlias, ...]:
     aliases: tuple[EnvAlias, ...] = getattr(model, "env_aliases", ())
     return aliases
+
+
+def _environment(prefixes: tuple[str, ...], models: Iterable[type[BaseModel] | None]) -> dict[str, str]:
+    """The variables one build may read, in one pass over ``os.environ``.
+
+    Names under ``prefixes`` and the legacy names ``models`` declare: every
+    reader of this build sees the same environment, and each scans this
+    small dict instead of all of it.
+    """
+    starts = tuple(prefix for prefix in prefixes if prefix)
+    legacy = {alias.variable for model in models for alias in _aliases(model)}
+    return {name: os.environ.get(name, "") for name in os.environ if name.startswith(starts) or name in legacy}
+
+
+def _plugin_models(registry: Any) -> list[type[BaseModel] | None]:
+    return [spec.settings_model for spec in registry.layer_specs()]
 
 
 # --------------------------------------------------------------------------- building providers
@@ -241,9 +265,7 @@ def _check_plugin_variables(registry: Any, environ: Mapping[str, str]) -> None:
     named = {v.split(DELIMITER, 1)[0] for v in environ if v.startswith(PLUGIN_ENV_PREFIX) and DELIMITER in v}
     if not named:
         return
-    known = {
-        plugin_env_prefix(name)[len(PLUGIN_ENV_PREFIX) : -len(DELIMITER)]: name for name in _known_plugins(registry)
-    }
+    known = {plugin_env_name(name): name for name in _known_plugins(registry)}
     for head in sorted(named):
         plugin = head[len(PLUGIN_ENV_PREFIX) :]
         if plugin in known:
@@ -312,13 +334,15 @@ def create_provider(
     relay_config = _coerce_config(config)
     instance, cls, section = _provider_entry(relay_config, registry, name)
     _check_plugin_sections(relay_config, registry)
-    model, _ = _provider_settings(cls, instance, relay_config.source, section, settings)
+    models = [cls.settings_model, *(_plugin_models(registry) if plugins is not False else ())]
+    environ = _environment((cls.env_prefix, PLUGIN_ENV_PREFIX), models)
+    model, _ = _provider_settings(cls, instance, relay_config.source, section, settings, environ)
     provider: Provider = _construct(cls, model, instance, transport)
     provider.instance_name = instance
     if plugins is False:
         return provider
     try:
-        layers = _build_layers(provider, instance, relay_config, registry, plugins)
+        layers = _build_layers(provider, instance, relay_config, registry, plugins, environ)
     except BaseException:
         provider.close()
         raise
@@ -341,7 +365,14 @@ def _provider_entry(relay_config: RelayConfig, registry: Any, name: str | None) 
 
 
 def _provider_settings(
-    cls: Any, instance: str, config_source: str, section: dict[str, Any], settings: dict[str, Any], *, key: bool = True
+    cls: Any,
+    instance: str,
+    config_source: str,
+    section: dict[str, Any],
+    settings: dict[str, Any],
+    environ: Mapping[str, str],
+    *,
+    key: bool = True,
 ) -> tuple[Any, Layered]:
     """The provider's validated settings (environment < config section < keyword arguments) and their origins.
 
@@ -351,7 +382,7 @@ def _provider_settings(
     env = EnvReading()
     if cls.env_prefix:
         model_cls = cls.settings_model
-        env = read_environment(model_cls, cls.env_prefix, os.environ, scope=scope, aliases=_aliases(model_cls))
+        env = read_environment(model_cls, cls.env_prefix, environ, scope=scope, aliases=_aliases(model_cls))
     layered = Layered.merge(env, section, Origin("config", config_source), settings)
     source = config_source if section else f"settings for provider {instance!r}"
     model = validate_settings(
@@ -373,7 +404,7 @@ class _PluginSettings:
     layered: Layered
 
 
-def _plugin_settings(spec: Any, config: RelayConfig) -> _PluginSettings:
+def _plugin_settings(spec: Any, config: RelayConfig, environ: Mapping[str, str]) -> _PluginSettings:
     """One plugin's settings: ``LLMRELAY_{PLUGIN}__*`` and its aliases < its ``[plugins.<name>]`` section."""
     scope = f"plugins.{spec.name}"
     section = config.plugin_section(spec.name)
@@ -381,7 +412,7 @@ def _plugin_settings(spec: Any, config: RelayConfig) -> _PluginSettings:
     env = read_environment(
         model_cls,
         plugin_env_prefix(spec.name),
-        os.environ,
+        environ,
         scope=scope,
         switches=("enabled",),
         aliases=_aliases(model_cls),
@@ -402,19 +433,24 @@ def _plugin_settings(spec: Any, config: RelayConfig) -> _PluginSettings:
 
 
 def _build_layers(
-    provider: Provider, instance: str, config: RelayConfig, registry: Any, plugins: bool | list[str]
+    provider: Provider,
+    instance: str,
+    config: RelayConfig,
+    registry: Any,
+    plugins: bool | list[str],
+    environ: Mapping[str, str],
 ) -> list[Layer]:
     """Each enabled plugin's layer for ``provider``; the ones built are closed if a later one fails."""
     from .pipeline import LayerContext
 
-    _check_plugin_variables(registry, os.environ)
+    _check_plugin_variables(registry, environ)
     chosen = plugins if isinstance(plugins, list) else None
     layers: list[Layer] = []
     try:
         for spec in registry.layer_specs():
             if chosen is not None and spec.name not in chosen:
                 continue
-            plugin = _plugin_settings(spec, config)
+            plugin = _plugin_settings(spec, config, environ)
             if not plugin.enabled and chosen is None:
                 continue
             layer = spec.factory(LayerContext(provider, plugin.settings, instance, provider.base_url))
@@ -468,7 +504,8 @@ def effective_provider_settings(
     registry = registry or get_registry()
     relay_config = _coerce_config(config)
     instance, cls, section = _provider_entry(relay_config, registry, name)
-    model, layered = _provider_settings(cls, instance, relay_config.source, section, settings, key=False)
+    environ = _environment((cls.env_prefix,), [cls.settings_model])
+    model, layered = _provider_settings(cls, instance, relay_config.source, section, settings, environ, key=False)
     return EffectiveSettings("provider", instance, model, layered, cls.env_prefix, type_name=cls.name)
 
 
@@ -481,10 +518,11 @@ def effective_plugin_settings(
     registry = registry or get_registry()
     relay_config = _coerce_config(config)
     _check_plugin_sections(relay_config, registry)
-    _check_plugin_variables(registry, os.environ)
+    environ = _environment((PLUGIN_ENV_PREFIX,), _plugin_models(registry))
+    _check_plugin_variables(registry, environ)
     found = []
     for spec in registry.layer_specs():
-        plugin = _plugin_settings(spec, relay_config)
+        plugin = _plugin_settings(spec, relay_config, environ)
         prefix = plugin_env_prefix(spec.name)
         found.append(
             EffectiveSettings("plugin", spec.name, plugin.settings, plugin.layered, prefix, enabled=plugin.enabled)

@@ -65,6 +65,7 @@ __all__ = [
     "EnvAlias",
     "EnvReading",
     "milliseconds",
+    "plugin_env_name",
     "plugin_env_prefix",
     "read_environment",
     "retries_to_attempts",
@@ -178,9 +179,14 @@ class EnvReading:
         return True
 
 
+def plugin_env_name(plugin: str) -> str:
+    """``CACHE`` for the plugin named ``cache`` (``-`` read as ``_``)."""
+    return plugin.upper().replace("-", "_")
+
+
 def plugin_env_prefix(plugin: str) -> str:
     """``LLMRELAY_CACHE__`` for the plugin named ``cache``."""
-    return f"{PLUGIN_ENV_PREFIX}{plugin.upper().replace('-', '_')}{DELIMITER}"
+    return f"{PLUGIN_ENV_PREFIX}{plugin_env_name(plugin)}{DELIMITER}"
 
 
 def read_environment(
@@ -204,13 +210,16 @@ def read_environment(
     reading = EnvReading()
     owns_all = prefix.endswith(DELIMITER)
     switch_names = frozenset(switches)
+    aliases = tuple(aliases)
+    legacy = {alias.variable for alias in aliases}
     found: list[tuple[tuple[str, ...], Any, str]] = []
     for variable, text in environ.items():
         if not text or not variable.startswith(prefix) or variable == prefix:
             continue
         segments = variable[len(prefix) :].split(DELIMITER)
         if not owns_all and len(segments) == 1 and not _is_field(model, segments[0], switch_names):
-            _refuse_single_underscore(model, prefix, segments[0], variable, scope)
+            if variable not in legacy:  # OPENROUTER_REQUEST_TIMEOUT is read below, as an alias
+                _refuse_single_underscore(model, prefix, segments[0], variable, scope)
             continue
         path, annotation = _resolve(model, segments, switch_names, variable, prefix, scope)
         found.append((path, _parse(text, annotation, path, variable, scope), variable))
