@@ -40,7 +40,6 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -397,15 +396,12 @@ def _provider_settings(
     return model, layered
 
 
-@dataclass(frozen=True, slots=True)
-class _PluginSettings:
-    enabled: bool
-    settings: Any  # the validated model, or a dict for a plugin without one
-    layered: Layered
+def _plugin_settings(spec: Any, config: RelayConfig, environ: Mapping[str, str]) -> tuple[bool, Any, Layered]:
+    """One plugin's settings: ``LLMRELAY_{PLUGIN}__*`` and its aliases < its ``[plugins.<name>]`` section.
 
-
-def _plugin_settings(spec: Any, config: RelayConfig, environ: Mapping[str, str]) -> _PluginSettings:
-    """One plugin's settings: ``LLMRELAY_{PLUGIN}__*`` and its aliases < its ``[plugins.<name>]`` section."""
+    Returns whether it is enabled, its validated settings (a dict for a
+    plugin without a settings model) and their origins.
+    """
     scope = f"plugins.{spec.name}"
     section = config.plugin_section(spec.name)
     model_cls = spec.settings_model
@@ -429,7 +425,7 @@ def _plugin_settings(spec: Any, config: RelayConfig, environ: Mapping[str, str])
         source = config.source if section else f"settings for plugin {spec.name!r}"
         origins = {path: var for path, var in layered.env_origins().items() if path != "enabled"}
         settings = validate_settings(model_cls, data, source=source, prefix=scope, origins=origins)
-    return _PluginSettings(enabled, settings, layered)
+    return enabled, settings, layered
 
 
 def _build_layers(
@@ -450,10 +446,10 @@ def _build_layers(
         for spec in registry.layer_specs():
             if chosen is not None and spec.name not in chosen:
                 continue
-            plugin = _plugin_settings(spec, config, environ)
-            if not plugin.enabled and chosen is None:
+            enabled, settings, _ = _plugin_settings(spec, config, environ)
+            if not enabled and chosen is None:
                 continue
-            layer = spec.factory(LayerContext(provider, plugin.settings, instance, provider.base_url))
+            layer = spec.factory(LayerContext(provider, settings, instance, provider.base_url))
             if layer is not None:
                 layers.append(layer)
     except BaseException:
@@ -466,7 +462,6 @@ def _build_layers(
 # --------------------------------------------------------------------------- effective settings
 
 
-@dataclass(frozen=True, slots=True)
 class EffectiveSettings:
     """A provider's or plugin's validated settings and where each value came from (``llmrelay config``).
 
@@ -475,17 +470,34 @@ class EffectiveSettings:
     ``enabled`` whether a plugin's layer is built.
     """
 
-    kind: Literal["provider", "plugin"]
-    name: str
-    settings: Any
-    layered: Layered
-    env_prefix: str = ""
-    type_name: str | None = None
-    enabled: bool = True
+    # A plain class: this module loads with every provider build, and making
+    # a dataclass (or a NamedTuple) would cost each build for what only `llmrelay config` uses.
+    __slots__ = ("enabled", "env_prefix", "kind", "layered", "name", "settings", "type_name")
+
+    def __init__(
+        self,
+        kind: Literal["provider", "plugin"],
+        name: str,
+        settings: Any,
+        layered: Layered,
+        env_prefix: str = "",
+        type_name: str | None = None,
+        enabled: bool = True,
+    ) -> None:
+        self.kind = kind
+        self.name = name
+        self.settings = settings
+        self.layered = layered
+        self.env_prefix = env_prefix
+        self.type_name = type_name
+        self.enabled = enabled
 
     def origin(self, path: tuple[str, ...]) -> Origin:
         """Where the value at ``path`` (``("timeout", "read")``) came from."""
         return self.layered.origin(path)
+
+    def __repr__(self) -> str:
+        return f"<EffectiveSettings {self.kind} {self.name!r}>"
 
 
 def effective_provider_settings(
@@ -522,9 +534,7 @@ def effective_plugin_settings(
     _check_plugin_variables(registry, environ)
     found = []
     for spec in registry.layer_specs():
-        plugin = _plugin_settings(spec, relay_config, environ)
+        enabled, settings, layered = _plugin_settings(spec, relay_config, environ)
         prefix = plugin_env_prefix(spec.name)
-        found.append(
-            EffectiveSettings("plugin", spec.name, plugin.settings, plugin.layered, prefix, enabled=plugin.enabled)
-        )
+        found.append(EffectiveSettings("plugin", spec.name, settings, layered, prefix, enabled=enabled))
     return found

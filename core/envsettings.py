@@ -52,8 +52,7 @@ import json
 import math
 import types
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Union, get_args, get_origin
+from typing import Any, NamedTuple, Union, get_args, get_origin
 
 from pydantic import BaseModel, SecretStr
 
@@ -86,8 +85,11 @@ _SWITCH = object()
 # --------------------------------------------------------------------------- legacy aliases
 
 
-@dataclass(frozen=True, slots=True)
-class EnvAlias:
+# NamedTuples and a plain class, not dataclasses: these load with every
+# provider build, and making a frozen dataclass costs about 1 ms of it.
+
+
+class EnvAlias(NamedTuple):
     """A variable of another name that sets one or more fields, its text converted first.
 
     ``targets`` are dotted paths in the model (``"timeout.read"``);
@@ -145,7 +147,6 @@ def switch(text: str) -> bool:
 # --------------------------------------------------------------------------- reading
 
 
-@dataclass(slots=True)
 class EnvReading:
     """What the environment sets for one provider or plugin.
 
@@ -154,8 +155,11 @@ class EnvReading:
     it, with its unit for an alias (``"OPENROUTER_REQUEST_TIMEOUT, in milliseconds"``).
     """
 
-    data: dict[str, Any] = field(default_factory=dict)
-    origins: dict[tuple[str, ...], str] = field(default_factory=dict)
+    __slots__ = ("data", "origins")
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+        self.origins: dict[tuple[str, ...], str] = {}
 
     def set(self, path: tuple[str, ...], value: Any, origin: str) -> None:
         node = self.data

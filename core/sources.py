@@ -12,8 +12,7 @@ leaf, which names the variable in an error message and is what
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from .envsettings import EnvReading
 
@@ -32,8 +31,11 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return merged
 
 
-@dataclass(frozen=True, slots=True)
-class Origin:
+# A NamedTuple and a plain class, not dataclasses: they load with every
+# provider build, and making a frozen dataclass costs about 1 ms of it.
+
+
+class Origin(NamedTuple):
     """Where one effective setting came from: ``kind`` and, but for a default, which file, dict or variable."""
 
     kind: Literal["default", "config", "environment", "argument"]
@@ -70,12 +72,17 @@ def _env_labelled(data: Mapping[str, Any], origins: Mapping[tuple[str, ...], str
     return labels
 
 
-@dataclass(frozen=True, slots=True)
 class Layered:
-    """Settings merged from the environment, the config and keyword arguments, and each leaf's origin."""
+    """Settings merged from the environment, the config and keyword arguments, and each leaf's origin.
 
-    data: dict[str, Any]
-    labels: dict[str, Any]
+    ``labels`` has the shape of ``data`` with an :class:`Origin` at every leaf a source set.
+    """
+
+    __slots__ = ("data", "labels")
+
+    def __init__(self, data: dict[str, Any], labels: dict[str, Any]) -> None:
+        self.data = data
+        self.labels = labels
 
     @classmethod
     def merge(
