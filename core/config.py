@@ -17,9 +17,16 @@ The config file::
     enabled = true
 
 Where a field is set in more than one place, the first of these wins:
-keyword arguments, the config (dict or file), the environment
-(``{ENV_PREFIX}{FIELD}``, e.g. ``OPENROUTER_API_KEY``), the default.
-``LLMRELAY_CONFIG`` names a config file to read when none is passed.
+keyword arguments, the config (dict or file), the environment, the default;
+nested tables merge field by field, so a file's ``timeout.connect`` and the
+environment's ``timeout.read`` both apply. The environment's names are
+``{ENV_PREFIX}{FIELD}`` (``OPENROUTER_API_KEY``), ``{ENV_PREFIX}{FIELD}__{FIELD}``
+(``OPENROUTER_TIMEOUT__READ``) and ``LLMRELAY_{PLUGIN}__{FIELD}``
+(``LLMRELAY_CACHE__BACKEND``), plus the legacy names settings models declare
+(:mod:`llmrelay.core.envsettings`). ``LLMRELAY_CONFIG`` names a config file
+to read when none is passed. :func:`effective_provider_settings` and
+:func:`effective_plugin_settings` tell where each value came from (what
+``llmrelay config`` prints).
 
 Every mistake is a :class:`~llmrelay.core.errors.ConfigurationError` with one
 readable message naming the file, the field, what was given and what was
@@ -32,15 +39,25 @@ import inspect
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
+from .envsettings import (
+    DELIMITER,
+    PLUGIN_ENV_PREFIX,
+    EnvAlias,
+    EnvReading,
+    plugin_env_name,
+    plugin_env_prefix,
+    read_environment,
+)
 from .errors import ConfigurationError
 from .provider import Provider
 from .settings import validate_settings
+from .sources import Layered, Origin
 
 if TYPE_CHECKING:
     from .http.transport import Transport
@@ -48,8 +65,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONFIG_ENV",
+    "EffectiveSettings",
+    "Origin",
     "RelayConfig",
     "create_provider",
+    "effective_plugin_settings",
+    "effective_provider_settings",
     "load_config",
     "settings_from_env",
     "validate_settings",
@@ -177,40 +198,54 @@ def _coerce_config(config: RelayConfig | Mapping[str, Any] | str | os.PathLike[s
 
 
 def settings_from_env(model: type[BaseModel], prefix: str) -> dict[str, Any]:
-    """Top-level fields of ``model`` set as ``{prefix}{FIELD}`` in the environment."""
+    """What the environment sets for ``model`` under ``prefix``, nested names and aliases included.
+
+    See :mod:`llmrelay.core.envsettings` for the names (``OPENROUTER_TIMEOUT__READ``).
+    """
     if not prefix:
         return {}
-    found: dict[str, Any] = {}
-    for field in model.model_fields:
-        value = os.environ.get(f"{prefix}{field.upper()}")
-        if value is not None and value != "":
-            found[field] = value
-    return found
+    return read_environment(model, prefix, os.environ, scope=prefix.rstrip("_").lower(), aliases=_aliases(model)).data
+
+
+def _aliases(model: type[BaseModel] | None) -> tuple[EnvAlias, ...]:
+    aliases: tuple[EnvAlias, ...] = getattr(model, "env_aliases", ())
+    return aliases
+
+
+def _environment(prefixes: tuple[str, ...], models: Iterable[type[BaseModel] | None]) -> dict[str, str]:
+    """The variables one build may read, in one pass over ``os.environ``.
+
+    Names under ``prefixes`` and the legacy names ``models`` declare: every
+    reader of this build sees the same environment, and each scans this
+    small dict instead of all of it.
+    """
+    starts = tuple(prefix for prefix in prefixes if prefix)
+    legacy = {alias.variable for model in models for alias in _aliases(model)}
+    return {name: os.environ.get(name, "") for name in os.environ if name.startswith(starts) or name in legacy}
+
+
+def _plugin_models(registry: Any) -> list[type[BaseModel] | None]:
+    return [spec.settings_model for spec in registry.layer_specs()]
 
 
 # --------------------------------------------------------------------------- building providers
 
 
-def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _deep_merge(dict(merged[key]), value)
-        else:
-            merged[key] = value
-    return merged
+def _known_plugins(registry: Any) -> set[str]:
+    """Names a plugin section or variable may use: plugins with layers, and those that failed or were disabled."""
+    known = {spec.name for spec in registry.layer_specs()}
+    # Plugins that failed to load or were disabled keep their sections and
+    # variables quietly: the failure was already reported, the disabling was chosen.
+    known |= {failed.name for failed in getattr(registry, "failed", ())}
+    known |= set(getattr(registry, "disabled", ()))
+    return known
 
 
 def _check_plugin_sections(config: RelayConfig, registry: Any) -> None:
     """A ``[plugins.<name>]`` section must name an installed plugin: a typo is not silently ignored."""
     if not config.plugins:
         return
-    known = {spec.name for spec in registry.layer_specs()}
-    # Plugins that failed to load or were disabled keep their sections
-    # quietly: the failure was already reported, the disabling was chosen.
-    known |= {info.name for info in getattr(registry, "loaded", ())}
-    known |= {failed.name for failed in getattr(registry, "failed", ())}
-    known |= set(getattr(registry, "disabled", ()))
+    known = _known_plugins(registry) | {info.name for info in getattr(registry, "loaded", ())}
     for name in config.plugins:
         if name not in known:
             import difflib
@@ -222,6 +257,32 @@ def _check_plugin_sections(config: RelayConfig, registry: Any) -> None:
                 f"{config.source}: [plugins.{name}] does not match any installed plugin.{hint} "
                 f"Installed plugins: {listed}."
             )
+
+
+def _check_plugin_variables(registry: Any, environ: Mapping[str, str]) -> None:
+    """``LLMRELAY_{PLUGIN}__...`` must name a plugin with settings (``LLMRELAY_CAHCE__BACKEND`` is a typo)."""
+    named = {v.split(DELIMITER, 1)[0] for v in environ if v.startswith(PLUGIN_ENV_PREFIX) and DELIMITER in v}
+    if not named:
+        return
+    known = {plugin_env_name(name): name for name in _known_plugins(registry)}
+    for head in sorted(named):
+        plugin = head[len(PLUGIN_ENV_PREFIX) :]
+        if plugin in known:
+            continue
+        import difflib
+
+        variable = next(v for v in sorted(environ) if v.startswith(head + DELIMITER))
+        close = difflib.get_close_matches(plugin, sorted(known), n=1)
+        hint = f" Did you mean {PLUGIN_ENV_PREFIX}{close[0]}{DELIMITER}...?" if close else ""
+        if plugin.lower() in registry.providers():
+            hint = (
+                f" {plugin.lower()} is a provider, not a plugin: a provider's settings are read under its own "
+                f"prefix ({plugin}_TIMEOUT__READ, for example)."
+            )
+        raise ConfigurationError(
+            f"environment variable {variable}: {PLUGIN_ENV_PREFIX}{plugin}{DELIMITER}... names no plugin with "
+            f"settings.{hint} Plugins: {', '.join(sorted(known.values())) or 'none'}."
+        )
 
 
 def _construct(cls: Any, settings: Any, instance: str, transport: Transport | None) -> Any:
@@ -270,6 +331,25 @@ def create_provider(
 
     registry = registry or get_registry()
     relay_config = _coerce_config(config)
+    instance, cls, section = _provider_entry(relay_config, registry, name)
+    _check_plugin_sections(relay_config, registry)
+    models = [cls.settings_model, *(_plugin_models(registry) if plugins is not False else ())]
+    environ = _environment((cls.env_prefix, PLUGIN_ENV_PREFIX), models)
+    model, _ = _provider_settings(cls, instance, relay_config.source, section, settings, environ)
+    provider: Provider = _construct(cls, model, instance, transport)
+    provider.instance_name = instance
+    if plugins is False:
+        return provider
+    try:
+        layers = _build_layers(provider, instance, relay_config, registry, plugins, environ)
+    except BaseException:
+        provider.close()
+        raise
+    return LayeredProvider(provider, layers)
+
+
+def _provider_entry(relay_config: RelayConfig, registry: Any, name: str | None) -> tuple[str, Any, dict[str, Any]]:
+    """The instance name, its provider class and its config section (``type`` taken out)."""
     instance = name or relay_config.default_provider
     if instance is None:
         raise ConfigurationError(
@@ -280,70 +360,96 @@ def create_provider(
     type_name = section.pop("type", instance)
     if not isinstance(type_name, str):
         raise ConfigurationError(f"{relay_config.source}: providers.{instance}.type must be a provider name")
-    cls = registry.provider_class(type_name)
-
-    _check_plugin_sections(relay_config, registry)
-    model = _provider_settings(cls, instance, relay_config.source, section, settings)
-    provider: Provider = _construct(cls, model, instance, transport)
-    provider.instance_name = instance
-    if plugins is False:
-        return provider
-    try:
-        layers = _build_layers(provider, instance, relay_config, registry, plugins)
-    except BaseException:
-        provider.close()
-        raise
-    return LayeredProvider(provider, layers)
+    return instance, registry.provider_class(type_name), section
 
 
 def _provider_settings(
-    cls: Any, instance: str, config_source: str, section: dict[str, Any], settings: dict[str, Any]
-) -> Any:
-    """The provider's validated settings: environment < config section < keyword arguments."""
-    from_env = settings_from_env(cls.settings_model, cls.env_prefix)
-    origins = {
-        field: f"{cls.env_prefix}{field.upper()}"
-        for field in from_env
-        if field not in section and field not in settings
-    }
-    data = _deep_merge(_deep_merge(from_env, section), settings)
+    cls: Any,
+    instance: str,
+    config_source: str,
+    section: dict[str, Any],
+    settings: dict[str, Any],
+    environ: Mapping[str, str],
+    *,
+    key: bool = True,
+) -> tuple[Any, Layered]:
+    """The provider's validated settings (environment < config section < keyword arguments) and their origins.
+
+    ``key=False`` leaves out the check that a key is set (``llmrelay config`` shows a missing one).
+    """
+    scope = f"providers.{instance}"
+    env = EnvReading()
+    if cls.env_prefix:
+        model_cls = cls.settings_model
+        env = read_environment(model_cls, cls.env_prefix, environ, scope=scope, aliases=_aliases(model_cls))
+    layered = Layered.merge(env, section, Origin("config", config_source), settings)
     source = config_source if section else f"settings for provider {instance!r}"
-    model = validate_settings(cls.settings_model, data, source=source, prefix=f"providers.{instance}", origins=origins)
-    if cls.requires_api_key and getattr(model, "api_key", None) is None:
+    model = validate_settings(
+        cls.settings_model, layered.data, source=source, prefix=scope, origins=layered.env_origins()
+    )
+    if key and cls.requires_api_key and getattr(model, "api_key", None) is None:
         env_hint = f"set {cls.env_prefix}API_KEY, " if cls.env_prefix else ""
         raise ConfigurationError(
             f"{source}: providers.{instance}.api_key: required, but not set "
             f"({env_hint}pass api_key=..., or add api_key to [providers.{instance}])"
         )
-    return model
+    return model, layered
+
+
+def _plugin_settings(spec: Any, config: RelayConfig, environ: Mapping[str, str]) -> tuple[bool, Any, Layered]:
+    """One plugin's settings: ``LLMRELAY_{PLUGIN}__*`` and its aliases < its ``[plugins.<name>]`` section.
+
+    Returns whether it is enabled, its validated settings (a dict for a
+    plugin without a settings model) and their origins.
+    """
+    scope = f"plugins.{spec.name}"
+    section = config.plugin_section(spec.name)
+    model_cls = spec.settings_model
+    env = read_environment(
+        model_cls,
+        plugin_env_prefix(spec.name),
+        environ,
+        scope=scope,
+        switches=("enabled",),
+        aliases=_aliases(model_cls),
+    )
+    layered = Layered.merge(env, section, Origin("config", config.source), {})
+    data = dict(layered.data)
+    enabled = data.pop("enabled", spec.enabled_by_default)
+    if not isinstance(enabled, bool):
+        raise ConfigurationError(
+            f"{config.source}: plugins.{spec.name}.enabled must be true or false, got {type(enabled).__name__}"
+        )
+    settings: Any = data
+    if model_cls is not None:
+        source = config.source if section else f"settings for plugin {spec.name!r}"
+        origins = {path: var for path, var in layered.env_origins().items() if path != "enabled"}
+        settings = validate_settings(model_cls, data, source=source, prefix=scope, origins=origins)
+    return enabled, settings, layered
 
 
 def _build_layers(
-    provider: Provider, instance: str, config: RelayConfig, registry: Any, plugins: bool | list[str]
+    provider: Provider,
+    instance: str,
+    config: RelayConfig,
+    registry: Any,
+    plugins: bool | list[str],
+    environ: Mapping[str, str],
 ) -> list[Layer]:
     """Each enabled plugin's layer for ``provider``; the ones built are closed if a later one fails."""
     from .pipeline import LayerContext
 
+    _check_plugin_variables(registry, environ)
     chosen = plugins if isinstance(plugins, list) else None
     layers: list[Layer] = []
     try:
         for spec in registry.layer_specs():
             if chosen is not None and spec.name not in chosen:
                 continue
-            plugin_section = config.plugin_section(spec.name)
-            enabled = plugin_section.pop("enabled", spec.enabled_by_default)
-            if not isinstance(enabled, bool):
-                raise ConfigurationError(
-                    f"{config.source}: plugins.{spec.name}.enabled must be true or false, got {type(enabled).__name__}"
-                )
+            enabled, settings, _ = _plugin_settings(spec, config, environ)
             if not enabled and chosen is None:
                 continue
-            plugin_settings: Any = plugin_section
-            if spec.settings_model is not None:
-                plugin_settings = validate_settings(
-                    spec.settings_model, plugin_section, source=config.source, prefix=f"plugins.{spec.name}"
-                )
-            layer = spec.factory(LayerContext(provider, plugin_settings, instance, provider.base_url))
+            layer = spec.factory(LayerContext(provider, settings, instance, provider.base_url))
             if layer is not None:
                 layers.append(layer)
     except BaseException:
@@ -351,3 +457,84 @@ def _build_layers(
             layer.close()
         raise
     return layers
+
+
+# --------------------------------------------------------------------------- effective settings
+
+
+class EffectiveSettings:
+    """A provider's or plugin's validated settings and where each value came from (``llmrelay config``).
+
+    ``kind`` is "provider" or "plugin"; ``type_name`` the provider type an
+    instance is built from; ``env_prefix`` what its variables start with;
+    ``enabled`` whether a plugin's layer is built.
+    """
+
+    # A plain class: this module loads with every provider build, and making
+    # a dataclass (or a NamedTuple) would cost each build for what only `llmrelay config` uses.
+    __slots__ = ("enabled", "env_prefix", "kind", "layered", "name", "settings", "type_name")
+
+    def __init__(
+        self,
+        kind: Literal["provider", "plugin"],
+        name: str,
+        settings: Any,
+        layered: Layered,
+        env_prefix: str = "",
+        type_name: str | None = None,
+        enabled: bool = True,
+    ) -> None:
+        self.kind = kind
+        self.name = name
+        self.settings = settings
+        self.layered = layered
+        self.env_prefix = env_prefix
+        self.type_name = type_name
+        self.enabled = enabled
+
+    def origin(self, path: tuple[str, ...]) -> Origin:
+        """Where the value at ``path`` (``("timeout", "read")``) came from."""
+        return self.layered.origin(path)
+
+    def __repr__(self) -> str:
+        return f"<EffectiveSettings {self.kind} {self.name!r}>"
+
+
+def effective_provider_settings(
+    name: str | None = None,
+    *,
+    config: RelayConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None,
+    registry: Any = None,
+    **settings: Any,
+) -> EffectiveSettings:
+    """The settings ``create_provider(name, config=..., **settings)`` would build with, and their origins.
+
+    Nothing is built and no key is required: a missing key shows as unset.
+    """
+    from .plugins import get_registry
+
+    registry = registry or get_registry()
+    relay_config = _coerce_config(config)
+    instance, cls, section = _provider_entry(relay_config, registry, name)
+    environ = _environment((cls.env_prefix,), [cls.settings_model])
+    model, layered = _provider_settings(cls, instance, relay_config.source, section, settings, environ, key=False)
+    return EffectiveSettings("provider", instance, model, layered, cls.env_prefix, type_name=cls.name)
+
+
+def effective_plugin_settings(
+    *, config: RelayConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None, registry: Any = None
+) -> list[EffectiveSettings]:
+    """Every plugin layer's settings, outermost first, as a provider built now would get them."""
+    from .plugins import get_registry
+
+    registry = registry or get_registry()
+    relay_config = _coerce_config(config)
+    _check_plugin_sections(relay_config, registry)
+    environ = _environment((PLUGIN_ENV_PREFIX,), _plugin_models(registry))
+    _check_plugin_variables(registry, environ)
+    found = []
+    for spec in registry.layer_specs():
+        enabled, settings, layered = _plugin_settings(spec, relay_config, environ)
+        prefix = plugin_env_prefix(spec.name)
+        found.append(EffectiveSettings("plugin", spec.name, settings, layered, prefix, enabled=enabled))
+    return found

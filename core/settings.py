@@ -159,21 +159,42 @@ def validate_settings(
 ) -> M:
     """Validate settings, turning pydantic's error into one readable ConfigurationError.
 
-    ``origins`` maps top-level fields to the environment variable they were
-    read from, so the message names the variable to fix.
+    ``origins`` maps dotted paths (``"timeout.read"``) to the environment
+    variable each was read from, so the message names the variable to fix.
     """
     if not data:
         return default_settings(model)
     try:
-        return model.model_validate(dict(data))
+        return model.model_validate(_with_nested_defaults(model, data))
     except ValidationError as exc:
         raise ConfigurationError(_format_errors(exc, source, prefix, model, origins)) from None
+
+
+def _with_nested_defaults(model: type[BaseModel], data: Mapping[str, Any]) -> dict[str, Any]:
+    """A partial nested table merged over its field's own default, not over the nested model's defaults.
+
+    ``AnthropicSettings.retry`` defaults to a ``RetrySettings`` that also
+    retries 529; ``retry = { max_attempts = 4 }`` (or ``ANTHROPIC_RETRY__MAX_ATTEMPTS=4``)
+    keeps that and changes one field, as tables merge field by field everywhere else.
+    """
+    merged = dict(data)
+    for name, value in data.items():
+        info = model.model_fields.get(name)
+        if info is None or not isinstance(value, Mapping):
+            continue
+        default = info.get_default(call_default_factory=True)
+        if isinstance(default, BaseModel) and default.model_fields_set:
+            merged[name] = {**{field: getattr(default, field) for field in default.model_fields_set}, **value}
+    return merged
 
 
 def _describe(value: Any, field: str) -> str:
     kind = type(value).__name__
     if re.search(_SECRET_NAMES, field) or isinstance(value, SecretStr):
         return kind
+    if isinstance(value, Mapping):
+        # A table's values may be secrets (a header holding a token): its keys say enough.
+        return f"{kind} with keys {sorted(map(str, value))}"[:120]
     text = repr(value)
     return f"{kind} {text}" if len(text) <= 60 else kind
 
@@ -199,6 +220,19 @@ def _did_you_mean(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def _from_environment(loc: tuple[str, ...], origins: Mapping[str, str]) -> str:
+    """Which environment variable set the value at ``loc``, or (a table's, a model's error) values beneath it."""
+    for end in range(len(loc), 0, -1):
+        variable = origins.get(".".join(loc[:end]))
+        if variable is not None:
+            return f" (from environment variable {variable})"
+    below = ".".join(loc) + "." if loc else ""
+    variables = sorted({variable for path, variable in origins.items() if path.startswith(below)})
+    if not variables:
+        return ""
+    return f" (set here from the environment: {', '.join(variables)})"
+
+
 def _format_errors(
     exc: ValidationError,
     source: str,
@@ -210,8 +244,8 @@ def _format_errors(
     for error in exc.errors(include_url=False):
         loc = ".".join(str(part) for part in error["loc"])
         field = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
-        if origins and error["loc"] and str(error["loc"][0]) in origins:
-            field += f" (from environment variable {origins[str(error['loc'][0])]})"
+        if origins:
+            field += _from_environment(tuple(str(part) for part in error["loc"]), origins)
         kind = error["type"]
         if kind == "extra_forbidden":
             lines.append(f"{field}: unknown setting{_did_you_mean(model, tuple(error['loc']))}")

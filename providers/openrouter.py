@@ -34,9 +34,10 @@ from __future__ import annotations
 
 import logging
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
+from llmrelay.core.envsettings import EnvAlias, milliseconds, retries_to_attempts
 from llmrelay.core.errors import (
     CapabilityNotSupportedError,
     ConfigurationError,
@@ -74,6 +75,15 @@ _MAX_MODEL_PAGES = 50
 
 class OpenRouterSettings(ProviderSettings):
     """OpenRouter's settings: the common ones plus app attribution."""
+
+    # The variables of the original reports, in their units (README, "Environment variables").
+    env_aliases: ClassVar[tuple[EnvAlias, ...]] = (
+        EnvAlias("OPENROUTER_REQUEST_TIMEOUT", ("timeout.read",), milliseconds, "milliseconds"),
+        EnvAlias(
+            "OPENROUTER_MAX_RETRIES", ("retry.max_attempts",), retries_to_attempts, "retries after the first attempt"
+        ),
+        EnvAlias("OPENROUTER_RETRY_DELAY", ("retry.initial_backoff",), milliseconds, "milliseconds"),
+    )
 
     base_url: str | None = DEFAULT_BASE_URL
     app_url: str | None = Field(

@@ -8,6 +8,7 @@
     llmrelay models [FILTER] [--json]      models with prices per million tokens
     llmrelay chat [PROMPT] [--model M] [--system S] [--stream] [--json]   (PROMPT or stdin)
     llmrelay validate [--json]             check config and key; exit 0 only when valid
+    llmrelay config [--json]               effective settings and where each came from (secrets masked)
 
 ``--cassette PATH`` replays recorded traffic and nothing else (a request the
 cassette lacks is an error naming it); with no API key set, replay uses a
@@ -38,6 +39,7 @@ from ..errors import CapabilityNotSupportedError, ConfigurationError, LLMRelayEr
 from ..gateway.command import add_serve_arguments, cmd_serve
 from ..secrets import redact
 from .commands import cmd_chat, cmd_models, cmd_providers, cmd_validate
+from .config_command import add_config_arguments, cmd_config
 from .context import (
     DEFAULT_PROVIDER,
     EXIT_FAILURE,
@@ -143,6 +145,10 @@ def _build_parser(registry: PluginRegistry) -> _Parser:
     sub = commands.add_parser("validate", help="check the config and the key; exit 0 only when valid")
     sub.add_argument("--json", action="store_true", help="print JSON")
     sub.set_defaults(run=cmd_validate)
+
+    sub = commands.add_parser("config", help="effective settings of every provider and plugin, and their origins")
+    add_config_arguments(sub)
+    sub.set_defaults(run=cmd_config)
 
     sub = commands.add_parser("serve", help="run the gateway: OpenAI's and Anthropic's APIs over the providers")
     add_serve_arguments(sub)

@@ -8,6 +8,9 @@ it too, which catches a flapping upstream that never fails five times in a
 row.
 """
 
+from typing import ClassVar
+
+from llmrelay.core.envsettings import EnvAlias
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["BreakerSettings"]
@@ -19,6 +22,8 @@ class BreakerSettings(BaseModel):
     # defer_build: with no [plugins.breaker] section, default_settings()
     # stands in and this schema is never built.
     model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True, defer_build=True)
+    # The original reports' variable (README, "Environment variables").
+    env_aliases: ClassVar[tuple[EnvAlias, ...]] = (EnvAlias("CIRCUIT_BREAKER_THRESHOLD", ("failure_threshold",)),)
 
     failure_threshold: int = Field(default=5, ge=1, description="consecutive failures that open the circuit")
     reset_timeout: float = Field(default=60.0, gt=0, description="seconds open before probes are let through")

@@ -19,8 +19,9 @@ TTL, then may be served while it is revalidated in the background for
 unavailable for ``stale_if_error`` seconds.
 """
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
+from llmrelay.core.envsettings import EnvAlias, milliseconds
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 __all__ = [
@@ -106,6 +107,16 @@ class CacheSettings(BaseModel):
     # defer_build: with no [plugins.cache] section, default_settings()
     # stands in and this schema is never built.
     model_config = ConfigDict(extra="forbid", validate_default=True, defer_build=True)
+    # The original reports' CACHE_DEFAULT_TTL (milliseconds; 300000, five minutes) was the lifetime of
+    # a cached response: here the freshness of cached chat results in both tiers (README, "Environment variables").
+    env_aliases: ClassVar[tuple[EnvAlias, ...]] = (
+        EnvAlias(
+            "CACHE_DEFAULT_TTL",
+            tuple(f"operations.{op}.{ttl}" for op in ("execute", "stream_execute") for ttl in ("l1_ttl", "l2_ttl")),
+            milliseconds,
+            "milliseconds",
+        ),
+    )
 
     backend: Literal["memory", "redis", "none"] = Field(
         default="memory", description="the shared L2 tier: in-process memory, Redis, or none (L1 only)"

@@ -1,7 +1,8 @@
 """The ``[plugins.metrics]`` section of the config file, and the health-grade thresholds."""
 
-from typing import Literal
+from typing import ClassVar, Literal
 
+from llmrelay.core.envsettings import EnvAlias, switch
 from llmrelay.core.settings import default_settings
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -107,6 +108,8 @@ class MetricsSettings(BaseModel):
     """Metrics settings. The first provider created under a name sets its collector's window and buckets."""
 
     model_config = _STRICT
+    # The original reports' switch for the whole plugin (README, "Environment variables").
+    env_aliases: ClassVar[tuple[EnvAlias, ...]] = (EnvAlias("PERFORMANCE_MONITORING_ENABLED", ("enabled",), switch),)
 
     window_size: int = Field(default=1000, ge=10, le=1_000_000, description="latency samples kept per series")
     window_seconds: float | None = Field(default=300.0, gt=0, description="samples older than this are ignored")
