@@ -125,8 +125,9 @@ def test_json_output(run: Callable[..., tuple[int, str, str]], config_file: Path
     assert settings["retry.retry_statuses"]["value"] == [408, 429, 500, 502, 503, 504]
     assert settings["api_key"]["value"] == "**********"
     plugins = {p["name"]: p for p in data["plugins"]}
-    assert list(plugins) == ["metrics", "cache", "breaker"]  # outermost first
+    assert list(plugins) == ["pricing", "metrics", "tokens", "cache", "breaker"]  # outermost first
     assert plugins["cache"]["enabled"] is True
+    assert plugins["tokens"]["enabled"] is False  # opt-in
     assert plugins["cache"]["settings"]["backend"]["source"] == "LLMRELAY_CACHE__BACKEND"
     for secret in (KEY, HEADER_TOKEN, "hunter2hunter2", "redispass123"):
         assert secret not in out
