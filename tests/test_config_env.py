@@ -152,6 +152,22 @@ def test_cache_default_ttl_is_milliseconds_for_cached_chat_results(
     assert operations["list_models"].l2_ttl == 3600.0  # the model list keeps its own lifetime
 
 
+def test_llmrelay_cache_default_ttl_is_seconds_and_an_operations_own_ttl_wins(
+    reg: PluginRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLMRELAY_CACHE__DEFAULT_TTL", "120")
+    operations = build(reg).layer("cache").settings.operations
+    assert (operations["execute"].l1_ttl, operations["execute"].l2_ttl) == (120.0, 120.0)
+    config = {"plugins": {"cache": {"warm_up": [], "operations": {"stream_execute": {"l1_ttl": 10}}}}}
+    provider = create_provider("fake", registry=reg, config=config)
+    streamed = provider.layer("cache").settings.operations["stream_execute"]
+    assert (streamed.l1_ttl, streamed.l2_ttl) == (10.0, 120.0)  # the file's own l1_ttl, default_ttl for the rest
+    provider.close()
+    monkeypatch.setenv("LLMRELAY_CACHE__DEFAULT_TTL", "0")
+    with pytest.raises(ConfigurationError, match="LLMRELAY_CACHE__DEFAULT_TTL"):
+        build(reg)
+
+
 def test_circuit_breaker_threshold_opens_the_circuit_after_that_many_failures(
     reg: PluginRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,6 +7,8 @@ Example::
     redis_url = "redis://127.0.0.1:6379/0"
     namespace = "myapp"
 
+    default_ttl = 300                         # cached chat results stay fresh 5 minutes
+
     [plugins.cache.operations.list_models]    # only the fields you change
     l1_ttl = 30
 
@@ -26,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 __all__ = [
     "CACHEABLE_OPERATIONS",
+    "CHAT_OPERATIONS",
     "DEFAULT_POLICIES",
     "WARMABLE_OPERATIONS",
     "CacheSettings",
@@ -42,6 +45,8 @@ CACHEABLE_OPERATIONS = (
     "stream_execute",
     "embed",
 )
+#: The operations whose results ``default_ttl`` sets the freshness of.
+CHAT_OPERATIONS = ("execute", "stream_execute")
 #: Operations without a request, which can be loaded at startup and refreshed ahead.
 WARMABLE_OPERATIONS = ("list_models", "get_credits")
 
@@ -108,13 +113,17 @@ class CacheSettings(BaseModel):
     # stands in and this schema is never built.
     model_config = ConfigDict(extra="forbid", validate_default=True, defer_build=True)
     # The original reports' CACHE_DEFAULT_TTL (milliseconds; 300000, five minutes) was the lifetime of
-    # a cached response: here the freshness of cached chat results in both tiers (README, "Environment variables").
+    # a cached response: here default_ttl, in seconds (README, "Environment variables").
     env_aliases: ClassVar[tuple[EnvAlias, ...]] = (
-        EnvAlias(
-            "CACHE_DEFAULT_TTL",
-            tuple(f"operations.{op}.{ttl}" for op in ("execute", "stream_execute") for ttl in ("l1_ttl", "l2_ttl")),
-            milliseconds,
-            "milliseconds",
+        EnvAlias("CACHE_DEFAULT_TTL", ("default_ttl",), milliseconds, "milliseconds"),
+    )
+
+    default_ttl: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "seconds cached chat results (execute, stream_execute) stay fresh in both tiers, "
+            "where operations.<op> sets no l1_ttl / l2_ttl of its own"
         ),
     )
 
@@ -140,6 +149,20 @@ class CacheSettings(BaseModel):
         default=None, description="salt for the API-key fingerprint in cache keys; same across a fleet"
     )
     operations: dict[str, OperationPolicy] = Field(default_factory=_default_policies)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_ttl(cls, data: Any) -> Any:
+        # Fills the chat operations' TTLs before they are validated, so an explicit
+        # operations.<op>.l1_ttl / l2_ttl in the same config still wins.
+        if not isinstance(data, dict) or data.get("default_ttl") is None:
+            return data
+        operations = dict(data.get("operations") or {})
+        for name in CHAT_OPERATIONS:
+            policy = operations.get(name, {})
+            if isinstance(policy, dict):
+                operations[name] = {"l1_ttl": data["default_ttl"], "l2_ttl": data["default_ttl"], **policy}
+        return {**data, "operations": operations}
 
     @field_validator("namespace")
     @classmethod
