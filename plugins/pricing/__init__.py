@@ -2,7 +2,7 @@
 
 Registered under the ``llmrelay`` entry-point group as ``pricing`` (see
 :mod:`.hooks`); its layer sits outside every other built-in one
-(:data:`.layer.POSITION`). Configure it in the config file::
+(:data:`.hooks.POSITION`). Configure it in the config file::
 
     [plugins.pricing]
     markup = 1.3
@@ -20,15 +20,16 @@ same markup. The cache and the metrics keep the service's own figures.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from llmrelay.core.pipeline import LayerContext
 
-from .layer import PricingLayer
 from .settings import PricingSettings
 
 if TYPE_CHECKING:
     from llmrelay.core.catalog import CatalogFallback
+
+    from .layer import PricingLayer
 
 __all__ = ["PricingLayer", "PricingSettings", "build_layer"]
 
@@ -43,4 +44,16 @@ def build_layer(context: LayerContext) -> PricingLayer | None:
     fallback = cast("CatalogFallback", provider) if offers_fallback else None
     if settings.markup == 1 and fallback is None:
         return None
+    # Imported only when a layer is built: it loads the chat and stream models,
+    # which a provider build otherwise leaves to the first chat call.
+    from .layer import PricingLayer
+
     return PricingLayer(settings.markup, fallback=fallback)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PricingLayer":
+        from .layer import PricingLayer
+
+        return PricingLayer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

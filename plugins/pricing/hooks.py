@@ -9,8 +9,10 @@ from llmrelay.core.hookspecs import hookimpl
 from llmrelay.core.pipeline import LayerSpec
 
 from . import build_layer
-from .layer import POSITION
 from .settings import PricingSettings
+
+#: Outside metrics (100): metrics counts what the service charged, callers see the markup.
+POSITION = 50
 
 
 @hookimpl

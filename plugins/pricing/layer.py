@@ -35,14 +35,12 @@ if TYPE_CHECKING:
     from llmrelay.core.catalog import CatalogFallback, ModelInfo, ModelList
     from llmrelay.core.models import Usage
 
-__all__ = ["POSITION", "PricingLayer"]
+__all__ = ["PricingLayer"]
 
 log = logging.getLogger("llmrelay.plugins.pricing")
 
 R = TypeVar("R")
 ONE = Decimal(1)
-#: Outside metrics (100): metrics counts what the service charged, callers see the markup.
-POSITION = 50
 
 
 class PricingLayer(Layer):
