@@ -20,8 +20,10 @@ import tempfile
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.errors import AppImportError
 
 from ..config import RelayConfig
+from ..errors import LLMRelayError
 from .observability import SHARE_DIR_ENV
 from .settings import GatewaySettings
 
@@ -63,7 +65,13 @@ class GatewayServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships no
         from .app import GatewayApp
         from .backend import Backend
 
-        self.app = GatewayApp(Backend.build(self.relay_config, self.settings), self.settings)
+        try:
+            self.app = GatewayApp(Backend.build(self.relay_config, self.settings), self.settings)
+        except LLMRelayError as exc:
+            # What the master's check (Backend.check) could not see, such as a plugin's missing optional
+            # dependency: gunicorn prints an AppImportError as one line and stops, where any other error
+            # would be logged with its traceback.
+            raise AppImportError(f"llmrelay: error: {exc}") from None
         return self.app
 
     def _worker_exit(self, server: Any, worker: Any) -> None:
