@@ -106,14 +106,13 @@ def _masked(path: tuple[str, ...], value: Any, secrets: set[str]) -> Any:
     """The value as JSON can carry it, with every secret in it masked."""
     from pydantic import SecretStr
 
-    if value is None or isinstance(value, bool):
+    # A number is a limit or a ratio, never a credential, whatever its name says (the tokens plugin's bytes_per_token).
+    if value is None or isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, SecretStr) or any(_SECRET_NAME.search(part) for part in path):
         return MASK
     if isinstance(value, str):
         return redact(_URL_PASSWORD.sub(r"\1***@", value), secrets)
-    if isinstance(value, (int, float)):
-        return value
     if isinstance(value, Mapping):
         return {str(k): _masked((*path, str(k)), v, secrets) for k, v in value.items()}
     if isinstance(value, (set, frozenset)):

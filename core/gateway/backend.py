@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..compose.routing import Router, rules_from_config
-from ..config import RelayConfig, create_provider
+from ..config import RelayConfig, create_provider, effective_plugin_settings
 from ..errors import ConfigurationError
 from ..provider import Provider
 from .settings import GatewaySettings
@@ -57,6 +57,17 @@ class Backend:
                 member.close()
             raise
         return cls(members, provider, default)
+
+    @classmethod
+    def check(cls, config: RelayConfig, settings: GatewaySettings) -> None:
+        """Raise, before any worker starts, the ``ConfigurationError`` a worker would raise building the backend.
+
+        Each worker builds its backend after the fork, where a mistake (a missing key, a bad variable, a typo'd
+        section) would take gunicorn down with a traceback; checked in the master it is the CLI's one-line error.
+        The providers are built bare (no layers: no warm-up call or thread before the fork), then closed.
+        """
+        effective_plugin_settings(config=config)
+        cls.build(config, settings, plugins=False).close()
 
     def for_model(self, model: str | None) -> tuple[Provider, str | None]:
         """The member and upstream model for an operation that is not a chat (embeddings)."""

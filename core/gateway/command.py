@@ -32,12 +32,18 @@ def cmd_serve(args: argparse.Namespace, context: CommandContext) -> int:
     settings = gateway_settings(
         config, host=args.host, port=args.port, workers=args.workers, default_provider=context.provider_option
     )
+    if not (settings.providers or config.providers or settings.default_provider or config.default_provider):
+        # Nothing configured: serve the provider every other command uses (OpenRouter, from the environment).
+        settings = settings.model_copy(update={"default_provider": context.provider_name()})
     try:
         from .server import serve
     except ImportError as exc:
         raise ConfigurationError(
             f"llmrelay serve needs the gateway extra ({exc.name} is not installed): pip install 'llmrelay[gateway]'"
         ) from None
+    from .backend import Backend
+
+    Backend.check(config, settings)
     context.stderr.write(f"llmrelay: gateway listening on http://{settings.host}:{settings.port}\n")
     serve(config, settings)
     return 0

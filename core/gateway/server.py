@@ -20,8 +20,10 @@ import tempfile
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.errors import AppImportError
 
 from ..config import RelayConfig
+from ..errors import LLMRelayError
 from .observability import SHARE_DIR_ENV
 from .settings import GatewaySettings
 
@@ -63,7 +65,13 @@ class GatewayServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships no
         from .app import GatewayApp
         from .backend import Backend
 
-        self.app = GatewayApp(Backend.build(self.relay_config, self.settings), self.settings)
+        try:
+            self.app = GatewayApp(Backend.build(self.relay_config, self.settings), self.settings)
+        except LLMRelayError as exc:
+            # What the master's check (Backend.check) could not see, such as a plugin's missing optional
+            # dependency: gunicorn prints an AppImportError as one line and stops, where any other error
+            # would be logged with its traceback.
+            raise AppImportError(f"llmrelay: error: {exc}") from None
         return self.app
 
     def _worker_exit(self, server: Any, worker: Any) -> None:
@@ -74,12 +82,15 @@ class GatewayServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships no
 def serve(config: RelayConfig, settings: GatewaySettings, options: dict[str, Any] | None = None) -> None:
     """Run the gateway until it is stopped (SIGTERM / SIGINT)."""
     share_dir = None
+    master = os.getpid()
     if settings.workers > 1 and not settings.redis_url and not os.environ.get(SHARE_DIR_ENV):
         share_dir = tempfile.mkdtemp(prefix="llmrelay-gateway-")
         os.environ[SHARE_DIR_ENV] = share_dir
     try:
         GatewayServer(config, settings, options).run()
     finally:
-        if share_dir is not None:
+        # A worker is a fork of this very call: its exit unwinds through here too, and must not take the
+        # directory from the master and the other workers (one worker restarted would end the sharing).
+        if share_dir is not None and os.getpid() == master:
             shutil.rmtree(share_dir, ignore_errors=True)
             os.environ.pop(SHARE_DIR_ENV, None)

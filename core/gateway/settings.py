@@ -24,6 +24,7 @@ used; with neither, the gateway refuses to start (an open relay would spend
 the upstream keys of whoever runs it).
 """
 
+import importlib.util
 import os
 from typing import Any
 
@@ -81,5 +82,11 @@ def gateway_settings(config: RelayConfig, **overrides: Any) -> GatewaySettings:
         raise ConfigurationError(
             f"{config.source}: gateway.api_keys: required, but not set "
             f'(set {GATEWAY_KEY_ENV}, or add api_keys = ["${{{GATEWAY_KEY_ENV}}}"] to [gateway])'
+        )
+    if settings.redis_url and importlib.util.find_spec("redis") is None:
+        # Checked here, before gunicorn starts: a worker failing on the import would take it down with a traceback.
+        raise ConfigurationError(
+            f"{config.source}: gateway.redis_url is set but the redis package is not installed "
+            "(pip install 'llmrelay[redis]', or remove redis_url)"
         )
     return settings

@@ -6,6 +6,13 @@ without the thread (``background=False``) :meth:`Refresher.run_pending`
 runs what is due in the calling thread, which is how tests drive refreshes
 with a fake clock.
 
+At interpreter exit (``atexit``, before daemon threads are frozen) every
+live refresher is closed: a daemon thread still running Python when the
+interpreter finalizes is stopped mid-frame, and when that frame is inside
+pydantic-core (a warm-up validating the model list it just fetched) the
+process aborts ("FATAL: exception not rethrown", or a segfault) instead of
+exiting. A program that never closes its provider must still exit cleanly.
+
 A key has at most one task: submitting a revalidation for a key that already
 has a scheduled refresh-ahead task moves that task forward instead of adding
 a second, and nothing is submitted for a key whose refresh is running.
@@ -13,8 +20,10 @@ a second, and nothing is submitted for a key whose refresh is running.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
+import weakref
 from collections.abc import Callable
 
 __all__ = ["Refresher", "Task"]
@@ -24,6 +33,11 @@ log = logging.getLogger("llmrelay.plugins.cache")
 Task = Callable[[], None]
 
 _IDLE_WAIT = 3600.0  # seconds the thread sleeps with nothing scheduled (it is woken on new work)
+# At exit, how long a running refresh may take to finish: long enough to parse what it fetched; a fetch still
+# waiting on the network after that is left, blocked in C code, which the interpreter's exit stops safely.
+_EXIT_WAIT = 1.0
+
+_live: weakref.WeakSet[Refresher] = weakref.WeakSet()  # refreshers whose thread was started
 
 
 class Refresher:
@@ -108,6 +122,7 @@ class Refresher:
         if self._background and self._thread is None:
             self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
             self._thread.start()
+            _live.add(self)
 
     def _loop(self) -> None:
         while True:
@@ -135,3 +150,9 @@ class Refresher:
             thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    for refresher in list(_live):
+        refresher.close(timeout=_EXIT_WAIT)

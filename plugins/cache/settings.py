@@ -106,6 +106,13 @@ def _default_policies() -> dict[str, OperationPolicy]:
     return {name: OperationPolicy.model_construct(**policy) for name, policy in DEFAULT_POLICIES.items()}
 
 
+def _positive_number(value: Any) -> bool:
+    try:
+        return value is not None and not isinstance(value, bool) and float(value) > 0
+    except (TypeError, ValueError):
+        return False
+
+
 class CacheSettings(BaseModel):
     """Settings of the cache plugin (``[plugins.cache]``)."""
 
@@ -155,8 +162,8 @@ class CacheSettings(BaseModel):
     def _default_ttl(cls, data: Any) -> Any:
         # Fills the chat operations' TTLs before they are validated, so an explicit
         # operations.<op>.l1_ttl / l2_ttl in the same config still wins.
-        if not isinstance(data, dict) or data.get("default_ttl") is None:
-            return data
+        if not isinstance(data, dict) or not _positive_number(data.get("default_ttl")):
+            return data  # unset, or wrong: default_ttl's own validation reports it, once
         operations = dict(data.get("operations") or {})
         for name in CHAT_OPERATIONS:
             policy = operations.get(name, {})
