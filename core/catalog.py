@@ -191,6 +191,9 @@ class ModelList(_Model):
     fallback: bool = False
     # The multiplier already applied to every price in this list (1: the service's own prices).
     markup: Decimal = ONE
+    # A list merged from several providers (a Router's): the ones that could not
+    # list theirs, each with the error's message. Empty when every one answered.
+    unavailable: dict[str, str] = Field(default_factory=dict)
     meta: ResponseMeta = Field(default_factory=ResponseMeta)
 
     def __iter__(self) -> Iterator[ModelInfo]:  # type: ignore[override]  # models, not BaseModel's (field, value)s

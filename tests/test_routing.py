@@ -174,3 +174,23 @@ def test_router_validates_and_lists_all_providers(pair):
     assert router.validate_config().ok
     models = router.list_models()
     assert {m.provider for m in models} == {"openai", "anthropic"}
+
+
+def test_a_provider_that_cannot_list_its_models_is_left_out_and_named(pair, caplog):
+    from llmrelay.core.errors import AuthenticationError, ServerError
+
+    openai, anthropic = pair
+    router = variant_router(pair)
+    anthropic.errors = [ServerError("anthropic is down (key sk-ant-api03-secretsecretsecret)", status=503)]
+    with caplog.at_level("WARNING", logger="llmrelay.routing"):
+        models = router.list_models()
+    assert {m.provider for m in models} == {"openai"}
+    assert list(models.unavailable) == ["anthropic"] and "down" in models.unavailable["anthropic"]
+    assert "secretsecretsecret" not in models.unavailable["anthropic"] + caplog.text  # redacted
+    assert "anthropic could not list its models" in caplog.text
+
+    assert router.list_models().unavailable == {}  # it answers again: nothing is missing
+    openai.errors = [AuthenticationError("bad key", status=401)]
+    anthropic.errors = [ServerError("down", status=503)]
+    with pytest.raises(AuthenticationError):  # no provider answered: the first one's error
+        router.list_models()

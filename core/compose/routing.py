@@ -32,6 +32,7 @@ Rules can also be written as config data (``rules_from_config``)::
 
 from __future__ import annotations
 
+import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
@@ -42,9 +43,10 @@ from cachetools import LRUCache
 
 from ..account import ValidationReport
 from ..catalog import ModelList
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, LLMRelayError
 from ..models import ChatRequest, ChatResponse
 from ..provider import CORE_OPERATIONS, CallOptions, Provider, RequestLike
+from ..secrets import redact
 from ..settings import ProviderSettings
 from ..stream import ChatStream
 
@@ -58,6 +60,8 @@ __all__ = [
     "RoutingRule",
     "rules_from_config",
 ]
+
+log = logging.getLogger("llmrelay.routing")
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,12 +323,28 @@ class Router(Provider):
         return stream
 
     def list_models(self, *, options: CallOptions | None = None) -> ModelList:
-        """Every provider's models, each tagged with the router's name for its provider."""
+        """Every provider's models, each tagged with the router's name for its provider.
+
+        A provider that cannot list its models (down, or a bad key) leaves its
+        models out rather than failing the whole list: it is named in
+        ``unavailable`` with the error's message, and logged. Only when no
+        provider answers is the first one's error raised.
+        """
         models = []
+        unavailable: dict[str, str] = {}
+        first_error: LLMRelayError | None = None
         for name, provider in self.providers.items():
-            for model in provider.list_models(options=options):
-                models.append(model.model_copy(update={"provider": name}))
-        return ModelList(models=models, provider=self.instance_name)
+            try:
+                listed = provider.list_models(options=options)
+            except LLMRelayError as error:
+                first_error = first_error or error
+                unavailable[name] = redact(str(error))
+                log.warning("router %s: %s could not list its models: %s", self.instance_name, name, unavailable[name])
+                continue
+            models.extend(model.model_copy(update={"provider": name}) for model in listed)
+        if first_error is not None and len(unavailable) == len(self.providers):
+            raise first_error
+        return ModelList(models=models, provider=self.instance_name, unavailable=unavailable)
 
     def validate_config(self) -> ValidationReport:
         """Valid when every provider is; otherwise the first problem found, naming its provider."""
