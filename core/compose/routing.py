@@ -42,7 +42,7 @@ from typing import Any, ClassVar
 from cachetools import LRUCache
 
 from ..account import ValidationReport
-from ..catalog import ModelList
+from ..catalog import ModelInfo, ModelList
 from ..errors import ConfigurationError, LLMRelayError
 from ..models import ChatRequest, ChatResponse
 from ..provider import CORE_OPERATIONS, CallOptions, Provider, RequestLike
@@ -330,7 +330,7 @@ class Router(Provider):
         ``unavailable`` with the error's message, and logged. Only when no
         provider answers is the first one's error raised.
         """
-        models = []
+        models: list[ModelInfo] = []
         unavailable: dict[str, str] = {}
         first_error: LLMRelayError | None = None
         for name, provider in self.providers.items():
