@@ -38,13 +38,13 @@ from llmrelay.core import (
 )
 from llmrelay.core.aio import DEFAULT_WORKERS, THREAD_NAME_PREFIX, WORKERS_ENV
 from llmrelay.core.http.transport import HTTPRequest, HTTPResponse, MockTransport
-from llmrelay.plugins.metrics import metrics_registry
 
 from tests.support.fake_server import VALID_KEY, FakeOpenRouter, chat_completion, stream_chunks
 from tests.support.fixtures import openrouter_server
+from tests.support.metrics_fixture import fresh_metrics
 from tests.support.stalling_server import StallingStreamServer, chat_event
 
-__all__ = ["openrouter_server"]  # a fixture, imported to be found by pytest
+__all__ = ["fresh_metrics", "openrouter_server"]  # fixtures, imported to be found by pytest
 
 T = TypeVar("T")
 KEY = "sk-or-v1-0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -59,14 +59,6 @@ def fresh_pool() -> Iterator[None]:
     yield
     shutdown_async_pool()  # waits for the threads
     set_async_workers(None)
-
-
-@pytest.fixture(autouse=True)
-def fresh_metrics() -> Iterator[None]:
-    """Metrics series are process-wide, by provider name: each test counts from zero."""
-    metrics_registry().reset()
-    yield
-    metrics_registry().reset()
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:

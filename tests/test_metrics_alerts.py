@@ -29,17 +29,13 @@ from llmrelay.plugins.metrics.alerts import ALL_WELL, NO_CALLS
 from pydantic import SecretStr
 
 from tests.support.clock import FakeClock
+from tests.support.metrics_fixture import fresh_metrics
 from tests.support.prometheus import check_exposition
+
+__all__ = ["fresh_metrics"]  # an autouse fixture, imported to be found by pytest
 
 KEY = "sk-or-v1-0123456789abcdef0123456789abcdef"
 REQUEST = {"model": "fake/small", "messages": [{"role": "user", "content": "hi"}]}
-
-
-@pytest.fixture(autouse=True)
-def fresh_metrics():
-    metrics_registry().clear()
-    yield
-    metrics_registry().clear()
 
 
 def collector(**settings) -> tuple[MetricsCollector, FakeClock]:

@@ -5,20 +5,16 @@ from __future__ import annotations
 import contextlib
 import json
 
-import pytest
 from llmrelay.core import create_provider
 from llmrelay.core.cli.main import main
 from llmrelay.core.errors import ServerError
 from llmrelay.plugins.metrics import MetricsSnapshot, metrics_registry
 
+from tests.support.metrics_fixture import fresh_metrics
+
+__all__ = ["fresh_metrics"]  # an autouse fixture, imported to be found by pytest
+
 REQUEST = {"model": "fake/small", "messages": [{"role": "user", "content": "hi"}]}
-
-
-@pytest.fixture(autouse=True)
-def fresh_metrics():
-    metrics_registry().clear()
-    yield
-    metrics_registry().clear()
 
 
 def test_probe_makes_calls_and_prints_prometheus(registry, capsys) -> None:

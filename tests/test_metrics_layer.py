@@ -14,17 +14,13 @@ from llmrelay.core.pipeline import Call, Handler, Layer, LayerSpec, Position
 from llmrelay.plugins.metrics import metrics_registry
 
 from tests.support.clock import FakeClock
+from tests.support.metrics_fixture import fresh_metrics
 from tests.support.threads import run_in_threads
+
+__all__ = ["fresh_metrics"]  # an autouse fixture, imported to be found by pytest
 
 REQUEST = {"model": "fake/small", "messages": [{"role": "user", "content": "hi"}]}
 SECRET = "sk-or-v1-0123456789abcdef0123456789abcdef"
-
-
-@pytest.fixture(autouse=True)
-def fresh_metrics():
-    metrics_registry().clear()
-    yield
-    metrics_registry().clear()
 
 
 class ScriptedCache(Layer):

@@ -25,21 +25,9 @@ from llmrelay.core.http.transport import HTTPRequest, HTTPResponse, MockTranspor
 from llmrelay.providers.openrouter import OpenRouterProvider
 from llmrelay.providers.pricing import PricingService
 
-from tests.support.openrouter_service import KEY, OpenRouterService, json_reply
+from tests.support.openrouter_service import EMBEDDINGS, KEY, OpenRouterService, json_reply
 
 MODEL = "qwen/qwen3-embedding-8b"
-# The documented shape; entries out of order, as the spec allows (index says which input).
-EMBEDDINGS = {
-    "object": "list",
-    "data": [
-        {"object": "embedding", "embedding": [0.25, -0.5, 0.125], "index": 1},
-        {"object": "embedding", "embedding": [0.5, 0.75, -0.25], "index": 0},
-    ],
-    "model": "Qwen/Qwen3-Embedding-8B",
-    "usage": {"prompt_tokens": 9, "total_tokens": 9, "cost": 1.8e-7},
-    "provider": "Nebius",
-    "id": "gen-emb-1750000000-AbCdEfGhIjKlMnOpQrSt",
-}
 
 
 def provider_for(handler: Any, **settings: Any) -> tuple[OpenRouterProvider, MockTransport]:

@@ -34,26 +34,13 @@ from llmrelay.core.errors import ConfigurationError
 
 from tests.support.fake_server import VALID_KEY, FakeOpenRouter, Reply
 from tests.support.gateway import GATEWAY_KEY, free_port, start_gateway
-from tests.support.openrouter_service import sample
+from tests.support.openrouter_service import EMBEDDINGS, sample
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 SCRIPT = os.path.join(os.path.dirname(sys.executable), "llmrelay")
 AUTH = {"Authorization": f"Bearer {GATEWAY_KEY}"}
 CHAT = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]}
-
-# OpenRouter's embeddings shape (as in tests/test_openrouter_embeddings.py), entries out of input order.
-EMBEDDINGS = {
-    "object": "list",
-    "data": [
-        {"object": "embedding", "embedding": [0.25, -0.5, 0.125], "index": 1},
-        {"object": "embedding", "embedding": [0.5, 0.75, -0.25], "index": 0},
-    ],
-    "model": "Qwen/Qwen3-Embedding-8B",
-    "usage": {"prompt_tokens": 9, "total_tokens": 9, "cost": 1.8e-7},
-    "provider": "Nebius",
-    "id": "gen-emb-1750000000-AbCdEfGhIjKlMnOpQrSt",
-}
 
 
 # --------------------------------------------------------------------------- the README's examples

@@ -17,10 +17,24 @@ from urllib.parse import urlsplit
 from llmrelay.core.errors import APIConnectionError
 from llmrelay.core.http.transport import HTTPRequest, HTTPResponse, MockTransport
 
-__all__ = ["KEY", "SAMPLES", "OpenRouterService", "json_reply", "sample"]
+__all__ = ["EMBEDDINGS", "KEY", "SAMPLES", "OpenRouterService", "json_reply", "sample"]
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "openrouter_samples"
 KEY = "sk-or-v1-" + "0123456789abcdef" * 4
+
+# A POST /embeddings answer in the documented shape (no real recording was found);
+# entries out of order, as the spec allows (index says which input).
+EMBEDDINGS = {
+    "object": "list",
+    "data": [
+        {"object": "embedding", "embedding": [0.25, -0.5, 0.125], "index": 1},
+        {"object": "embedding", "embedding": [0.5, 0.75, -0.25], "index": 0},
+    ],
+    "model": "Qwen/Qwen3-Embedding-8B",
+    "usage": {"prompt_tokens": 9, "total_tokens": 9, "cost": 1.8e-7},
+    "provider": "Nebius",
+    "id": "gen-emb-1750000000-AbCdEfGhIjKlMnOpQrSt",
+}
 
 
 def sample(name: str) -> Any:
