@@ -24,8 +24,13 @@ AUTH = {"Authorization": f"Bearer {GATEWAY_KEY}"}
 CHAT = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 
 
-def eventually(check: Callable[[], bool], what: str, limit: float = 15.0) -> None:
-    """Poll until ``check()`` holds (state that other processes publish asynchronously)."""
+def eventually(check: Callable[[], bool], what: str, limit: float = 30.0) -> None:
+    """Poll until ``check()`` holds (state that other processes publish asynchronously).
+
+    The limit only bounds a failure: on a machine busy with other work, worker
+    processes start and publish late (15 s was once not enough with two test
+    runs side by side).
+    """
     deadline = time.monotonic() + limit
     while not check():
         if time.monotonic() > deadline:
