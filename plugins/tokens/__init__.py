@@ -25,9 +25,9 @@ The pieces work alone too::
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from llmrelay.core.lazy import lazy_exports
 from llmrelay.core.pipeline import LayerContext, Operation
 
 from .settings import TokenSettings
@@ -52,13 +52,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = [*_EXPORTS, "build_layer"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 def build_layer(context: LayerContext) -> TokensLayer | None:
