@@ -22,6 +22,7 @@ from llmrelay.core.errors import StreamInterruptedError
 from llmrelay.core.http.transport import HTTPRequest, RequestsTransport
 
 from tests.support.fake_server import VALID_KEY, FakeOpenRouter
+from tests.support.raw_http import read_request
 
 
 class WireServer:
@@ -65,20 +66,10 @@ class WireServer:
         pending = b""
         with conn:
             while True:
-                while b"\r\n\r\n" not in pending:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    pending += data
-                head, _, pending = pending.partition(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n")[1:]:
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value)
-                while len(pending) < length:
-                    pending += conn.recv(65536)
-                pending = pending[length:]
+                request = read_request(conn, pending)
+                if request is None:
+                    return
+                pending = request[2]
                 with self.lock:
                     writes, close = self.script.pop(0) if self.script else ([b"HTTP/1.1 500 No Script\r\n\r\n"], True)
                 try:

@@ -22,6 +22,8 @@ import socket
 import threading
 from typing import Any
 
+from tests.support.raw_http import read_request
+
 __all__ = ["StallingStreamServer", "chat_event"]
 
 
@@ -60,7 +62,7 @@ class StallingStreamServer:
             return
         self._connection = connection
         with connection:
-            self._read_request(connection)
+            read_request(connection)
             self.request_received.set()
             if self.hold_headers is not None:
                 self.hold_headers.wait(30)
@@ -75,25 +77,6 @@ class StallingStreamServer:
                 return
             self.events_sent.set()
             self._wait_for_hang_up(connection)
-
-    def _read_request(self, connection: socket.socket) -> None:
-        data = b""
-        while b"\r\n\r\n" not in data:
-            piece = connection.recv(65536)
-            if not piece:
-                return
-            data += piece
-        head, _, body = data.partition(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        while len(body) < length:
-            piece = connection.recv(65536)
-            if not piece:
-                return
-            body += piece
 
     def _wait_for_hang_up(self, connection: socket.socket) -> None:
         while True:
