@@ -37,6 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.support
 
+from bench_provider import provider_stream  # bench/ is on sys.path: the directory of the script
 from llmrelay.core import Provider, create_provider, run_sync, shutdown_async_pool
 from llmrelay.core.aio import async_workers
 from llmrelay.core.http.transport import HTTPRequest, HTTPResponse, MockTransport
@@ -82,18 +83,6 @@ def async_calls(provider: Provider, loop: asyncio.AbstractEventLoop) -> Batch:
         return calls
 
     return lambda calls: loop.run_until_complete(calls_(calls))
-
-
-def sync_stream(provider: Provider) -> Batch:
-    def run(streams: int) -> int:
-        chunks = 0
-        for _ in range(streams):
-            with provider.stream_execute(REQUEST) as stream:
-                for _chunk in stream:
-                    chunks += 1
-        return chunks
-
-    return run
 
 
 def async_stream(provider: Provider, loop: asyncio.AbstractEventLoop) -> Batch:
@@ -158,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
         compare("hop", "call", hop(loop, ours=False), hop(loop, ours=True), args.calls, args.rounds)
         provider = mock_provider(args.chunks)
         compare("execute", "call", sync_calls(provider), async_calls(provider, loop), args.calls, args.rounds)
-        compare("stream", "chunk", sync_stream(provider), async_stream(provider, loop), 3, args.rounds)
+        compare("stream", "chunk", provider_stream(provider), async_stream(provider, loop), 3, args.rounds)
         provider.close()
         with FakeOpenRouter() as server:
             http = create_provider("openrouter", api_key=VALID_KEY, base_url=server.base_url, config={})

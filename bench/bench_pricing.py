@@ -16,9 +16,7 @@ ratio is against the run without the pricing layer, in the same run.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.support.fake_provider
 
+from bench_cache import interleaved  # bench/ is on sys.path: the directory of the script
 from llmrelay.core import CallOptions, ChatStream, LayeredProvider, StreamChunk, Usage
 from llmrelay.plugins.cache import CacheSettings
 from llmrelay.plugins.cache.keys import KeyBuilder
@@ -61,21 +60,6 @@ def chain(markup: bool) -> LayeredProvider:
     if markup:
         layers.insert(0, PricingLayer(Decimal("1.3")))
     return LayeredProvider(fake, layers)
-
-
-def per_call(fn: Callable[[], Any], calls: int) -> float:
-    start = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    return (time.perf_counter() - start) / calls
-
-
-def interleaved(rounds: int, cases: dict[str, tuple[Callable[[], Any], int]]) -> dict[str, float]:
-    samples: dict[str, list[float]] = {name: [] for name in cases}
-    for _ in range(rounds):
-        for name, (fn, calls) in cases.items():
-            samples[name].append(per_call(fn, calls))
-    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def main() -> None:
