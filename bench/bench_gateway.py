@@ -393,32 +393,19 @@ def main(argv: list[str] | None = None) -> int:
             ),
         ]
         skipped: dict[str, str] = {}
+
+        def side_by_side(name: str, start: Callable[[int], tuple[subprocess.Popen[bytes] | None, str]]) -> None:
+            port = free_port()
+            process, reason = start(port)
+            if process is None:
+                skipped[name] = reason
+                return
+            processes.append(process)
+            targets.append(Target(name, f"http://127.0.0.1:{port}/v1/chat/completions", GATEWAY_KEY, process.pid))
+
         if args.granian:
-            granian_port = free_port()
-            granian, reason = start_granian(config_path, granian_port)
-            if granian is None:
-                skipped["llmrelay gateway on granian"] = reason
-            else:
-                processes.append(granian)
-                targets.append(
-                    Target(
-                        "llmrelay gateway on granian",
-                        f"http://127.0.0.1:{granian_port}/v1/chat/completions",
-                        GATEWAY_KEY,
-                        granian.pid,
-                    )
-                )
-        litellm_port = free_port()
-        litellm, reason = start_litellm(upstream_port, litellm_port)
-        if litellm is None:
-            skipped["LiteLLM proxy"] = reason
-        else:
-            processes.append(litellm)
-            targets.append(
-                Target(
-                    "LiteLLM proxy", f"http://127.0.0.1:{litellm_port}/v1/chat/completions", GATEWAY_KEY, litellm.pid
-                )
-            )
+            side_by_side("llmrelay gateway on granian", lambda port: start_granian(config_path, port))
+        side_by_side("LiteLLM proxy", lambda port: start_litellm(upstream_port, port))
         run(targets, args.rounds, args.calls)
         text = report(targets, skipped)
         print(text)
